@@ -1,0 +1,220 @@
+"""The post's experiment: random order against fixed-then-random order."""
+import os
+
+import numpy
+
+from minibatch_hybrid import results as results_io
+from minibatch_hybrid.data import make_heldout_dataset
+from minibatch_hybrid.data import make_sin_dataset
+from minibatch_hybrid.device import get_device
+from minibatch_hybrid.model import InitialState
+from minibatch_hybrid.model import make_model
+from minibatch_hybrid.model import make_optimizer
+from minibatch_hybrid.plots import loss_figure
+from minibatch_hybrid.progress import Progress
+from minibatch_hybrid.schedules import Phased
+from minibatch_hybrid.schedules import Random
+from minibatch_hybrid.schedules import hybrid
+from minibatch_hybrid.schedules.base import _check_positive_int
+from minibatch_hybrid.training import check_batchsize
+from minibatch_hybrid.training import train
+
+#: Files written by :func:`write_outputs`, in the output folder.
+OUTPUT_FILES = ('loss.png', 'losses.csv', 'losses.json', 'config.json')
+
+
+class ReproductionConfig(object):
+    """The settings of a reproduction; the defaults are the post's.
+
+    Args:
+        seed (int): Seed of the initial weights (shared by both runs), of
+            the random orders and of the held-out points.
+        epochs (int): Epochs of each run (the post: 500).
+        batchsize (int): Mini-batch size (the post: 10).
+        n_units (int): Hidden width (the post: 100).
+        n_data (int): Training points (the post: 1000).
+        n_heldout (int): Held-out points, x uniform in [0, 2*pi).
+        literal (bool): Run the hybrid as the post's code did rather than as
+            its text says: its Python 2 ``range(1, (n_epoch + 1) / 2)``
+            gives each phase 249 epochs of 500 (498 in all).  The default
+            gives each phase half of ``epochs`` (250 + 250).
+        device: Chainer device specifier (``'@numpy'``, ``'@cupy:0'``, ...).
+
+    """
+
+    def __init__(self, seed=0, epochs=500, batchsize=10, n_units=100,
+                 n_data=1000, n_heldout=1000, literal=False, device='@numpy'):
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(
+                'seed must be a non-negative integer, got {!r}'.format(seed))
+        for value, what in ((epochs, 'epochs'), (n_units, 'n_units'),
+                            (n_data, 'n_data'), (n_heldout, 'n_heldout')):
+            _check_positive_int(value, what)
+        check_batchsize(batchsize, n_data)
+        self.seed = seed
+        self.epochs = epochs
+        self.batchsize = batchsize
+        self.n_units = n_units
+        self.n_data = n_data
+        self.n_heldout = n_heldout
+        self.literal = literal
+        self.device = device
+        fixed, _ = self.hybrid_phases()
+        if fixed < 1:
+            raise ValueError(
+                'the hybrid needs at least one epoch in each phase; run at '
+                'least {} epochs'.format(4 if literal else 2))
+
+    def hybrid_phases(self):
+        """Returns the epochs of the hybrid's fixed and random phases."""
+        if self.literal:
+            half = (self.epochs + 1) // 2 - 1
+            return half, half
+        return self.epochs // 2, self.epochs - self.epochs // 2
+
+    def schedules(self):
+        """Returns ``{'normal': ..., 'hybrid': ...}`` schedules of the runs."""
+        fixed, random = self.hybrid_phases()
+        return {'normal': Random(self.seed),
+                'hybrid': hybrid(fixed, random, self.seed)}
+
+    def to_dict(self):
+        return dict(vars(self))
+
+
+class _RunReporter(object):
+    """Prints the post's progress lines and phase times for one run."""
+
+    def __init__(self, run, schedule, log, progress, done_before):
+        self.run = run
+        self.schedule = schedule
+        self.log = log
+        self.progress = progress
+        self.done_before = done_before
+        self.phase_start = 0.0
+
+    def phase(self, epoch):
+        """Returns the name the post gives the phase of zero-based ``epoch``."""
+        if isinstance(self.schedule, Phased):
+            return self.schedule.phases[self.schedule.phase_of(epoch)][0].name
+        return self.run
+
+    def __call__(self, entry):
+        phase = self.phase(entry.epoch - 1)
+        if entry.epoch % 10 == 0:
+            self.log('({}) epoch: {}/{} {} loss: {}'.format(
+                self.run, entry.epoch, entry.epochs, phase,
+                numpy.float32(entry.loss)))
+        if entry.epoch == entry.epochs or self.phase(entry.epoch) != phase:
+            label = self.run if phase == self.run else self.run + ' ' + phase
+            self.log('execution time ({}): {}sec'.format(
+                label, int(entry.seconds - self.phase_start)))
+            self.phase_start = entry.seconds
+        self.progress.update(self.done_before + entry.epoch,
+                             '{} loss {:.3e}'.format(self.run, entry.loss))
+
+
+def run_reproduction(config, log=print, progress_stream=None):
+    """Runs the post's two runs from the same initial weights.
+
+    Both runs start from the weights :func:`make_model` draws from
+    ``config.seed``; the model and Adam are reset between them with
+    :class:`InitialState`.  Progress lines in the post's format go to
+    ``log`` every 10 epochs, with each phase's wall time at its end.
+
+    Args:
+        config (ReproductionConfig): The settings.
+        log (callable): Takes one line of text.
+        progress_stream: Where the progress bar (with time left) goes;
+            standard error by default.
+
+    Returns:
+        dict: ``'normal'`` and ``'hybrid'`` to their
+        :class:`~minibatch_hybrid.training.TrainResult`, and ``'device'``
+        to the device used.
+
+    """
+    device = get_device(config.device)
+    dataset = make_sin_dataset(config.n_data).to_device(device)
+    heldout = make_heldout_dataset(config.n_heldout,
+                                   config.seed).to_device(device)
+    model = make_model(config.n_units, config.seed)
+    model.to_device(device)
+    optimizer = make_optimizer(model)
+    initial = InitialState(model)
+    schedules = config.schedules()
+    epochs = {'normal': config.epochs, 'hybrid': sum(config.hybrid_phases())}
+    progress = Progress(sum(epochs.values()), progress_stream)
+    outcome = {'device': device}
+    done_before = 0
+    try:
+        for run, schedule in schedules.items():
+            initial.restore(model, optimizer)
+            reporter = _RunReporter(run, schedule, log, progress, done_before)
+            outcome[run] = train(model, optimizer, dataset, schedule,
+                                 epochs[run], config.batchsize,
+                                 heldout=heldout, callback=reporter)
+            done_before += epochs[run]
+    finally:
+        progress.close()
+    return outcome
+
+
+def write_outputs(outcome, config, out):
+    """Writes the figure, the losses and the configuration into ``out``.
+
+    Each file is written whole or not at all (see
+    :func:`~minibatch_hybrid.results.atomic_write`).
+
+    Returns:
+        list of str: Paths of the files written, :data:`OUTPUT_FILES`.
+
+    """
+    normal, hybrid_run = outcome['normal'], outcome['hybrid']
+    switch = config.hybrid_phases()[0]
+    figure = loss_figure({'normal_loss': normal.loss,
+                          'hybrid_loss': hybrid_run.loss},
+                         switch_epoch=switch)
+    paths = [os.path.join(out, name) for name in OUTPUT_FILES]
+    results_io.save_figure(figure, paths[0])
+    rows = []
+    for i in range(max(len(normal.loss), len(hybrid_run.loss))):
+        row = [i + 1]
+        for result in (normal, hybrid_run):
+            if i < len(result.loss):
+                row += [float(result.loss[i]), float(result.train_loss[i])]
+            else:
+                row += ['', '']
+        rows.append(row)
+    results_io.write_csv(paths[1], ['epoch', 'normal_loss',
+                                    'normal_train_loss', 'hybrid_loss',
+                                    'hybrid_train_loss'], rows)
+    results_io.write_json(paths[2], {
+        run: {'schedule': result.schedule,
+              'loss': results_io.float_list(result.loss),
+              'train_loss': results_io.float_list(result.train_loss),
+              'heldout_mse': result.heldout_mse,
+              'seconds': result.seconds}
+        for run, result in (('normal', normal), ('hybrid', hybrid_run))})
+    settings = config.to_dict()
+    settings['schedules'] = {run: str(s)
+                             for run, s in config.schedules().items()}
+    settings['switch_epoch'] = switch
+    results_io.write_json(paths[3], {
+        'config': settings,
+        'environment': results_io.environment(outcome['device'])})
+    return paths
+
+
+def summary(outcome):
+    """Returns lines comparing the two runs' final losses."""
+    normal, hybrid_run = outcome['normal'], outcome['hybrid']
+    lines = ['{:<8} {:<24} {:>12} {:>12} {:>14}'.format(
+        'run', 'schedule', 'final loss', 'train loss', 'held-out MSE')]
+    for run, result in (('normal', normal), ('hybrid', hybrid_run)):
+        lines.append('{:<8} {:<24} {:>12.4e} {:>12.4e} {:>14.4e}'.format(
+            run, result.schedule, result.loss[-1], result.train_loss[-1],
+            result.heldout_mse))
+    lines.append('normal / hybrid final loss: {:.2f}x'.format(
+        normal.loss[-1] / hybrid_run.loss[-1]))
+    return lines

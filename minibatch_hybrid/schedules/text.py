@@ -1,0 +1,99 @@
+"""The text form of schedules, as used on the command line.
+
+A schedule is written as phases joined by ``+``; a phase is a name with an
+optional ``:epochs``.  Lists of schedules are separated by commas::
+
+    random                         random reshuffling, every epoch
+    fixed:250+random:250           the post's hybrid
+    random:250+fixed:250           the reverse hybrid
+    hybrid:250                     shorthand for fixed:250+random
+    random,fixed:250+random:250    a list of two schedules
+
+"""
+from minibatch_hybrid.schedules.base import _check_positive_int
+from minibatch_hybrid.schedules.fixed import Fixed
+from minibatch_hybrid.schedules.phased import Phased
+from minibatch_hybrid.schedules.phased import hybrid
+from minibatch_hybrid.schedules.random import Random
+from minibatch_hybrid.schedules.shuffle_once import ShuffleOnce
+from minibatch_hybrid.schedules.with_replacement import WithReplacement
+
+#: Schedules by name; each is built from a seed.
+SCHEDULES = {
+    'fixed': lambda seed: Fixed(),
+    'random': Random,
+    'shuffle_once': ShuffleOnce,
+    'with_replacement': WithReplacement,
+}
+
+_EXAMPLE = 'e.g. "random" or "fixed:250+random:250"'
+
+
+def _parse_epochs(text, phase):
+    try:
+        epochs = int(text)
+    except ValueError:
+        raise ValueError(
+            'the epochs of phase {!r} must be an integer, got {!r} ({})'
+            .format(phase, text, _EXAMPLE)) from None
+    _check_positive_int(epochs, 'the epochs of phase {!r}'.format(phase))
+    return epochs
+
+
+def parse_schedule(text, seed):
+    """Builds a schedule from its text form.
+
+    Args:
+        text (str): E.g. ``'random'``, ``'fixed:250+random:250'`` or
+            ``'hybrid:250'``.
+        seed (int): Seed of every randomized phase.
+
+    Returns:
+        Schedule: A simple schedule for a single phase without epochs, else a
+        :class:`Phased` schedule.  ``str()`` of it gives the text back
+        (``hybrid:K`` is written out as ``fixed:K+random``).
+
+    .. doctest::
+
+        >>> str(parse_schedule('hybrid:250', seed=0))
+        'fixed:250+random'
+
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('empty schedule; {}'.format(_EXAMPLE))
+    phases = []
+    for phase in text.strip().split('+'):
+        name, sep, epochs_text = phase.strip().partition(':')
+        epochs = _parse_epochs(epochs_text, phase) if sep else None
+        if name == 'hybrid':
+            if epochs is None:
+                raise ValueError(
+                    '"hybrid" needs its number of fixed epochs, as in '
+                    '"hybrid:250" (fixed for 250 epochs, then random)')
+            phases.extend(hybrid(epochs, None, seed).phases)
+        elif name in SCHEDULES:
+            phases.append((SCHEDULES[name](seed), epochs))
+        else:
+            raise ValueError(
+                'unknown schedule {!r} in {!r}; choose from {} ({})'.format(
+                    name, text, ', '.join(sorted(list(SCHEDULES) + ['hybrid'])),
+                    _EXAMPLE))
+    if len(phases) == 1 and phases[0][1] is None:
+        return phases[0][0]
+    return Phased(phases)
+
+
+def parse_schedules(text, seed):
+    """Builds a list of schedules from comma-separated text forms.
+
+    Args:
+        text (str): E.g. ``'random,fixed:250+random:250'``.
+        seed (int): Seed of every randomized phase.
+
+    Returns:
+        list of Schedule: The schedules in the order given.
+
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('empty list of schedules; {}'.format(_EXAMPLE))
+    return [parse_schedule(part, seed) for part in text.split(',')]

@@ -1,0 +1,63 @@
+"""Install script of minibatch_hybrid.
+
+Chainer 7.8.1 is an sdist that needs an old setuptools to build and to
+import; ``make install`` (see the Makefile and README) passes the needed
+constraint to pip.  The bounds below are the ones that were tested.
+"""
+import os
+
+from setuptools import find_packages, setup
+
+here = os.path.abspath(os.path.dirname(__file__))
+
+
+def read_version():
+    path = os.path.join(here, 'minibatch_hybrid', '_version.py')
+    scope = {}
+    with open(path) as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+with open(os.path.join(here, 'README.md'), encoding='utf-8') as f:
+    long_description = f.read()
+
+
+setup(
+    name='minibatch_hybrid',
+    version=read_version(),
+    description=('Mini-batch order schedules (fixed, random, hybrid, ...) '
+                 'for Chainer, and a faithful, faster reproduction of the '
+                 '"fixed then random" sin(x) experiment'),
+    long_description=long_description,
+    long_description_content_type='text/markdown',
+    license='MIT',
+    python_requires='>=3.9',
+    packages=find_packages(include=['minibatch_hybrid', 'minibatch_hybrid.*']),
+    install_requires=[
+        'chainer==7.8.1',
+        # chainer 7.8.1 calls numpy.sctypes (gone in NumPy 2); the package's
+        # compatibility layer restores it, but the default install stays on
+        # the NumPy that chainer was tested with.
+        'numpy>=1.22,<2',
+        # chainer imports pkg_resources and numpy.distutils at import time:
+        # setuptools >= 74 breaks numpy.distutils, >= 82 drops pkg_resources.
+        'setuptools>=66.1,<74',
+        'matplotlib>=3.10,<3.12',
+    ],
+    extras_require={
+        'test': ['pytest>=8', 'nbmake>=1.5'],
+        'dev': ['pytest>=8', 'nbmake>=1.5'],
+        'cuda12': ['cupy-cuda12x>=13,<14'],
+    },
+    entry_points={
+        'console_scripts': [
+            'minibatch-hybrid = minibatch_hybrid.cli:main',
+        ],
+    },
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+        'License :: OSI Approved :: MIT License',
+    ],
+)
