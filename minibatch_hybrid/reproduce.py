@@ -104,7 +104,7 @@ class _RunReporter(object):
         if entry.epoch % 10 == 0:
             self.log('({}) epoch: {}/{} {} loss: {}'.format(
                 self.run, entry.epoch, entry.epochs, phase,
-                numpy.float32(entry.loss)))
+                entry.loss))
         if entry.epoch == entry.epochs or self.phase(entry.epoch) != phase:
             label = self.run if phase == self.run else self.run + ' ' + phase
             self.log('execution time ({}): {}sec'.format(

@@ -21,8 +21,10 @@ class TrainResult(object):
     Attributes:
         schedule (str): Text form of the schedule.
         loss (numpy.ndarray): Per epoch, the post's metric: the running mean
-            of the mini-batch losses, ``sum(loss_b * len(b)) / N``,
-            accumulated in float32 as the post did.
+            of the mini-batch losses, ``sum(loss_b * len(b)) / N``, in
+            float64.  The post's ``sum_loss += loss.data * batchsize``
+            promoted each float32 loss to float64 under NumPy 1.x (whose
+            casting rules it ran with), so the sum is taken in float64.
         train_loss (numpy.ndarray): Per epoch, the mean squared error on the
             whole training set after the epoch's last update.
         heldout_mse (float or None): Mean squared error on the held-out set
@@ -100,17 +102,17 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     dataset = dataset.to_device(device)
     x, y = dataset.x, dataset.y
     xp = device.xp
-    losses = numpy.empty(epochs, numpy.float32)
+    losses = numpy.empty(epochs, numpy.float64)
     train_losses = numpy.empty(epochs, numpy.float32)
     start = time.perf_counter()
     for epoch in range(epochs):
         order = device.send(numpy.asarray(schedule.order(epoch, size)))
-        sum_loss = xp.zeros((), numpy.float32)
+        sum_loss = xp.zeros((), numpy.float64)
         for i in range(0, size, batchsize):
             index = order[i:i + batchsize]
             model.cleargrads()
             loss = model(x[index], y[index])
-            sum_loss += loss.array * len(index)
+            sum_loss += loss.array.astype(numpy.float64) * len(index)
             loss.backward()
             optimizer.update()
         losses[epoch] = float(sum_loss / size)

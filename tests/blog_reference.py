@@ -7,6 +7,11 @@ package's loop can be checked against it bit for bit.  The only changes:
 * ``model.zerograds()`` is ``model.cleargrads()`` (``zerograds`` is
   deprecated; a cleared gradient plus backward gives the same bits as a
   zeroed one plus backward);
+* ``sum_loss += loss.data * batchsize`` is written with ``float(loss.data)``:
+  under NumPy 1.x, which the post ran with, the 0-d float32 ``loss.data``
+  times a Python int is a float64, so the sum was taken in float64; NumPy 2
+  (NEP 50) would keep float32.  ``float()`` gives the post's float64 on
+  either (``test_training`` checks the NumPy 1.x claim);
 * ``np.random.permutation`` is a parameter, so the test can feed the same
   orders to both implementations; the initial weights are copied in;
 * the two loops are functions, and nothing is plotted.
@@ -56,7 +61,7 @@ def normal_loop(model, optimizer, x_train, y_train, n_epoch, batchsize,
             y_batch = y_train[perm[i:i + batchsize]]
             model.cleargrads()
             loss = model(x_batch, y_batch)
-            sum_loss += loss.data * batchsize
+            sum_loss += float(loss.data) * batchsize
             loss.backward()
             optimizer.update()
 
@@ -83,7 +88,7 @@ def hybrid_loop(model, optimizer, x_train, y_train, n_epoch, batchsize,
 
                 model.cleargrads()
                 loss = model(x_batch, y_batch)
-                sum_loss += loss.data * batchsize
+                sum_loss += float(loss.data) * batchsize
                 loss.backward()
                 optimizer.update()
 
