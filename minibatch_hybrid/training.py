@@ -3,8 +3,10 @@ import collections
 import time
 
 import chainer
-import chainer.functions as F
+from chainer import backend
 import numpy
+
+from minibatch_hybrid.schedules import Schedule
 
 #: What the loop tells its callback after each epoch.
 #:
@@ -51,12 +53,18 @@ class TrainResult(object):
 def evaluate(model, dataset):
     """Returns the mean squared error of ``model`` on a whole data set.
 
-    Runs in test mode without building a graph; ``dataset`` must be on the
-    model's device.
+    Runs in test mode without building a graph.
+
+    Returns:
+        float for a single model; a NumPy array with one value per replica
+        for an :class:`~minibatch_hybrid.ensemble.Ensemble`.
+
     """
+    dataset = dataset.to_device(model.device)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
-        return float(F.mean_squared_error(model.predict(dataset.x),
-                                          dataset.y).array)
+        loss = model(dataset.x, dataset.y).array
+    loss = backend.CpuDevice().send(loss)
+    return float(loss) if loss.ndim == 0 else loss
 
 
 def check_batchsize(batchsize, size):
@@ -68,8 +76,20 @@ def check_batchsize(batchsize, size):
             'got {!r}'.format(size, batchsize))
 
 
+def _orders(schedules, epoch, size):
+    if isinstance(schedules, Schedule):
+        return numpy.asarray(schedules.order(epoch, size))
+    return numpy.stack([s.order(epoch, size) for s in schedules])
+
+
+def _describe(schedules):
+    if isinstance(schedules, Schedule):
+        return str(schedules)
+    return [str(s) for s in schedules]
+
+
 def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
-          heldout=None, callback=None):
+          heldout=None, callback=None, train_loss_every_epoch=True):
     """Trains ``model`` for ``epochs`` epochs in the order ``schedule`` gives.
 
     This is the post's loop: for each mini-batch of the epoch's order,
@@ -77,12 +97,18 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     are sent to the model's device once; the epoch's loss is accumulated on
     the device and read back once per epoch, never per mini-batch.
 
+    The same loop trains an :class:`~minibatch_hybrid.ensemble.Ensemble`
+    of K replicas, given one schedule per replica: each replica then gets
+    its own mini-batch of its own order, and every recorded loss has one
+    value per replica.
+
     Args:
-        model (MyChain): The model, on the device to train on.
+        model (MyChain or Ensemble): The model, on the device to train on.
         optimizer (chainer.Optimizer): Set up on ``model``.
         dataset (SinDataset): Training data (on any device).
-        schedule (Schedule): Gives the order of each epoch, as
-            ``schedule.order(epoch, len(dataset))``.
+        schedule (Schedule or list of Schedule): Gives the order of each
+            epoch, as ``schedule.order(epoch, len(dataset))``; for an
+            ensemble, a list with one schedule per replica.
         epochs (int): Number of epochs.
         batchsize (int): Mini-batch size; the last mini-batch of an epoch is
             smaller if it does not divide the data set size.
@@ -90,6 +116,9 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
             after training.
         callback (callable): Called with an :data:`EpochLog` after each
             epoch.
+        train_loss_every_epoch (bool): Measure the full-data loss after
+            every epoch (else after the last one only, which saves a
+            forward pass over the data set per epoch).
 
     Returns:
         TrainResult: The per-epoch losses and the held-out error.
@@ -97,32 +126,44 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     """
     size = len(dataset)
     check_batchsize(batchsize, size)
-    schedule.check_epochs(epochs)
+    single = isinstance(schedule, Schedule)
+    schedules = [schedule] if single else list(schedule)
+    if not single and len(schedules) != len(model):
+        raise ValueError(
+            'an ensemble of {} replicas needs one schedule per replica, got '
+            '{}'.format(len(model), len(schedules)))
+    for s in schedules:
+        s.check_epochs(epochs)
     device = model.device
     dataset = dataset.to_device(device)
     x, y = dataset.x, dataset.y
     xp = device.xp
-    losses = numpy.empty(epochs, numpy.float64)
-    train_losses = numpy.empty(epochs, numpy.float32)
+    shape = (epochs,) if single else (epochs, len(model))
+    losses = numpy.empty(shape, numpy.float64)
+    train_losses = numpy.full(shape, numpy.nan, numpy.float32)
     start = time.perf_counter()
     for epoch in range(epochs):
-        order = device.send(numpy.asarray(schedule.order(epoch, size)))
-        sum_loss = xp.zeros((), numpy.float64)
+        order = device.send(_orders(schedule, epoch, size))
+        sum_loss = xp.zeros(shape[1:], numpy.float64)
         for i in range(0, size, batchsize):
-            index = order[i:i + batchsize]
+            index = order[..., i:i + batchsize]
             model.cleargrads()
             loss = model(x[index], y[index])
-            sum_loss += loss.array.astype(numpy.float64) * len(index)
+            sum_loss += loss.array.astype(numpy.float64) * index.shape[-1]
+            if loss.ndim:  # an ensemble: one loss per replica
+                loss.grad = xp.ones_like(loss.array)
             loss.backward()
             optimizer.update()
-        losses[epoch] = float(sum_loss / size)
-        train_losses[epoch] = evaluate(model, dataset)
+        losses[epoch] = backend.CpuDevice().send(sum_loss / size)
+        if train_loss_every_epoch or epoch == epochs - 1:
+            train_losses[epoch] = evaluate(model, dataset)
         if callback is not None:
-            callback(EpochLog(epoch + 1, epochs, float(losses[epoch]),
-                              float(train_losses[epoch]),
+            cast = float if single else numpy.copy
+            callback(EpochLog(epoch + 1, epochs, cast(losses[epoch]),
+                              cast(train_losses[epoch]),
                               time.perf_counter() - start))
     heldout_mse = None
     if heldout is not None:
-        heldout_mse = evaluate(model, heldout.to_device(device))
-    return TrainResult(str(schedule), losses, train_losses, heldout_mse,
-                       time.perf_counter() - start)
+        heldout_mse = evaluate(model, heldout)
+    return TrainResult(_describe(schedule), losses, train_losses,
+                       heldout_mse, time.perf_counter() - start)

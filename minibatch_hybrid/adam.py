@@ -1,0 +1,59 @@
+"""Adam with an in-place CPU update that gives Chainer's Adam bit for bit."""
+import chainer
+from chainer.optimizers import adam
+import numpy
+
+
+class FusedAdamRule(adam.AdamRule):
+    """:class:`chainer.optimizers.AdamRule` without temporaries on the CPU.
+
+    Chainer's CPU update allocates about ten arrays the size of the
+    parameter per step; for an ensemble's stacked weights that costs more
+    than the forward and backward passes.  This rule performs the same
+    floating-point operations in the same order, in place in two scratch
+    buffers, so it gives the same bits (``tests/test_adam.py`` checks it).
+    The GPU update is Chainer's own fused kernel.  AMSGrad, AdaBound and
+    weight decay are left to Chainer's code.
+    """
+
+    _scratch = None
+
+    def update_core_cpu(self, param):
+        hp = self.hyperparam
+        grad = param.grad
+        if (grad is None or hp.amsgrad or hp.adabound or
+                hp.weight_decay_rate != 0 or hp.eta != 1 or
+                param.dtype != numpy.float32):
+            return super().update_core_cpu(param)
+        self._check_eps(numpy.float32)
+        m, v = self.state['m'], self.state['v']
+        if self._scratch is None or self._scratch[0].shape != m.shape:
+            self._scratch = (numpy.empty_like(m), numpy.empty_like(m))
+        a, b = self._scratch
+        # m += (1 - beta1) * (grad - m)
+        numpy.subtract(grad, m, out=a)
+        numpy.multiply(1.0 - hp.beta1, a, out=a)
+        m += a
+        # v += (1 - beta2) * (grad * grad - v)
+        numpy.multiply(grad, grad, out=a)
+        numpy.subtract(a, v, out=a)
+        numpy.multiply(1.0 - hp.beta2, a, out=a)
+        v += a
+        # param += -eta * ((alpha_t / (sqrt(v) + eps)) * m)
+        numpy.sqrt(v, out=a)
+        numpy.add(a, hp.eps, out=a)
+        numpy.divide(self.alpha_t, a, out=a)
+        numpy.multiply(a, m, out=b)
+        numpy.multiply(-hp.eta, b, out=b)
+        param.array += b
+
+
+class FusedAdam(chainer.optimizers.Adam):
+    """:class:`chainer.optimizers.Adam` with :class:`FusedAdamRule`.
+
+    Same arguments and defaults as Chainer's Adam (alpha=0.001,
+    beta1=0.9, beta2=0.999, eps=1e-8); same results, fewer allocations.
+    """
+
+    def create_update_rule(self):
+        return FusedAdamRule(self.hyperparam)
