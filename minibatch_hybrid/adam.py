@@ -3,6 +3,12 @@ import chainer
 from chainer.optimizers import adam
 import numpy
 
+from minibatch_hybrid import _parallel
+
+#: Elements per chunk of the in-place update: small enough that the chunk's
+#: arrays stay in the CPU's cache through all of its operations.
+CHUNK = 65536
+
 
 class FusedAdamRule(adam.AdamRule):
     """:class:`chainer.optimizers.AdamRule` without temporaries on the CPU.
@@ -28,8 +34,23 @@ class FusedAdamRule(adam.AdamRule):
         self._check_eps(numpy.float32)
         m, v = self.state['m'], self.state['v']
         if self._scratch is None or self._scratch[0].shape != m.shape:
-            self._scratch = (numpy.empty_like(m), numpy.empty_like(m))
-        a, b = self._scratch
+            self._scratch = (numpy.empty(m.size, m.dtype),
+                             numpy.empty(m.size, m.dtype))
+        arrays = (param.array.reshape(-1), grad.reshape(-1), m.reshape(-1),
+                  v.reshape(-1)) + self._scratch
+        chunks = _parallel.slices(m.size, -(-m.size // CHUNK))
+        # Threads pay off only for large arrays (an ensemble's weights).
+        parts = _parallel.slices(
+            len(chunks), _parallel.workers() if len(chunks) >= 8 else 1)
+
+        def update(part):
+            for chunk in chunks[part]:
+                self._update_chunk(*(a[chunk] for a in arrays))
+
+        _parallel.run(update, parts)
+
+    def _update_chunk(self, param, grad, m, v, a, b):
+        hp = self.hyperparam
         # m += (1 - beta1) * (grad - m)
         numpy.subtract(grad, m, out=a)
         numpy.multiply(1.0 - hp.beta1, a, out=a)
@@ -45,7 +66,7 @@ class FusedAdamRule(adam.AdamRule):
         numpy.divide(self.alpha_t, a, out=a)
         numpy.multiply(a, m, out=b)
         numpy.multiply(-hp.eta, b, out=b)
-        param.array += b
+        param += b
 
 
 class FusedAdam(chainer.optimizers.Adam):

@@ -4,15 +4,11 @@ from chainer import backend
 from chainer import function_node
 import numpy
 
+from minibatch_hybrid import _parallel
 from minibatch_hybrid.model import make_model
 
 _NAMES = ('W1', 'b1', 'W2', 'b2', 'W3', 'b3')
 _LINKS = ('l1/W', 'l1/b', 'l2/W', 'l2/b', 'l3/W', 'l3/b')
-
-
-def _matmul_t(a, b):
-    """Returns ``a @ b^T`` over a leading replica axis."""
-    return a @ b.transpose(0, 2, 1)
 
 
 class StackedMLPLoss(function_node.FunctionNode):
@@ -28,40 +24,70 @@ class StackedMLPLoss(function_node.FunctionNode):
 
     def forward(self, inputs):
         x, t, W1, b1, W2, b2, W3, b3 = inputs
-        # W1 is (K, n, 1): x @ W1^T is an outer product, one multiply.
-        h1 = x * W1.transpose(0, 2, 1) + b1[:, None, :]
         xp = backend.get_array_module(x)
-        xp.maximum(h1, 0, out=h1)
-        h2 = _matmul_t(h1, W2)
-        h2 += b2[:, None, :]
-        xp.maximum(h2, 0, out=h2)
-        y = _matmul_t(h2, W3)
-        y += b3[:, None, :]
-        diff = y - t
-        batch = diff.shape[1]
+        K, batch = x.shape[:2]
+        n = W2.shape[1]
+        h1 = xp.empty((K, batch, n), x.dtype)
+        h2 = xp.empty((K, batch, n), x.dtype)
+        diff = xp.empty((K, batch, 1), x.dtype)
+
+        def part(r):
+            # W1 is (K, n, 1): x @ W1^T is an outer product, one multiply.
+            xp.multiply(x[r], W1[r].transpose(0, 2, 1), out=h1[r])
+            h1[r] += b1[r, None, :]
+            xp.maximum(h1[r], 0, out=h1[r])
+            xp.matmul(h1[r], W2[r].transpose(0, 2, 1), out=h2[r])
+            h2[r] += b2[r, None, :]
+            xp.maximum(h2[r], 0, out=h2[r])
+            xp.matmul(h2[r], W3[r].transpose(0, 2, 1), out=diff[r])
+            diff[r] += b3[r, None, :]
+            diff[r] -= t[r]
+
+        _split(xp, K, part)
         loss = (diff * diff).sum(axis=(1, 2)) / diff.dtype.type(batch)
         self._saved = (x, h1, h2, diff, W2, W3)
         return loss.astype(x.dtype, copy=False),
 
     def backward(self, indexes, grad_outputs):
         x, h1, h2, diff, W2, W3 = self._saved
-        gloss, = grad_outputs
-        batch = diff.shape[1]
-        gy = diff * (gloss.array * (2.0 / batch)).astype(
-            diff.dtype)[:, None, None]
-        gW3 = gy.transpose(0, 2, 1) @ h2
-        gb3 = gy.sum(axis=1)
-        g = gy @ W3
-        g *= h2 > 0
-        gW2 = g.transpose(0, 2, 1) @ h1
-        gb2 = g.sum(axis=1)
-        g = g @ W2
-        g *= h1 > 0
-        gW1 = g.transpose(0, 2, 1) @ x
-        gb1 = g.sum(axis=1)
+        xp = backend.get_array_module(x)
+        K, batch = x.shape[:2]
+        scale = (grad_outputs[0].array * (2.0 / batch)).astype(diff.dtype)
+        gW1 = xp.empty((K,) + W2.shape[1:2] + (1,), x.dtype)
+        gb1 = xp.empty((K, W2.shape[1]), x.dtype)
+        gW2 = xp.empty_like(W2)
+        gb2 = xp.empty((K, W2.shape[1]), x.dtype)
+        gW3 = xp.empty_like(W3)
+        gb3 = xp.empty((K, 1), x.dtype)
+
+        def part(r):
+            gy = diff[r] * scale[r, None, None]
+            xp.matmul(gy.transpose(0, 2, 1), h2[r], out=gW3[r])
+            gy.sum(axis=1, out=gb3[r])
+            g = gy @ W3[r]
+            g *= h2[r] > 0
+            xp.matmul(g.transpose(0, 2, 1), h1[r], out=gW2[r])
+            g.sum(axis=1, out=gb2[r])
+            g = g @ W2[r]
+            g *= h1[r] > 0
+            xp.matmul(g.transpose(0, 2, 1), x[r], out=gW1[r])
+            g.sum(axis=1, out=gb1[r])
+
+        _split(xp, K, part)
         grads = {2: gW1, 3: gb1, 4: gW2, 5: gb2, 6: gW3, 7: gb3}
         return tuple(None if i not in grads else chainer.Variable(grads[i])
                      for i in indexes)
+
+
+def _split(xp, K, part):
+    """Runs ``part(replicas)`` over slices of the replicas, on all cores.
+
+    On a GPU (or for few replicas) it is one call over all of them.
+    """
+    if xp is numpy and K >= 4 * _parallel.workers():
+        _parallel.run(part, _parallel.slices(K, _parallel.workers()))
+    else:
+        part(slice(None))
 
 
 class Ensemble(chainer.Link):

@@ -1,0 +1,39 @@
+"""Splitting independent NumPy work across the CPU's cores.
+
+NumPy releases the GIL inside its matrix products and ufuncs, so threads
+that work on disjoint slices of the same arrays run in parallel.  Each
+slice's result does not depend on how the work is split, so results are the
+same bits with one thread or many.
+"""
+import concurrent.futures
+import os
+
+_pool = None
+
+
+def workers():
+    """Returns the number of cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def slices(n, parts):
+    """Returns up to ``parts`` contiguous slices that cover ``range(n)``."""
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def run(function, parts):
+    """Calls ``function(part)`` for each part, in parallel when worthwhile."""
+    global _pool
+    if len(parts) == 1:
+        function(parts[0])
+        return
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(
+            workers(), thread_name_prefix='minibatch_hybrid')
+    for future in [_pool.submit(function, part) for part in parts]:
+        future.result()
