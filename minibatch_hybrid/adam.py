@@ -5,9 +5,11 @@ import numpy
 
 from minibatch_hybrid import _parallel
 
-#: Elements per chunk of the in-place update: small enough that the chunk's
-#: arrays stay in the CPU's cache through all of its operations.
-CHUNK = 65536
+#: Elements per chunk of the in-place update of large parameters: small
+#: enough that the chunk's six arrays stay in the CPU's cache through its
+#: twelve operations, large enough that Python's overhead per operation does
+#: not matter (measured best on a 2-core EPYC: 131072 float32).
+CHUNK = 131072
 
 
 class FusedAdamRule(adam.AdamRule):
@@ -34,10 +36,12 @@ class FusedAdamRule(adam.AdamRule):
         self._check_eps(numpy.float32)
         m, v = self.state['m'], self.state['v']
         if self._scratch is None or self._scratch[0].shape != m.shape:
-            self._scratch = (numpy.empty(m.size, m.dtype),
-                             numpy.empty(m.size, m.dtype))
-        arrays = (param.array.reshape(-1), grad.reshape(-1), m.reshape(-1),
-                  v.reshape(-1)) + self._scratch
+            self._scratch = (numpy.empty_like(m), numpy.empty_like(m))
+        arrays = (param.array, grad, m, v) + self._scratch
+        if m.size <= CHUNK:
+            self._update_chunk(*arrays)
+            return
+        flat = [a.reshape(-1) for a in arrays]
         chunks = _parallel.slices(m.size, -(-m.size // CHUNK))
         # Threads pay off only for large arrays (an ensemble's weights).
         parts = _parallel.slices(
@@ -45,7 +49,7 @@ class FusedAdamRule(adam.AdamRule):
 
         def update(part):
             for chunk in chunks[part]:
-                self._update_chunk(*(a[chunk] for a in arrays))
+                self._update_chunk(*(a[chunk] for a in flat))
 
         _parallel.run(update, parts)
 

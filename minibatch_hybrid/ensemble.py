@@ -1,93 +1,13 @@
 """K independent replicas of MyChain, trained in one batched computation."""
 import chainer
 from chainer import backend
-from chainer import function_node
 import numpy
 
-from minibatch_hybrid import _parallel
+from minibatch_hybrid.functions import mlp_loss
 from minibatch_hybrid.model import make_model
 
 _NAMES = ('W1', 'b1', 'W2', 'b2', 'W3', 'b3')
 _LINKS = ('l1/W', 'l1/b', 'l2/W', 'l2/b', 'l3/W', 'l3/b')
-
-
-class StackedMLPLoss(function_node.FunctionNode):
-    """Per-replica mean squared error of K stacked MyChains, in one node.
-
-    Inputs are ``x`` and ``t`` of shape ``(K, B, 1)`` and the six stacked
-    parameters; the output has shape ``(K,)``.  Forward and backward are
-    written out with batched matrix products, so Chainer builds one graph
-    node per step instead of a dozen.  Replica ``k``'s output and gradients
-    depend only on replica ``k``'s inputs and parameters.  Double
-    backpropagation is not supported.
-    """
-
-    def forward(self, inputs):
-        x, t, W1, b1, W2, b2, W3, b3 = inputs
-        xp = backend.get_array_module(x)
-        K, batch = x.shape[:2]
-        n = W2.shape[1]
-        h1 = xp.empty((K, batch, n), x.dtype)
-        h2 = xp.empty((K, batch, n), x.dtype)
-        diff = xp.empty((K, batch, 1), x.dtype)
-
-        def part(r):
-            # W1 is (K, n, 1): x @ W1^T is an outer product, one multiply.
-            xp.multiply(x[r], W1[r].transpose(0, 2, 1), out=h1[r])
-            h1[r] += b1[r, None, :]
-            xp.maximum(h1[r], 0, out=h1[r])
-            xp.matmul(h1[r], W2[r].transpose(0, 2, 1), out=h2[r])
-            h2[r] += b2[r, None, :]
-            xp.maximum(h2[r], 0, out=h2[r])
-            xp.matmul(h2[r], W3[r].transpose(0, 2, 1), out=diff[r])
-            diff[r] += b3[r, None, :]
-            diff[r] -= t[r]
-
-        _split(xp, K, part)
-        loss = (diff * diff).sum(axis=(1, 2)) / diff.dtype.type(batch)
-        self._saved = (x, h1, h2, diff, W2, W3)
-        return loss.astype(x.dtype, copy=False),
-
-    def backward(self, indexes, grad_outputs):
-        x, h1, h2, diff, W2, W3 = self._saved
-        xp = backend.get_array_module(x)
-        K, batch = x.shape[:2]
-        scale = (grad_outputs[0].array * (2.0 / batch)).astype(diff.dtype)
-        gW1 = xp.empty((K,) + W2.shape[1:2] + (1,), x.dtype)
-        gb1 = xp.empty((K, W2.shape[1]), x.dtype)
-        gW2 = xp.empty_like(W2)
-        gb2 = xp.empty((K, W2.shape[1]), x.dtype)
-        gW3 = xp.empty_like(W3)
-        gb3 = xp.empty((K, 1), x.dtype)
-
-        def part(r):
-            gy = diff[r] * scale[r, None, None]
-            xp.matmul(gy.transpose(0, 2, 1), h2[r], out=gW3[r])
-            gy.sum(axis=1, out=gb3[r])
-            g = gy @ W3[r]
-            g *= h2[r] > 0
-            xp.matmul(g.transpose(0, 2, 1), h1[r], out=gW2[r])
-            g.sum(axis=1, out=gb2[r])
-            g = g @ W2[r]
-            g *= h1[r] > 0
-            xp.matmul(g.transpose(0, 2, 1), x[r], out=gW1[r])
-            g.sum(axis=1, out=gb1[r])
-
-        _split(xp, K, part)
-        grads = {2: gW1, 3: gb1, 4: gW2, 5: gb2, 6: gW3, 7: gb3}
-        return tuple(None if i not in grads else chainer.Variable(grads[i])
-                     for i in indexes)
-
-
-def _split(xp, K, part):
-    """Runs ``part(replicas)`` over slices of the replicas, on all cores.
-
-    On a GPU (or for few replicas) it is one call over all of them.
-    """
-    if xp is numpy and K >= 4 * _parallel.workers():
-        _parallel.run(part, _parallel.slices(K, _parallel.workers()))
-    else:
-        part(slice(None))
 
 
 class Ensemble(chainer.Link):
@@ -152,6 +72,4 @@ class Ensemble(chainer.Link):
             shape = (len(self),) + x.shape
             x = xp.ascontiguousarray(xp.broadcast_to(x, shape))
             t = xp.ascontiguousarray(xp.broadcast_to(t, shape))
-        params = tuple(getattr(self, name) for name in _NAMES)
-        loss, = StackedMLPLoss().apply((x, t) + params)
-        return loss
+        return mlp_loss(x, t, tuple(getattr(self, name) for name in _NAMES))

@@ -1,0 +1,127 @@
+"""The MyChain loss as one Chainer function node, for one model or K stacked.
+
+Chainer builds a graph node per operation: for the post's network, six
+nodes forward and about fifteen backward, each with its bookkeeping.  At a
+mini-batch of 10 that bookkeeping, not arithmetic, is most of a step.
+:class:`MLPLoss` computes the same loss and gradients in one node.
+
+For one model (2-D inputs) it performs the very operations Chainer's
+``Linear``, ``relu`` and ``mean_squared_error`` perform, in the same order,
+so it gives the same bits (``tests/test_functions.py`` checks forward and
+gradients against Chainer's own functions, and the training loop is
+checked against the post's loop).  With a leading replica axis (3-D inputs)
+the products are batched; replica ``k``'s values depend only on replica
+``k``'s inputs, and equal one model's to float32 rounding.
+"""
+import chainer
+from chainer import backend
+from chainer import function_node
+import numpy
+
+from minibatch_hybrid import _parallel
+
+
+def _t(a):
+    return a.swapaxes(-1, -2)
+
+
+def _split(xp, x, part):
+    """Runs ``part(index)`` over slices of the replicas, on all cores.
+
+    One model, a GPU or few replicas: one call over everything.
+    """
+    if xp is numpy and x.ndim == 3 and len(x) >= 4 * _parallel.workers():
+        _parallel.run(part, _parallel.slices(len(x), _parallel.workers()))
+    else:
+        part(Ellipsis)
+
+
+class MLPLoss(function_node.FunctionNode):
+    """Mean squared error of ``Linear -> ReLU -> Linear -> ReLU -> Linear``.
+
+    Inputs: ``x`` and ``t`` of shape ``(B, 1)``, then ``W1, b1, W2, b2, W3,
+    b3`` with the shapes of ``MyChain``'s parameters; or all of them with a
+    leading replica axis of length K.  Output: the loss, of shape ``()`` or
+    ``(K,)``.  Gradients flow to the six parameters (not to ``x`` or ``t``).
+    Double backpropagation is not supported.
+    """
+
+    def forward(self, inputs):
+        x, t, W1, b1, W2, b2, W3, b3 = inputs
+        xp = backend.get_array_module(x)
+        lead = x.shape[:-2]
+        batch, n = x.shape[-2], W2.shape[-1]
+        h1 = xp.empty(lead + (batch, n), x.dtype)
+        h2 = xp.empty(lead + (batch, n), x.dtype)
+        y = xp.empty(lead + (batch, 1), x.dtype)
+
+        def part(i):
+            _affine(xp, x[i], W1[i], b1[i], h1[i])
+            xp.maximum(h1[i], 0, out=h1[i])
+            _affine(xp, h1[i], W2[i], b2[i], h2[i])
+            xp.maximum(h2[i], 0, out=h2[i])
+            _affine(xp, h2[i], W3[i], b3[i], y[i])
+
+        _split(xp, x, part)
+        diff = y - t
+        if diff.ndim == 2:  # as F.mean_squared_error
+            flat = diff.ravel()
+            if xp is numpy:
+                loss = numpy.array(flat.dot(flat) / flat.size, flat.dtype)
+            else:
+                loss = flat.dot(flat) / flat.dtype.type(flat.size)
+        else:
+            loss = (diff * diff).sum(axis=(1, 2)) / diff.dtype.type(batch)
+        self._saved = (x, h1, h2, diff, W2, W3)
+        return loss,
+
+    def backward(self, indexes, grad_outputs):
+        x, h1, h2, diff, W2, W3 = self._saved
+        xp = backend.get_array_module(x)
+        gloss = grad_outputs[0].array
+        # As F.mean_squared_error: (gy * diff) * (2 / size), in x's dtype.
+        scale = 2.0 / (diff.size if diff.ndim == 2 else diff.shape[1])
+        gy = gloss[..., None, None] * diff
+        gy *= diff.dtype.type(scale)
+        grads = [xp.empty(p.shape, p.dtype) for p in self.inputs[2:]]
+        gW1, gb1, gW2, gb2, gW3, gb3 = grads
+
+        def part(i):
+            # As Linear's backward: gW = gy^T x, gb = sum(gy), gx = gy W;
+            # as ReLU's: gx = gy * (y > 0).
+            g = gy[i]
+            xp.matmul(_t(g), h2[i], out=gW3[i])
+            g.sum(axis=-2, out=gb3[i])
+            g = xp.matmul(g, W3[i])
+            g *= h2[i] > 0
+            xp.matmul(_t(g), h1[i], out=gW2[i])
+            g.sum(axis=-2, out=gb2[i])
+            g = xp.matmul(g, W2[i])
+            g *= h1[i] > 0
+            xp.matmul(_t(g), x[i], out=gW1[i])
+            g.sum(axis=-2, out=gb1[i])
+
+        _split(xp, x, part)
+        return tuple(chainer.Variable(grads[i - 2]) if i >= 2 else None
+                     for i in indexes)
+
+
+def _affine(xp, x, W, b, out):
+    # As Linear's forward: y = x W^T, then y += b.
+    xp.matmul(x, _t(W), out=out)
+    out += b[..., None, :]
+
+
+def mlp_loss(x, t, params):
+    """Returns the mean squared error of the post's network, in one node.
+
+    Args:
+        x, t: Inputs and targets, ``(B, 1)`` or ``(K, B, 1)``.
+        params: ``(W1, b1, W2, b2, W3, b3)`` as variables or arrays.
+
+    Returns:
+        chainer.Variable: The loss, ``()`` or ``(K,)``.
+
+    """
+    loss, = MLPLoss().apply((x, t) + tuple(params))
+    return loss
