@@ -1,5 +1,6 @@
 """The ``minibatch-hybrid`` command."""
 import argparse
+import json
 import os
 import sys
 
@@ -53,7 +54,151 @@ def build_parser():
                    help='a quick look: {} epochs unless --epoch is given'
                    .format(QUICK_EPOCHS))
     p.set_defaults(func=_reproduce)
+
+    p = commands.add_parser(
+        'study', help='many seeds, schedules compared pair by pair',
+        description='Train every schedule from every seed\'s initial '
+        'weights (shared by the schedules of a seed) as one ensemble per '
+        'chunk of seeds, and compare the final losses seed by seed. Chunks '
+        'are saved as they finish: rerun the same command after an '
+        'interruption to continue.')
+    _add_study_options(p, seeds=64, out='study')
+    p.add_argument('--schedules', '-s', default=None,
+                   help='comma-separated schedules (default: "random,'
+                   'fixed:E/2+random:E/2" for E epochs)')
+    p.set_defaults(func=_study)
+
+    p = commands.add_parser(
+        'sweep', help='final loss against the switch point',
+        description='Runs hybrids with a growing fraction of fixed-order '
+        'epochs (and the reverse, random first) at a fixed total of epochs, '
+        'over many seeds; resumable like study.')
+    _add_study_options(p, seeds=16, out='sweep')
+    p.add_argument('--fractions', default='0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,'
+                   '0.8,0.9,1', help='fractions of epochs in fixed order')
+    p.add_argument('--no-reverse', action='store_true',
+                   help='leave out the reverse hybrids (random first)')
+    p.set_defaults(func=_sweep)
+
+    p = commands.add_parser(
+        'bench', help='speed of the post\'s loop, the package\'s loop and '
+        'the ensemble, side by side',
+        description='Measures in one process and prints a table; writes '
+        'bench.json into the output folder.')
+    p.add_argument('--replicas', '-k', default='1,16,64,256,1024',
+                   help='ensemble sizes to measure (default: 1,16,64,256,'
+                   '1024)')
+    p.add_argument('--device', '-d', default='@numpy',
+                   help='device of the ensemble (default: @numpy)')
+    p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
+                   help='output folder (default: results/bench)')
+    p.set_defaults(func=_bench)
     return parser
+
+
+def _add_study_options(p, seeds, out):
+    p.add_argument('--seeds', type=int, default=seeds,
+                   help='number of seeds (default: {})'.format(seeds))
+    p.add_argument('--first-seed', type=int, default=0,
+                   help='the first seed (default: 0)')
+    p.add_argument('--epoch', '-e', type=int, default=None,
+                   help='epochs of every run (default: 500; {} with --quick)'
+                   .format(QUICK_EPOCHS))
+    p.add_argument('--batchsize', '-b', type=int, default=10,
+                   help='mini-batch size (default: 10)')
+    p.add_argument('--units', '-u', type=int, default=100,
+                   help='hidden units per layer (default: 100)')
+    p.add_argument('--chunk', type=int, default=32,
+                   help='seeds trained at once and saved together '
+                   '(default: 32); changes speed, not results')
+    p.add_argument('--device', '-d', default='@numpy',
+                   help='Chainer device specifier (default: @numpy)')
+    p.add_argument('--out', '-o', default=os.path.join('results', out),
+                   help='output folder (default: results/{})'.format(out))
+    p.add_argument('--quick', action='store_true',
+                   help='a quick look: {} epochs, 4 seeds unless given'
+                   .format(QUICK_EPOCHS))
+
+
+def _study_config(args, schedules):
+    from minibatch_hybrid.study import StudyConfig
+    return StudyConfig(
+        schedules, seeds=args.seeds, first_seed=args.first_seed,
+        epochs=args.epoch, batchsize=args.batchsize, n_units=args.units,
+        chunk=args.chunk, device=args.device)
+
+
+def _apply_quick(args, parser_defaults_seeds):
+    if args.epoch is None:
+        args.epoch = QUICK_EPOCHS if args.quick else 500
+    if args.quick and args.seeds == parser_defaults_seeds:
+        args.seeds = 4
+
+
+def _study(args):
+    from minibatch_hybrid import study
+    _apply_quick(args, 64)
+    text = args.schedules
+    if text is None:
+        half = args.epoch // 2
+        text = 'random,fixed:{}+random:{}'.format(half, args.epoch - half)
+    config = _study_config(args, [t.strip() for t in text.split(',')])
+    result = study.run_study(config, args.out)
+    summary = study.summarize(result)
+    study.write_study_outputs(result, summary, args.out)
+    for line in study.summary_table(summary):
+        print(line)
+    print('wrote ' + ', '.join(os.path.join(args.out, name)
+                               for name in study.STUDY_FILES))
+
+
+def _sweep(args):
+    from minibatch_hybrid import study
+    _apply_quick(args, 16)
+    try:
+        fractions = [float(f) for f in args.fractions.split(',')]
+    except ValueError:
+        raise ValueError('--fractions must be comma-separated numbers in '
+                         '[0, 1], got {!r}'.format(args.fractions)) from None
+    sweep = study.sweep_schedules(args.epoch, fractions,
+                                  reverse=not args.no_reverse)
+    texts = list(dict.fromkeys(t for entries in sweep.values()
+                               for _, t in entries))
+    config = _study_config(args, texts)
+    result = study.run_study(config, args.out)
+    summary = study.summarize(result)
+    study.write_study_outputs(result, summary, args.out, paired_figure=False)
+    rows = study.write_sweep_outputs(result, sweep, args.out)
+    print('{} seeds, {} epochs; final training loss:'.format(
+        args.seeds, args.epoch))
+    print('{:<13} {:>9} {:<28} {:>10} {:>10} {:>10} {:>6}'.format(
+        'order', 'fixed', 'schedule', 'q25', 'median', 'q75', 'stuck'))
+    for row in rows:
+        print('{:<13} {:>9.2f} {:<28} {:>10.3e} {:>10.3e} {:>10.3e} {:>6}'
+              .format(*row))
+    print('wrote {}'.format(', '.join(os.path.join(args.out, name) for name in
+                                      ('sweep.csv', 'sweep.png',
+                                       'summary.json', 'curves.png'))))
+
+
+def _bench(args):
+    from minibatch_hybrid import bench
+    from minibatch_hybrid import results as results_io
+    try:
+        replicas = [int(k) for k in args.replicas.split(',')]
+    except ValueError:
+        replicas = [0]
+    if any(k < 1 for k in replicas):
+        raise ValueError('--replicas must be comma-separated positive '
+                         'integers, got {!r}'.format(args.replicas))
+    result = bench.run_benchmark(replicas, args.device,
+                                 log=lambda line: print(line,
+                                                        file=sys.stderr))
+    for line in bench.table(result):
+        print(line)
+    result['environment'] = results_io.environment()
+    results_io.write_json(os.path.join(args.out, 'bench.json'), result)
+    print('wrote ' + os.path.join(args.out, 'bench.json'))
 
 
 def _reproduce(args):
@@ -81,8 +226,13 @@ def main(argv=None):
     except ValueError as e:
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
     except KeyboardInterrupt:
-        sys.stderr.write('interrupted: no result files were written or '
-                         'changed\n')
+        if args.command in ('study', 'sweep'):
+            sys.stderr.write('interrupted: the chunks finished so far are '
+                             'saved in {}; rerun the same command to '
+                             'continue\n'.format(args.out))
+        else:
+            sys.stderr.write('interrupted: no result files were written or '
+                             'changed\n')
         return 130
     return 0
 

@@ -32,3 +32,91 @@ def loss_figure(curves, switch_epoch=None, title='loss'):
     ax.set_xlabel('epoch')
     ax.set_ylabel('loss')
     return figure
+
+
+def band_figure(curves, title='median loss and quartiles over seeds'):
+    """Returns the median per-epoch loss with its quartile band, log y.
+
+    Args:
+        curves (dict): Label to a ``(seeds, epochs)`` array of losses.
+
+    """
+    figure = Figure(figsize=(8, 5), layout='constrained')
+    ax = figure.subplots()
+    for label, runs in curves.items():
+        q25, median, q75 = numpy.percentile(runs, [25, 50, 75], axis=0)
+        epochs = numpy.arange(1, runs.shape[1] + 1)
+        line, = ax.plot(epochs, median, label='{} (n={})'.format(
+            label, len(runs)))
+        ax.fill_between(epochs, q25, q75, color=line.get_color(), alpha=0.25,
+                        linewidth=0)
+    ax.set_yscale('log')
+    ax.legend()
+    ax.grid(True)
+    ax.set_title(title)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('loss (median, quartile band)')
+    return figure
+
+
+def paired_figure(baseline, others, stuck):
+    """Returns scatter plots of final losses, seed by seed, log-log.
+
+    Args:
+        baseline (tuple): ``(label, values)``, one final loss per seed.
+        others (list of tuple): ``(label, values)`` to compare with it.
+        stuck (dict): Label to booleans per seed (runs on a plateau),
+            drawn as crosses.
+
+    """
+    figure = Figure(figsize=(5 * len(others), 5), layout='constrained')
+    axes = numpy.atleast_1d(figure.subplots(1, len(others)))
+    label_a, a = baseline
+    for ax, (label_b, b) in zip(axes, others):
+        a, b = numpy.asarray(a), numpy.asarray(b)
+        lo = min(a.min(), b.min()) / 2
+        hi = max(a.max(), b.max()) * 2
+        ax.plot([lo, hi], [lo, hi], color='gray', linewidth=1,
+                linestyle='--', label='equal')
+        flat = numpy.asarray(stuck[label_a]) | numpy.asarray(stuck[label_b])
+        ax.scatter(a[~flat], b[~flat], s=14, label='seeds')
+        if flat.any():
+            ax.scatter(a[flat], b[flat], s=30, marker='x', color='C3',
+                       label='a run on a plateau')
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect('equal')
+        ax.grid(True)
+        ax.set_xlabel('final loss, {}'.format(label_a))
+        ax.set_ylabel('final loss, {}'.format(label_b))
+        ax.set_title('below the diagonal: {} ends lower'.format(label_b))
+        ax.legend(loc='upper left')
+    return figure
+
+
+def sweep_figure(fractions, quartiles, title='final loss against the fixed '
+                 'fraction'):
+    """Returns final loss (median, quartile bars) against the fixed fraction.
+
+    Args:
+        fractions (dict): Label (``'fixed first'``, ``'random first'``) to
+            the fractions of epochs in fixed order.
+        quartiles (dict): Label to ``(q25, median, q75)`` arrays.
+
+    """
+    figure = Figure(figsize=(8, 5), layout='constrained')
+    ax = figure.subplots()
+    for i, label in enumerate(fractions):
+        q25, median, q75 = (numpy.asarray(q) for q in quartiles[label])
+        x = numpy.asarray(fractions[label]) + (i - 0.5) * 0.006
+        ax.errorbar(x, median, yerr=[median - q25, q75 - median], marker='o',
+                    capsize=3, label=label)
+    ax.set_yscale('log')
+    ax.legend()
+    ax.grid(True)
+    ax.set_title(title)
+    ax.set_xlabel('fraction of epochs in fixed order')
+    ax.set_ylabel('final training loss (median, quartiles)')
+    return figure

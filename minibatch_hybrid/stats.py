@@ -1,0 +1,94 @@
+"""Statistics of a study: quartiles, paired comparisons, plateaus."""
+import numpy
+
+#: Epochs at the end of a run that the plateau test looks at (a fraction of
+#: the run, at least :data:`PLATEAU_MIN_EPOCHS`).
+PLATEAU_FRACTION = 0.2
+PLATEAU_MIN_EPOCHS = 5
+#: A run is on a plateau when its loss over the final epochs stays within
+#: this factor (max / min) ...
+PLATEAU_FLATNESS = 1.05
+#: ... while it is above this loss.
+PLATEAU_LOSS = 1e-3
+
+
+def plateau(curve):
+    """Tells whether a run ended stuck on a plateau.
+
+    A healthy run of the post's setup keeps moving to its end: Adam with
+    mini-batches of 10 makes the per-epoch loss jump by factors of two and
+    more from epoch to epoch, at losses of 1e-3 and below.  A stuck run
+    (seen with seed 0's hybrid, where ReLUs died in the fixed phase) sits at
+    a loss around 3e-2 that changes by well under 1% per epoch.  So a run is
+    called stuck when, over its last ``PLATEAU_FRACTION`` of epochs (at
+    least ``PLATEAU_MIN_EPOCHS``), its loss stayed within a factor
+    ``PLATEAU_FLATNESS`` and above ``PLATEAU_LOSS``.
+
+    Args:
+        curve (array): The per-epoch loss of one run.
+
+    Returns:
+        bool
+
+    """
+    curve = numpy.asarray(curve, numpy.float64)
+    window = max(PLATEAU_MIN_EPOCHS, int(round(PLATEAU_FRACTION * len(curve))))
+    tail = curve[-window:]
+    return bool(tail.min() > PLATEAU_LOSS and
+                tail.max() <= PLATEAU_FLATNESS * tail.min())
+
+
+def quartiles(values):
+    """Returns ``(q25, median, q75)`` of the values."""
+    q = numpy.percentile(numpy.asarray(values, numpy.float64), [25, 50, 75])
+    return float(q[0]), float(q[1]), float(q[2])
+
+
+def bootstrap_median_ci(values, rng, resamples=10000, level=0.95):
+    """Returns a percentile bootstrap interval of the median.
+
+    Args:
+        values (array): One value per seed.
+        rng (numpy.random.Generator): Source of the resamples.
+        resamples (int): Number of bootstrap resamples.
+        level (float): Coverage of the interval.
+
+    Returns:
+        tuple: ``(low, high)``.
+
+    """
+    values = numpy.asarray(values, numpy.float64)
+    index = rng.integers(0, len(values), (resamples, len(values)))
+    medians = numpy.median(values[index], axis=1)
+    tail = 100 * (1 - level) / 2
+    low, high = numpy.percentile(medians, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired(a, b, rng, resamples=10000):
+    """Compares two schedules' final losses seed by seed.
+
+    Args:
+        a, b (array): Final losses, one per seed, the same seeds in the
+            same order (so ``a[i]`` and ``b[i]`` started from the same
+            weights).
+        rng (numpy.random.Generator): For the bootstrap.
+
+    Returns:
+        dict: ``b_wins`` (fraction of seeds where ``b`` ended lower than
+        ``a``), ``median_ratio`` (median over seeds of ``a / b``: how many
+        times lower ``b`` ended; above 1 favours ``b``), and its bootstrap
+        95% interval ``ratio_ci``.
+
+    """
+    a = numpy.asarray(a, numpy.float64)
+    b = numpy.asarray(b, numpy.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError('a paired comparison needs two equal-length, '
+                         'non-empty 1-D arrays')
+    ratio = a / b
+    return {
+        'b_wins': float(numpy.mean(b < a)),
+        'median_ratio': float(numpy.median(ratio)),
+        'ratio_ci': list(bootstrap_median_ci(ratio, rng, resamples)),
+    }
