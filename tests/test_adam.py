@@ -1,0 +1,37 @@
+import chainer
+import numpy
+import pytest
+
+import minibatch_hybrid as mh
+from minibatch_hybrid import adam
+
+
+@pytest.mark.parametrize('shape', [(3,), (100, 100), (300, 1000)])
+def test_fused_adam_gives_chainers_bits(shape, monkeypatch):
+    # (300, 1000) is above CHUNK: chunked and split across threads.
+    assert numpy.prod(shape) < adam.CHUNK or \
+        numpy.prod(shape) > 2 * adam.CHUNK
+    rng = numpy.random.default_rng(0)
+    start = rng.standard_normal(shape).astype(numpy.float32)
+    finals = []
+    for optimizer in (chainer.optimizers.Adam(), adam.FusedAdam()):
+        link = chainer.Link()
+        with link.init_scope():
+            link.p = chainer.Parameter(start.copy())
+        optimizer.setup(link)
+        grads = numpy.random.default_rng(1)
+        for _ in range(5):
+            link.p.grad = grads.standard_normal(shape).astype(numpy.float32)
+            optimizer.update()
+        finals.append((link.p.array.copy(),
+                       link.p.update_rule.state['m'].copy(),
+                       link.p.update_rule.state['v'].copy()))
+    for a, b in zip(*finals):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_make_optimizer_is_adam_with_the_defaults():
+    optimizer = mh.make_optimizer(mh.make_model(4, seed=0))
+    assert isinstance(optimizer, chainer.optimizers.Adam)
+    hp = optimizer.hyperparam
+    assert (hp.alpha, hp.beta1, hp.beta2, hp.eps) == (0.001, 0.9, 0.999, 1e-8)

@@ -1,0 +1,184 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+import minibatch_hybrid as mh
+from minibatch_hybrid import study
+from minibatch_hybrid.study import StudyConfig
+
+SCHEDULES = ['random', 'fixed:3+random:3']
+
+
+def config(**kwargs):
+    settings = dict(schedules=SCHEDULES, seeds=3, epochs=6, n_units=16,
+                    n_data=200, n_heldout=50, chunk=2)
+    settings.update(kwargs)
+    return StudyConfig(**settings)
+
+
+def quiet(line):
+    pass
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('study'))
+    return out, study.run_study(config(), out, log=quiet)
+
+
+def test_study_matches_single_runs(uninterrupted):
+    _, result = uninterrupted
+    assert result.loss.shape == (2, 3, 6)
+    for i, text in enumerate(SCHEDULES):
+        for k, seed in enumerate([0, 1, 2]):
+            model = mh.make_model(16, seed)
+            single = mh.train(model, mh.make_optimizer(model),
+                              mh.make_sin_dataset(200),
+                              mh.parse_schedule(text, seed), 6,
+                              heldout=mh.data.make_heldout_dataset(50, seed))
+            numpy.testing.assert_allclose(result.loss[i, k], single.loss,
+                                          rtol=1e-5)
+            assert result.final_loss[i, k] == pytest.approx(
+                single.train_loss[-1], rel=1e-5)
+            assert result.heldout_mse[i, k] == pytest.approx(
+                single.heldout_mse, rel=1e-5)
+
+
+def test_chunk_size_does_not_change_results(uninterrupted, tmp_path):
+    _, result = uninterrupted
+    other = study.run_study(config(chunk=3), str(tmp_path), log=quiet)
+    numpy.testing.assert_array_equal(other.loss, result.loss)
+    numpy.testing.assert_array_equal(other.final_loss, result.final_loss)
+
+
+def test_interrupted_study_continues_to_the_same_results(
+        uninterrupted, tmp_path, monkeypatch):
+    _, result = uninterrupted
+    out = str(tmp_path)
+    real = study._train_chunk
+    calls = []
+
+    def interrupt_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study, '_train_chunk', interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(config(), out, log=quiet)
+    assert os.listdir(os.path.join(out, 'chunks')) == ['chunk-00000.npz']
+    monkeypatch.setattr(study, '_train_chunk', real)
+    lines = []
+    resumed = study.run_study(config(), out, log=lines.append)
+    assert lines == ['continuing: 1 of 2 chunks already saved in ' + out]
+    numpy.testing.assert_array_equal(resumed.loss, result.loss)
+    numpy.testing.assert_array_equal(resumed.heldout_mse, result.heldout_mse)
+
+
+def test_other_settings_in_the_same_folder_are_refused(uninterrupted):
+    out, _ = uninterrupted
+    with pytest.raises(ValueError, match='holds a study with other settings '
+                       r'\(epochs, schedules differ\)'):
+        study.run_study(config(epochs=4, schedules=['random']), out,
+                        log=quiet)
+
+
+def test_summary_and_outputs(uninterrupted):
+    out, result = uninterrupted
+    summary = study.summarize(result)
+    assert list(summary['schedules']) == SCHEDULES
+    (pair,) = summary['pairs']
+    assert (pair['a'], pair['b']) == tuple(SCHEDULES)
+    ratio = result.final_loss[0] / result.final_loss[1]
+    assert pair['median_ratio'] == pytest.approx(numpy.median(ratio))
+    assert pair['b_wins'] == pytest.approx(
+        numpy.mean(result.final_loss[1] < result.final_loss[0]))
+    assert study.summarize(result) == summary  # seeded bootstrap
+    study.write_study_outputs(result, summary, out)
+    for name in study.STUDY_FILES:
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    with numpy.load(os.path.join(out, 'curves.npz')) as data:
+        assert data['loss'].shape == (2, 3, 6)
+        assert data['schedules'].tolist() == SCHEDULES
+    with open(os.path.join(out, 'final.csv')) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert float(rows[4]['final_train_loss']) == pytest.approx(
+        float(result.final_loss[1, 1]))
+    with open(os.path.join(out, 'summary.json')) as f:
+        saved = json.load(f)
+    assert saved['summary']['pairs'][0]['b_wins'] == pair['b_wins']
+    lines = study.summary_table(summary)
+    assert lines[0] == '3 seeds, 6 epochs; final training loss (full data):'
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(seeds=0), 'number of seeds must be a positive integer'),
+    (dict(schedules=['fixed:3+random:2']), 'defines 5 epochs, but the run '
+     'has 6'),
+    (dict(schedules=['random', 'random']), 'listed twice'),
+    (dict(schedules=[]), 'at least one schedule'),
+    (dict(first_seed=-1), 'first seed must be a non-negative'),
+    (dict(chunk=0), 'chunk must be a positive integer'),
+    (dict(batchsize=500), 'batch size must be an integer from 1'),
+])
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        config(**kwargs)
+
+
+def test_sweep_schedules():
+    sweep = study.sweep_schedules(10, [0, 0.25, 1])
+    assert sweep == {
+        'fixed first': [(0.0, 'random'), (0.2, 'fixed:2+random:8'),
+                        (1.0, 'fixed')],
+        'random first': [(0.0, 'random'), (0.2, 'random:8+fixed:2'),
+                         (1.0, 'fixed')]}
+    assert list(study.sweep_schedules(10, [0.5], reverse=False)) == [
+        'fixed first']
+    with pytest.raises(ValueError, match=r'must lie in \[0, 1\]'):
+        study.sweep_schedules(10, [1.5])
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, '-m', 'minibatch_hybrid.cli'] + list(args),
+        capture_output=True, text=True, timeout=300)
+
+
+def test_study_and_sweep_commands(tmp_path):
+    proc = run_cli('study', '--quick', '-e', '6', '--seeds', '2', '-u', '8',
+                   '-o', str(tmp_path / 'study'))
+    assert proc.returncode == 0, proc.stderr
+    assert 'random                       fixed:3+random:3' in proc.stdout
+    for name in study.STUDY_FILES:
+        assert (tmp_path / 'study' / name).exists()
+    with open(tmp_path / 'study' / 'paired.png', 'rb') as f:
+        assert f.read(4) == b'\x89PNG'
+    proc = run_cli('sweep', '-e', '4', '--seeds', '2', '-u', '8',
+                   '--fractions', '0,0.5,1', '-o', str(tmp_path / 'sweep'))
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / 'sweep' / 'sweep.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['schedule'] for r in rows] == [
+        'random', 'fixed:2+random:2', 'fixed', 'random', 'random:2+fixed:2',
+        'fixed']
+    assert (tmp_path / 'sweep' / 'sweep.png').exists()
+
+
+@pytest.mark.parametrize('args,message', [
+    (['study', '--seeds', '0'], 'number of seeds must be a positive'),
+    (['study', '-e', '10', '-s', 'random,fixed:4'], 'defines 4 epochs'),
+    (['sweep', '--fractions', '0,a'], '--fractions must be comma-separated'),
+    (['bench', '-k', '0'], '--replicas must be comma-separated positive'),
+])
+def test_bad_options(tmp_path, args, message):
+    proc = run_cli(*(args + ['-o', str(tmp_path / 'x')]))
+    assert proc.returncode == 2
+    assert message in proc.stderr
