@@ -177,19 +177,41 @@ def test_schedule_as_chainer_order_sampler_gives_exact_batches():
     for epoch in (1, 2):
         numpy.testing.assert_array_equal(
             seen[epoch], dataset[S.Random(seed=7).order(epoch, 10)])
-    # Orders of epochs 0..3 were requested; epoch 3 lies past the schedule's
-    # end and continues its last phase.
-    assert schedule.epoch == 4
 
 
-def test_sampler_counter_serializes():
+def test_orders_carry_their_epoch_and_the_sampler_holds_no_state():
     schedule = S.Random(seed=1)
-    for _ in range(3):
-        schedule(numpy.arange(SIZE), 0)
-    saved = {}
-    schedule.serialize(chainer.serializers.DictionarySerializer(saved))
-    other = S.Random(seed=1)
-    other.serialize(chainer.serializers.NpzDeserializer(saved))
-    assert other.epoch == 3
-    numpy.testing.assert_array_equal(other(numpy.arange(SIZE), 0),
-                                     schedule(numpy.arange(SIZE), 0))
+    first = schedule(numpy.arange(SIZE), 0)
+    assert isinstance(first, S.EpochOrder) and first.epoch == 0
+    second = schedule(first, 20)
+    assert second.epoch == 1
+    numpy.testing.assert_array_equal(second, schedule.order(1, SIZE))
+    # A reset (a plain arange) starts at epoch 0 again, without disturbing
+    # anyone who holds a later order.
+    assert schedule(numpy.arange(SIZE), 0).epoch == 0
+    assert schedule(second, 0).epoch == 2
+    # Views and copies keep the epoch.
+    assert second[3:].epoch == 1 and second.copy().epoch == 1
+
+
+def test_one_lookahead_past_a_phased_schedule_then_an_error():
+    schedule = S.parse_schedule('fixed:1+random:1', seed=0)
+    order = schedule(numpy.arange(SIZE), 0)
+    order = schedule(order, 0)
+    # Asked for epoch 2 while epoch 1, the last, ends: the last phase goes on.
+    order = schedule(order, 0)
+    numpy.testing.assert_array_equal(order, S.Random(0).order(2, SIZE))
+    with pytest.raises(ValueError, match='defines 2 epochs, but the run went '
+                       'on past them'):
+        schedule(order, 0)
+
+
+def test_schedule_built_for_another_size_fails_at_the_first_order():
+    schedule = S.parse_schedule('fixed:2+random:2', seed=0, size=100)
+    assert schedule.size == 100
+    with pytest.raises(ValueError, match='built for a data set of 100 '
+                       'examples, but the iterator.s data set has 50'):
+        chainer.iterators.SerialIterator(numpy.arange(50), 10,
+                                         order_sampler=schedule)
+    with pytest.raises(ValueError, match='size must be a positive integer'):
+        S.Random(0).with_size(0)

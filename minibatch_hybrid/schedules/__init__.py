@@ -4,9 +4,11 @@ One schedule per module; :class:`~minibatch_hybrid.schedules.base.Schedule`
 is the extension point: a subclass with a ``name`` and an ``order(epoch,
 size)`` method is a new schedule.
 """
+from minibatch_hybrid.schedules.base import EpochOrder  # NOQA
 from minibatch_hybrid.schedules.base import Schedule  # NOQA
 from minibatch_hybrid.schedules.base import SeededSchedule  # NOQA
 from minibatch_hybrid.schedules.base import epoch_generator  # NOQA
+from minibatch_hybrid.schedules.base import tag_order  # NOQA
 from minibatch_hybrid.schedules.fixed import Fixed  # NOQA
 from minibatch_hybrid.schedules.phased import Phased  # NOQA
 from minibatch_hybrid.schedules.phased import hybrid  # NOQA
@@ -18,7 +20,7 @@ from minibatch_hybrid.schedules.text import parse_schedules  # NOQA
 from minibatch_hybrid.schedules.with_replacement import WithReplacement  # NOQA
 
 __all__ = [
-    'Schedule', 'SeededSchedule', 'epoch_generator', 'Fixed', 'Random',
+    'Schedule', 'SeededSchedule', 'EpochOrder', 'tag_order', 'epoch_generator', 'Fixed', 'Random',
     'ShuffleOnce', 'WithReplacement', 'Phased', 'hybrid', 'parse_schedule',
     'parse_schedules', 'SCHEDULES',
 ]

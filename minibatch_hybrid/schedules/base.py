@@ -3,6 +3,35 @@ import chainer
 import numpy
 
 
+class EpochOrder(numpy.ndarray):
+    """An epoch's order that knows its epoch.
+
+    A schedule used as a Chainer order sampler returns its orders as this
+    ``ndarray`` subclass.  Chainer hands the order of the epoch that ends
+    back to the sampler, so the sampler reads the next epoch from it
+    instead of counting calls: it stays right when an iterator is reset (an
+    ``Evaluator`` resets its own), when a prefetching iterator asks ahead,
+    and when one schedule serves several iterators.  Views and copies keep
+    the epoch.
+
+    Attributes:
+        epoch (int): The zero-based epoch of the order.
+
+    """
+
+    epoch = None
+
+    def __array_finalize__(self, obj):
+        self.epoch = getattr(obj, 'epoch', None)
+
+
+def tag_order(order, epoch):
+    """Returns ``order`` as an :class:`EpochOrder` of ``epoch`` (a view)."""
+    order = numpy.asarray(order).view(EpochOrder)
+    order.epoch = epoch
+    return order
+
+
 class Schedule(chainer.iterators.OrderSampler):
     """Base class of mini-batch order schedules.
 
@@ -15,9 +44,12 @@ class Schedule(chainer.iterators.OrderSampler):
     A schedule is also a Chainer order sampler: it can be passed as
     ``order_sampler`` to :class:`chainer.iterators.SerialIterator` and the
     other iterators.  Chainer never tells a sampler the epoch: it calls it
-    once when the iterator is built (for epoch 0) and then at the end of
-    each epoch (for the next one).  The schedule therefore counts those calls
-    in :attr:`epoch`, which :meth:`serialize` saves and restores.
+    with a fresh ``arange`` when an iterator is built or reset (epoch 0), and
+    with the order of the epoch that ends when the next one begins.  The
+    schedule returns :class:`EpochOrder` arrays that carry their epoch, so
+    it holds no state at all: one schedule can serve several iterators.
+    Resuming from a snapshot restores the order's values but not its epoch;
+    the iterators of :mod:`minibatch_hybrid.iterators` put it back.
 
     Subclasses set :attr:`name` and implement :meth:`order`; ``str()`` of a
     schedule is its text form, which :func:`parse_schedule` reads back.
@@ -25,17 +57,16 @@ class Schedule(chainer.iterators.OrderSampler):
     Attributes:
         epochs (int or None): Number of epochs the schedule defines, or
             ``None`` if it defines orders for any number of epochs.
-        epoch (int): The epoch whose order the next call as an order sampler
-            returns.
+        size (int or None): The data set size the schedule was built for;
+            if given, an iterator over a data set of another size is an
+            error when it asks for its first order.
 
     """
 
     #: Name of the schedule in the text form.
     name = None
     epochs = None
-
-    def __init__(self):
-        self.epoch = 0
+    size = None
 
     def order(self, epoch, size):
         """Returns the order of one epoch.
@@ -51,26 +82,47 @@ class Schedule(chainer.iterators.OrderSampler):
         """
         raise NotImplementedError
 
+    def sampler_order(self, epoch, size):
+        """Returns the order of ``epoch`` when asked by an iterator.
+
+        Like :meth:`order`; a schedule with a fixed number of epochs
+        overrides it for the epoch after its last, which an iterator asks
+        for while the last one ends.
+        """
+        return self.order(epoch, size)
+
     def __call__(self, current_order, current_position):
         """Returns the order of the next epoch (Chainer's sampler protocol).
 
         Args:
-            current_order (numpy.ndarray): The order of the epoch that ends;
-                only its length is used.
+            current_order (numpy.ndarray): The order of the epoch that ends,
+                as this schedule returned it, or a plain array when an
+                iterator starts (or restarts) at epoch 0.
             current_position (int): Ignored.
 
         Returns:
-            numpy.ndarray: The order of epoch :attr:`epoch`, which then
-            advances by one.
+            EpochOrder: The order of the next epoch.
 
         """
-        order = self.order(self.epoch, len(current_order))
-        self.epoch += 1
-        return order
+        size = len(current_order)
+        if self.size is not None and size != self.size:
+            raise ValueError(
+                'schedule {!r} was built for a data set of {} examples, but '
+                'the iterator\'s data set has {}; build the schedule with '
+                'size={}'.format(str(self), self.size, size, size))
+        epoch = getattr(current_order, 'epoch', None)
+        epoch = 0 if epoch is None else epoch + 1
+        return tag_order(self.sampler_order(epoch, size), epoch)
 
-    def serialize(self, serializer):
-        """Saves or loads the epoch counter (Chainer's serializer protocol)."""
-        self.epoch = int(serializer('epoch', self.epoch))
+    def with_size(self, size):
+        """Declares the data set size the schedule is for; returns it.
+
+        An iterator over a data set of another size then fails when it asks
+        for its first order, instead of visiting a silently wrong order.
+        """
+        _check_positive_int(size, 'the data set size')
+        self.size = size
+        return self
 
     def check_epochs(self, epochs):
         """Raises ValueError if the schedule cannot cover ``epochs`` epochs."""
@@ -101,7 +153,6 @@ class SeededSchedule(Schedule):
     """
 
     def __init__(self, seed):
-        super().__init__()
         _check_seed(seed)
         self.seed = seed
 

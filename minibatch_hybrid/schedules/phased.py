@@ -33,7 +33,6 @@ class Phased(Schedule):
     name = 'phased'
 
     def __init__(self, phases):
-        super().__init__()
         phases = list(phases)
         if not phases:
             raise ValueError('a phased schedule needs at least one phase')
@@ -75,15 +74,18 @@ class Phased(Schedule):
         schedule, _ = self.phases[self.phase_of(epoch)]
         return schedule.order(epoch, size)
 
-    def __call__(self, current_order, current_position):
+    def sampler_order(self, epoch, size):
         # An iterator asks for the order of the epoch after the last one
-        # while the last one ends, even if the run stops there; that order
-        # continues the last phase rather than failing.
-        if self.epochs is not None and self.epoch >= self.epochs:
-            order = self.phases[-1][0].order(self.epoch, len(current_order))
-            self.epoch += 1
-            return order
-        return super().__call__(current_order, current_position)
+        # while the last one ends, even if the run stops there: that order
+        # continues the last phase.  A run that goes on past it is an error.
+        if self.epochs is not None and epoch == self.epochs:
+            return self.phases[-1][0].order(epoch, size)
+        if self.epochs is not None and epoch > self.epochs:
+            raise ValueError(
+                'schedule {!r} defines {} epochs, but the run went on past '
+                'them; stop the run after {} epochs or lengthen the last '
+                'phase'.format(str(self), self.epochs, self.epochs))
+        return self.order(epoch, size)
 
     def check_epochs(self, epochs):
         super().check_epochs(epochs)

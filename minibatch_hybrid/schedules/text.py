@@ -40,13 +40,15 @@ def _parse_epochs(text, phase):
     return epochs
 
 
-def parse_schedule(text, seed):
+def parse_schedule(text, seed, size=None):
     """Builds a schedule from its text form.
 
     Args:
         text (str): E.g. ``'random'``, ``'fixed:250+random:250'`` or
             ``'hybrid:250'``.
         seed (int): Seed of every randomized phase.
+        size (int): If given, the data set size the schedule is for (see
+            :meth:`Schedule.with_size`).
 
     Returns:
         Schedule: A simple schedule for a single phase without epochs, else a
@@ -79,8 +81,10 @@ def parse_schedule(text, seed):
                     name, text, ', '.join(sorted(list(SCHEDULES) + ['hybrid'])),
                     _EXAMPLE))
     if len(phases) == 1 and phases[0][1] is None:
-        return phases[0][0]
-    return Phased(phases)
+        schedule = phases[0][0]
+    else:
+        schedule = Phased(phases)
+    return schedule if size is None else schedule.with_size(size)
 
 
 def parse_schedules(text, seed):
