@@ -91,7 +91,8 @@ def paired_figure(baseline, others, stuck):
         ax.grid(True)
         ax.set_xlabel('final loss, {}'.format(label_a))
         ax.set_ylabel('final loss, {}'.format(label_b))
-        ax.set_title('below the diagonal: {} ends lower'.format(label_b))
+        ax.set_title('{} seeds; below the diagonal:\n{} ends lower'.format(
+            len(a), label_b), fontsize='medium')
         ax.legend(loc='upper left')
     return figure
 

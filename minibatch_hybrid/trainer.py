@@ -1,0 +1,105 @@
+"""The post's experiment written the Chainer way: a Trainer with a schedule.
+
+:func:`build_trainer` puts together the data, ``MyChain``, Adam, an
+iterator driven by a schedule, a ``StandardUpdater`` and the usual
+extensions; ``scripts/train_chainer.py`` is its command line.  Its per-epoch
+``main/loss`` is the post's metric (the mean of the mini-batch losses over
+the epoch), as the package's own loop records it.
+"""
+import os
+
+import chainer
+from chainer import training
+from chainer.training import extensions
+
+from minibatch_hybrid import iterators
+from minibatch_hybrid.data import make_heldout_dataset
+from minibatch_hybrid.data import make_sin_dataset
+from minibatch_hybrid.device import get_device
+from minibatch_hybrid.extensions import CheckSchedules
+from minibatch_hybrid.model import make_model
+from minibatch_hybrid.model import make_optimizer
+from minibatch_hybrid.schedules import parse_schedule
+
+#: Iterators by name, each resumable with a schedule.
+ITERATORS = {
+    'serial': iterators.SerialIterator,
+    'multithread': iterators.MultithreadIterator,
+    'multiprocess': iterators.MultiprocessIterator,
+}
+
+
+def _log_scale(figure, axes, summary):
+    axes.set_yscale('log')
+
+
+def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
+                  seed=0, n_units=100, n_data=1000, device='@numpy',
+                  out='result', snapshot_every=50, iterator='serial',
+                  evaluate=True, report=True):
+    """Returns a Trainer for the post's experiment with one schedule.
+
+    Args:
+        schedule (str): Text form of the schedule (its phases must add up
+            to ``epochs``).
+        epochs (int): Epochs to train.
+        batchsize (int): Mini-batch size.
+        seed (int): Seed of the initial weights, the random orders and the
+            held-out points.
+        n_units (int): Hidden width.
+        n_data (int): Training points.
+        device: Chainer device specifier.
+        out (str): Output folder of logs, plots and snapshots.
+        snapshot_every (int): Epochs between snapshots
+            (``snapshot_epoch_{N}``), which ``--resume`` loads.
+        iterator (str): ``'serial'``, ``'multithread'`` or
+            ``'multiprocess'`` (see :mod:`minibatch_hybrid.iterators`).
+        evaluate (bool): Measure the held-out MSE every epoch
+            (``validation/main/loss``).
+        report (bool): Print a report and a progress bar, and plot the
+            losses (``loss.png``, log scale).
+
+    Returns:
+        chainer.training.Trainer
+
+    """
+    if iterator not in ITERATORS:
+        raise ValueError('unknown iterator {!r}; choose from {}'.format(
+            iterator, ', '.join(ITERATORS)))
+    device = get_device(device)
+    dataset = make_sin_dataset(n_data)
+    order = parse_schedule(schedule, seed, size=len(dataset))
+    order.check_epochs(epochs)
+    train_iter = ITERATORS[iterator](dataset, batchsize, order_sampler=order)
+    model = make_model(n_units, seed)
+    model.to_device(device)
+    updater = training.StandardUpdater(train_iter, make_optimizer(model),
+                                       device=device)
+    trainer = training.Trainer(updater, (epochs, 'epoch'), out=out)
+    trainer.extend(CheckSchedules())
+    if evaluate:
+        heldout = make_heldout_dataset(n_data, seed)
+        trainer.extend(extensions.Evaluator(
+            chainer.iterators.SerialIterator(heldout, 100, repeat=False,
+                                             shuffle=False),
+            model, device=device))
+    trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
+    trainer.extend(
+        extensions.snapshot(filename='snapshot_epoch_{.updater.epoch}'),
+        trigger=(snapshot_every, 'epoch'))
+    if report:
+        keys = ['main/loss'] + (['validation/main/loss'] if evaluate else [])
+        trainer.extend(extensions.PrintReport(
+            ['epoch'] + keys + ['elapsed_time']), trigger=(10, 'epoch'))
+        trainer.extend(extensions.PlotReport(
+            keys, 'epoch', file_name='loss.png', postprocess=_log_scale))
+        trainer.extend(extensions.ProgressBar(update_interval=100))
+    return trainer
+
+
+def resume(trainer, path):
+    """Loads a snapshot into ``trainer`` (made by :func:`build_trainer`)."""
+    if not os.path.exists(path):
+        raise ValueError('snapshot {} does not exist; snapshots are written '
+                         'as <out>/snapshot_epoch_<N>'.format(path))
+    chainer.serializers.load_npz(path, trainer)
