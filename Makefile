@@ -1,33 +1,50 @@
 # Two commands on a fresh machine (see README.md):
 #   make reproduce   set up .venv, then reproduce the post's figure
-#   make test        set up .venv, then run the test suite
+#   make test        set up .venv (NumPy 1.x) and .venv-numpy2 (NumPy 2.x),
+#                    then run the test suite in both
 PYTHON ?= python3
 VENV ?= .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+VENV2 ?= .venv-numpy2
 
 # chainer 7.8.1 is an sdist that needs setuptools < 74 to build (and, at
 # import, to run). pip < 26.2 passes PIP_CONSTRAINT to build environments,
 # pip >= 25.3 reads PIP_BUILD_CONSTRAINT; both are set so any pip works.
-CONSTRAINTS := $(CURDIR)/requirements/build-constraints.txt
-export PIP_CONSTRAINT := $(CONSTRAINTS)
-export PIP_BUILD_CONSTRAINT := $(CONSTRAINTS)
+BUILD := $(CURDIR)/requirements/build-constraints.txt
+export PIP_BUILD_CONSTRAINT := $(BUILD)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install reproduce test clean
+.PHONY: install reproduce test test-numpy1 test-numpy2 bench study clean
 
-install: $(STAMP)
+install: $(VENV)/.installed
 
-$(STAMP): setup.py requirements/build-constraints.txt
+$(VENV)/.installed: setup.py requirements/*.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e '.[dev]'
+	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy1.txt" \
+	    $(VENV)/bin/python -m pip install -e '.[dev]'
 	touch $@
 
-reproduce: $(STAMP)
-	$(BIN)/minibatch-hybrid reproduce --out results/reproduce
+$(VENV2)/.installed: setup.py requirements/*.txt
+	$(PYTHON) -m venv $(VENV2)
+	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy2.txt" \
+	    $(VENV2)/bin/python -m pip install -e '.[dev]'
+	touch $@
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+reproduce: install
+	$(VENV)/bin/minibatch-hybrid reproduce --out results/reproduce
+
+test: test-numpy1 test-numpy2
+
+test-numpy1: install
+	$(VENV)/bin/python -m pytest
+
+test-numpy2: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest -p no:cacheprovider
+
+study: install
+	$(VENV)/bin/minibatch-hybrid study --out results/study
+
+bench: install
+	$(VENV)/bin/minibatch-hybrid bench --out results/bench
 
 clean:
-	rm -rf $(VENV) results *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VENV2) results *.egg-info .pytest_cache

@@ -36,10 +36,10 @@ setup(
     packages=find_packages(include=['minibatch_hybrid', 'minibatch_hybrid.*']),
     install_requires=[
         'chainer==7.8.1',
-        # chainer 7.8.1 calls numpy.sctypes (gone in NumPy 2); the package's
-        # compatibility layer restores it, but the default install stays on
-        # the NumPy that chainer was tested with.
-        'numpy>=1.22,<2',
+        # chainer 7.8.1 reads numpy.sctypes (gone in NumPy 2); the package's
+        # compatibility layer restores it, and the tests run on NumPy 1.26
+        # and 2.x. `make install` keeps the default on NumPy 1.x.
+        'numpy>=1.22,<2.6',
         # chainer imports pkg_resources and numpy.distutils at import time:
         # setuptools >= 74 breaks numpy.distutils, >= 82 drops pkg_resources.
         'setuptools>=66.1,<74',
@@ -48,7 +48,10 @@ setup(
     extras_require={
         'test': ['pytest>=8', 'nbmake>=1.5'],
         'dev': ['pytest>=8', 'nbmake>=1.5'],
+        # CUDA 12: CuPy 13 (NumPy 1.22 to 2.5).
         'cuda12': ['cupy-cuda12x>=13,<14'],
+        # CUDA 13: CuPy 14, which needs NumPy 2.
+        'cuda13': ['cupy-cuda13x>=14,<15', 'numpy>=2'],
     },
     entry_points={
         'console_scripts': [

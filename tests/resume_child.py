@@ -9,9 +9,8 @@ import json
 import os
 import sys
 
-from chainer import training
-
-from minibatch_hybrid import trainer as trainer_module
+from minibatch_hybrid import trainer as trainer_module  # before chainer
+from chainer import training  # NOQA: I100
 
 
 def main(out, schedule, iterator, epochs, snapshot=None):
