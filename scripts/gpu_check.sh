@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The GPU check, in one call on the lent machine (see
+# ../shared/notes/gpu-machine.md), from the repository root, with gpu-wheels/
+# carried (scripts/gpu_wheels.sh makes it):
+#
+#     bash scripts/gpu_check.sh            # writes logs under $OUT
+#
+# Installs the carried wheels without network, prints nvidia-smi and
+# chainer's runtime info, runs the GPU tests, a short reproduction on the
+# GPU, and the benchmark with large ensembles on the GPU beside the CPU;
+# prints a short table last.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+site=/tmp/minibatch-hybrid-site
+python3 -m pip install --quiet --no-index --no-deps --target "$site" \
+    gpu-wheels/*.whl > "$OUT/install.txt" 2>&1 || {
+    cat "$OUT/install.txt"; echo 'installing the carried wheels failed'; exit 1; }
+export PYTHONPATH="$site:$PWD" CHAINER_CUDNN=0 MPLBACKEND=Agg
+status=0
+
+nvidia-smi 2>&1 | tee "$OUT/nvidia-smi.txt" | head -15
+python3 - <<'PY' 2>&1 | tee "$OUT/runtime.txt"
+import minibatch_hybrid, chainer, numpy
+from minibatch_hybrid import _compat
+chainer.print_runtime_info()
+print('numpy', numpy.__version__, 'shims', _compat.APPLIED)
+print('cuda available:', chainer.backends.cuda.available)
+if not chainer.backends.cuda.available:
+    print('reason:', repr(chainer.backends.cuda._resolution_error))
+PY
+
+timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \
+    > "$OUT/gpu-tests.txt" 2>&1 || status=1
+tail -3 "$OUT/gpu-tests.txt"
+
+timeout 120 python3 -m minibatch_hybrid.cli reproduce -d @cupy:0 -e 40 \
+    -o "$OUT/reproduce" > "$OUT/reproduce.txt" 2>&1 || status=1
+tail -4 "$OUT/reproduce.txt"
+
+timeout 200 python3 -m minibatch_hybrid.cli bench -d @cupy:0 \
+    -k 1,64,256,1024,4096,16384 -o "$OUT/bench-gpu" \
+    > "$OUT/bench-gpu.txt" 2>&1 || status=1
+timeout 120 python3 -m minibatch_hybrid.cli bench -d @numpy -k 64,256 \
+    -o "$OUT/bench-cpu" > "$OUT/bench-cpu.txt" 2>&1 || status=1
+
+echo '== table (model-steps/s; x = ratio to the post'"'"'s loop on this CPU) =='
+echo '-- GPU ensemble --'; grep -v '^measuring' "$OUT/bench-gpu.txt" | tail -12
+echo '-- CPU ensemble, same machine --'; grep -v '^measuring' "$OUT/bench-cpu.txt" | tail -8
+echo "gpu tests: $(tail -1 "$OUT/gpu-tests.txt")"
+exit $status
