@@ -1,4 +1,5 @@
 """The post's experiment: random order against fixed-then-random order."""
+import functools
 import os
 
 import numpy
@@ -92,6 +93,7 @@ class _RunReporter(object):
         self.progress = progress
         self.done_before = done_before
         self.phase_start = 0.0
+        self.observe = None
 
     def phase(self, epoch):
         """Returns the name the post gives the phase of zero-based ``epoch``."""
@@ -112,9 +114,11 @@ class _RunReporter(object):
             self.phase_start = entry.seconds
         self.progress.update(self.done_before + entry.epoch,
                              '{} loss {:.3e}'.format(self.run, entry.loss))
+        if self.observe is not None:
+            self.observe(entry)
 
 
-def run_reproduction(config, log=print, progress_stream=None):
+def run_reproduction(config, log=print, progress_stream=None, observer=None):
     """Runs the post's two runs from the same initial weights.
 
     Both runs start from the weights :func:`make_model` draws from
@@ -127,6 +131,11 @@ def run_reproduction(config, log=print, progress_stream=None):
         log (callable): Takes one line of text.
         progress_stream: Where the progress bar (with time left) goes;
             standard error by default.
+        observer (callable): If given, called after every epoch as
+            ``observer(run, entry, model)`` with the run's name
+            (``'normal'`` or ``'hybrid'``), the
+            :data:`~minibatch_hybrid.training.EpochLog` and the model, to
+            look at the model during training (its predictions, say).
 
     Returns:
         dict: ``'normal'`` and ``'hybrid'`` to their
@@ -151,6 +160,9 @@ def run_reproduction(config, log=print, progress_stream=None):
         for run, schedule in schedules.items():
             initial.restore(model, optimizer)
             reporter = _RunReporter(run, schedule, log, progress, done_before)
+            if observer is not None:
+                reporter.observe = functools.partial(observer, run,
+                                                     model=model)
             outcome[run] = train(model, optimizer, dataset, schedule,
                                  epochs[run], config.batchsize,
                                  heldout=heldout, callback=reporter)
