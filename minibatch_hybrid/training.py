@@ -6,6 +6,7 @@ import chainer
 from chainer import backend
 import numpy
 
+from minibatch_hybrid.ensemble import Ensemble
 from minibatch_hybrid.schedules import Schedule
 
 #: What the loop tells its callback after each epoch.
@@ -128,6 +129,11 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     check_batchsize(batchsize, size)
     single = isinstance(schedule, Schedule)
     schedules = [schedule] if single else list(schedule)
+    if single == isinstance(model, Ensemble):
+        raise ValueError(
+            'give one schedule for one model, and a list of schedules (one '
+            'per replica) for an Ensemble; got {} for a {}'.format(
+                type(schedule).__name__, type(model).__name__))
     if not single and len(schedules) != len(model):
         raise ValueError(
             'an ensemble of {} replicas needs one schedule per replica, got '

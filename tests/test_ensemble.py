@@ -69,3 +69,15 @@ def test_ensemble_rejects_mixed_widths():
         Ensemble([mh.make_model(4, 0), mh.make_model(5, 0)])
     with pytest.raises(ValueError, match='at least one model'):
         Ensemble([])
+
+
+def test_schedules_must_match_the_model_kind():
+    ensemble = Ensemble.from_seeds([0, 1], 4)
+    with pytest.raises(ValueError, match='a list of schedules .one per '
+                       'replica. for an Ensemble; got Fixed for a Ensemble'):
+        mh.train(ensemble, mh.make_optimizer(ensemble),
+                 mh.make_sin_dataset(100), mh.Fixed(), 1)
+    model = mh.make_model(4, 0)
+    with pytest.raises(ValueError, match='got list for a MyChain'):
+        mh.train(model, mh.make_optimizer(model), mh.make_sin_dataset(100),
+                 [mh.Fixed()], 1)

@@ -1,4 +1,6 @@
 """The package's loop against a straight port of the post's loop."""
+import re
+
 import numpy
 import pytest
 
@@ -168,3 +170,22 @@ def test_bad_epochs(epochs):
     with pytest.raises(ValueError, match='number of epochs must be a positive'):
         mh.train(model, mh.make_optimizer(model), mh.make_sin_dataset(100),
                  mh.Fixed(), epochs)
+
+
+def test_reproduction_observer_sees_each_epoch_and_the_model():
+    from minibatch_hybrid.reproduce import run_reproduction
+    seen = []
+
+    def observer(run, entry, model):
+        seen.append((run, entry.epoch, type(model).__name__))
+
+    lines = []
+    outcome = run_reproduction(ReproductionConfig(epochs=4, n_units=8),
+                               log=lines.append, observer=observer)
+    assert seen == [(run, e, 'MyChain') for run in ('normal', 'hybrid')
+                    for e in (1, 2, 3, 4)]
+    assert [re.sub(r'\d+sec$', 'Nsec', line) for line in lines] == [
+        'execution time (normal): Nsec',
+        'execution time (hybrid fixed): Nsec',
+        'execution time (hybrid random): Nsec']
+    assert outcome['hybrid'].schedule == 'fixed:2+random:2'
