@@ -7,8 +7,15 @@ The package is laid out by concern:
 * :mod:`~minibatch_hybrid.data`: the sin(x) data set.
 * :mod:`~minibatch_hybrid.model`: the post's ``MyChain``, its optimizer and a
   real reset (:class:`~minibatch_hybrid.model.InitialState`).
+* :mod:`~minibatch_hybrid.functions`, :mod:`~minibatch_hybrid.adam`: the
+  loss as one graph node and Adam without temporaries (Chainer's bits).
+* :mod:`~minibatch_hybrid.ensemble`: K stacked replicas of ``MyChain``.
 * :mod:`~minibatch_hybrid.training`: the one training loop.
-* :mod:`~minibatch_hybrid.reproduce`: the post's experiment.
+* :mod:`~minibatch_hybrid.iterators`, :mod:`~minibatch_hybrid.extensions`,
+  :mod:`~minibatch_hybrid.trainer`: schedules in Chainer's Trainer, resumed.
+* :mod:`~minibatch_hybrid.reproduce`, :mod:`~minibatch_hybrid.study`,
+  :mod:`~minibatch_hybrid.stats`, :mod:`~minibatch_hybrid.bench`: the post's
+  experiment, the many-seed study, its statistics, the benchmark.
 * :mod:`~minibatch_hybrid.results`, :mod:`~minibatch_hybrid.plots`: output
   files and figures.
 * :mod:`~minibatch_hybrid.cli`: the ``minibatch-hybrid`` command.
@@ -19,6 +26,7 @@ _compat.import_chainer()
 
 from minibatch_hybrid._version import __version__  # NOQA: E402
 from minibatch_hybrid.data import SinDataset, make_sin_dataset  # NOQA: E402
+from minibatch_hybrid.ensemble import Ensemble  # NOQA: E402
 from minibatch_hybrid.model import InitialState  # NOQA: E402
 from minibatch_hybrid.model import MyChain  # NOQA: E402
 from minibatch_hybrid.model import make_model  # NOQA: E402
@@ -36,7 +44,8 @@ from minibatch_hybrid.training import TrainResult  # NOQA: E402
 from minibatch_hybrid.training import train  # NOQA: E402
 
 __all__ = [
-    '__version__', 'SinDataset', 'make_sin_dataset', 'InitialState',
+    '__version__', 'SinDataset', 'make_sin_dataset', 'Ensemble',
+    'InitialState',
     'MyChain', 'make_model', 'make_optimizer', 'Schedule', 'Fixed', 'Random',
     'ShuffleOnce', 'WithReplacement', 'Phased', 'hybrid', 'parse_schedule',
     'parse_schedules', 'TrainResult', 'train',

@@ -4,6 +4,7 @@ from chainer import backend
 import numpy
 
 from minibatch_hybrid.functions import mlp_loss
+from minibatch_hybrid.model import MyChain
 from minibatch_hybrid.model import make_model
 
 _NAMES = ('W1', 'b1', 'W2', 'b2', 'W3', 'b3')
@@ -55,7 +56,6 @@ class Ensemble(chainer.Link):
 
     def replica(self, k):
         """Returns replica ``k`` as a :class:`MyChain` on the CPU (a copy)."""
-        from minibatch_hybrid.model import MyChain
         model = MyChain(self.n_units)
         for name, link in zip(_NAMES, _LINKS):
             target = getattr(getattr(model, link[:2]), link[3:])

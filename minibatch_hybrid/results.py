@@ -10,6 +10,9 @@ import tempfile
 import chainer
 import numpy
 
+from minibatch_hybrid import _compat
+from minibatch_hybrid._version import __version__
+
 
 def atomic_write(path, write, binary=False):
     """Writes a file whole or not at all.
@@ -80,8 +83,6 @@ def environment(device=None):
         info['cupy'] = cupy.__version__
     if device is not None:
         info['device'] = str(device)
-    from minibatch_hybrid import _compat
-    from minibatch_hybrid._version import __version__
     info['minibatch_hybrid'] = __version__
     info['compat_shims'] = list(_compat.APPLIED)
     return info
