@@ -17,7 +17,7 @@ from minibatch_hybrid.device import get_device
 from minibatch_hybrid.ensemble import Ensemble
 from minibatch_hybrid.model import make_model
 from minibatch_hybrid.schedules import Random
-from minibatch_hybrid.schedules import Schedule
+from minibatch_hybrid.schedules import Replay
 from minibatch_hybrid.training import train
 
 
@@ -72,17 +72,6 @@ def load_reference():
     return module
 
 
-class _Replay(Schedule):
-    name = 'replay'
-
-    def __init__(self, orders):
-        super().__init__()
-        self.orders = orders
-
-    def order(self, epoch, size):
-        return self.orders[epoch]
-
-
 def _median_time(run, repeat):
     run()  # warm-up
     return statistics.median(_timed(run) for _ in range(repeat))
@@ -125,7 +114,7 @@ def bench_post_and_single(epochs=1, repeat=3, n_units=100, batchsize=10):
     def single():
         model = seed_model.copy(mode='copy')
         losses['single'] = train(model, FusedAdam().setup(model), dataset,
-                                 _Replay(orders), epochs, batchsize,
+                                 Replay(orders), epochs, batchsize,
                                  train_loss_every_epoch=False).loss
 
     t_post = _median_time(post, repeat)

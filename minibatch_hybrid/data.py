@@ -2,6 +2,8 @@
 import chainer
 import numpy
 
+from minibatch_hybrid._checks import check_positive_int
+
 
 class SinDataset(chainer.datasets.TupleDataset):
     """Pairs ``(x, sin(x))`` as float32 column arrays, built once.
@@ -50,8 +52,7 @@ def make_sin_dataset(n=1000):
         SinDataset: On the CPU, in ascending x (the post's fixed order).
 
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError('n must be a positive integer, got {!r}'.format(n))
+    check_positive_int(n, 'n')
     return _from_float64(numpy.linspace(0, 2 * numpy.pi, n))
 
 
@@ -66,7 +67,6 @@ def make_heldout_dataset(n, seed):
         SinDataset: On the CPU, x sorted ascending.
 
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError('n must be a positive integer, got {!r}'.format(n))
+    check_positive_int(n, 'n')
     rng = numpy.random.default_rng([seed, 0x5EED])
     return _from_float64(numpy.sort(rng.uniform(0, 2 * numpy.pi, n)))

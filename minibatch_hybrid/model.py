@@ -6,6 +6,7 @@ import chainer.initializers as I
 import chainer.links as L
 import numpy
 
+from minibatch_hybrid._checks import check_positive_int
 from minibatch_hybrid.adam import FusedAdam
 from minibatch_hybrid.functions import mlp_loss
 
@@ -35,10 +36,7 @@ class MyChain(chainer.Chain):
 
     def __init__(self, n_units=100, rng=None):
         super().__init__()
-        if isinstance(n_units, bool) or not isinstance(n_units, int) \
-                or n_units < 1:
-            raise ValueError(
-                'n_units must be a positive integer, got {!r}'.format(n_units))
+        check_positive_int(n_units, 'n_units')
         with self.init_scope():
             self.l1 = L.Linear(1, n_units, initialW=I.LeCunNormal(rng=rng))
             self.l2 = L.Linear(n_units, n_units,

@@ -16,7 +16,8 @@ from minibatch_hybrid.progress import Progress
 from minibatch_hybrid.schedules import Phased
 from minibatch_hybrid.schedules import Random
 from minibatch_hybrid.schedules import hybrid
-from minibatch_hybrid.schedules.base import _check_positive_int
+from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid.training import check_batchsize
 from minibatch_hybrid.training import train
 
@@ -45,12 +46,10 @@ class ReproductionConfig(object):
 
     def __init__(self, seed=0, epochs=500, batchsize=10, n_units=100,
                  n_data=1000, n_heldout=1000, literal=False, device='@numpy'):
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(
-                'seed must be a non-negative integer, got {!r}'.format(seed))
+        check_seed(seed)
         for value, what in ((epochs, 'epochs'), (n_units, 'n_units'),
                             (n_data, 'n_data'), (n_heldout, 'n_heldout')):
-            _check_positive_int(value, what)
+            check_positive_int(value, what)
         check_batchsize(batchsize, n_data)
         self.seed = seed
         self.epochs = epochs

@@ -24,7 +24,8 @@ from minibatch_hybrid.ensemble import Ensemble
 from minibatch_hybrid.model import make_optimizer
 from minibatch_hybrid.progress import Progress
 from minibatch_hybrid.schedules import parse_schedule
-from minibatch_hybrid.schedules.base import _check_positive_int
+from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid.training import check_batchsize
 from minibatch_hybrid.training import train
 
@@ -59,11 +60,8 @@ class StudyConfig(object):
         for value, what in ((seeds, 'the number of seeds'), (epochs, 'epochs'),
                             (n_units, 'n_units'), (n_data, 'n_data'),
                             (n_heldout, 'n_heldout'), (chunk, 'chunk')):
-            _check_positive_int(value, what)
-        if isinstance(first_seed, bool) or not isinstance(first_seed, int) \
-                or first_seed < 0:
-            raise ValueError('the first seed must be a non-negative integer, '
-                             'got {!r}'.format(first_seed))
+            check_positive_int(value, what)
+        check_seed(first_seed, 'the first seed')
         check_batchsize(batchsize, n_data)
         if not schedules:
             raise ValueError('a study needs at least one schedule')

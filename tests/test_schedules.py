@@ -215,3 +215,13 @@ def test_schedule_built_for_another_size_fails_at_the_first_order():
                                          order_sampler=schedule)
     with pytest.raises(ValueError, match='size must be a positive integer'):
         S.Random(0).with_size(0)
+
+
+def test_replay_gives_the_orders_it_was_given():
+    orders = [numpy.array([2, 0, 1]), numpy.array([1, 2, 0])]
+    schedule = S.Replay(orders)
+    assert schedule.epochs == 2
+    numpy.testing.assert_array_equal(schedule.order(1, 3), orders[1])
+    with pytest.raises(ValueError, match='has 3 indices, but the data set '
+                       'has 4'):
+        schedule.order(0, 4)

@@ -6,22 +6,9 @@ import pytest
 
 import minibatch_hybrid as mh
 from minibatch_hybrid.reproduce import ReproductionConfig
-from minibatch_hybrid.schedules import Schedule
+from minibatch_hybrid.schedules import Replay
 
 import blog_reference as blog
-
-
-class Replay(Schedule):
-    """The orders the reference loop consumed, one per epoch."""
-
-    name = 'replay'
-
-    def __init__(self, orders):
-        super().__init__()
-        self.orders = orders
-
-    def order(self, epoch, size):
-        return self.orders[epoch]
 
 
 def reference_model(package_model, n_units):

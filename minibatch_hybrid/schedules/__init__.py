@@ -13,6 +13,7 @@ from minibatch_hybrid.schedules.fixed import Fixed  # NOQA
 from minibatch_hybrid.schedules.phased import Phased  # NOQA
 from minibatch_hybrid.schedules.phased import hybrid  # NOQA
 from minibatch_hybrid.schedules.random import Random  # NOQA
+from minibatch_hybrid.schedules.replay import Replay  # NOQA
 from minibatch_hybrid.schedules.shuffle_once import ShuffleOnce  # NOQA
 from minibatch_hybrid.schedules.text import SCHEDULES  # NOQA
 from minibatch_hybrid.schedules.text import parse_schedule  # NOQA
@@ -21,6 +22,6 @@ from minibatch_hybrid.schedules.with_replacement import WithReplacement  # NOQA
 
 __all__ = [
     'Schedule', 'SeededSchedule', 'EpochOrder', 'tag_order', 'epoch_generator', 'Fixed', 'Random',
-    'ShuffleOnce', 'WithReplacement', 'Phased', 'hybrid', 'parse_schedule',
+    'ShuffleOnce', 'WithReplacement', 'Replay', 'Phased', 'hybrid', 'parse_schedule',
     'parse_schedules', 'SCHEDULES',
 ]

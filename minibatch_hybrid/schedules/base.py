@@ -2,6 +2,9 @@
 import chainer
 import numpy
 
+from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_seed
+
 
 class EpochOrder(numpy.ndarray):
     """An epoch's order that knows its epoch.
@@ -120,13 +123,13 @@ class Schedule(chainer.iterators.OrderSampler):
         An iterator over a data set of another size then fails when it asks
         for its first order, instead of visiting a silently wrong order.
         """
-        _check_positive_int(size, 'the data set size')
+        check_positive_int(size, 'the data set size')
         self.size = size
         return self
 
     def check_epochs(self, epochs):
         """Raises ValueError if the schedule cannot cover ``epochs`` epochs."""
-        _check_positive_int(epochs, 'the number of epochs')
+        check_positive_int(epochs, 'the number of epochs')
         if self.epochs is not None and self.epochs != epochs:
             raise ValueError(
                 'schedule {!r} defines {} epochs, but the run has {}; make its '
@@ -153,7 +156,7 @@ class SeededSchedule(Schedule):
     """
 
     def __init__(self, seed):
-        _check_seed(seed)
+        check_seed(seed)
         self.seed = seed
 
 
@@ -164,15 +167,3 @@ def epoch_generator(seed, epoch):
     from nothing else, so the order is a pure function of (seed, epoch).
     """
     return numpy.random.default_rng([seed, epoch])
-
-
-def _check_positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError('{} must be a positive integer, got {!r}'.format(
-            what, value))
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(
-            'seed must be a non-negative integer, got {!r}'.format(seed))

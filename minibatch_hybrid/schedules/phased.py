@@ -2,7 +2,7 @@
 import bisect
 
 from minibatch_hybrid.schedules.base import Schedule
-from minibatch_hybrid.schedules.base import _check_positive_int
+from minibatch_hybrid._checks import check_positive_int
 from minibatch_hybrid.schedules.fixed import Fixed
 from minibatch_hybrid.schedules.random import Random
 
@@ -48,7 +48,7 @@ class Phased(Schedule):
                     'only the last phase may leave its epochs open; give '
                     'phase {} ({}) a number of epochs'.format(i, phase[0]))
             if epochs is not None:
-                _check_positive_int(
+                check_positive_int(
                     epochs, 'the epochs of phase {} ({})'.format(i, phase[0]))
         self.phases = phases
         starts = [0]

@@ -10,7 +10,7 @@ optional ``:epochs``.  Lists of schedules are separated by commas::
     random,fixed:250+random:250    a list of two schedules
 
 """
-from minibatch_hybrid.schedules.base import _check_positive_int
+from minibatch_hybrid._checks import check_positive_int
 from minibatch_hybrid.schedules.fixed import Fixed
 from minibatch_hybrid.schedules.phased import Phased
 from minibatch_hybrid.schedules.phased import hybrid
@@ -36,7 +36,7 @@ def _parse_epochs(text, phase):
         raise ValueError(
             'the epochs of phase {!r} must be an integer, got {!r} ({})'
             .format(phase, text, _EXAMPLE)) from None
-    _check_positive_int(epochs, 'the epochs of phase {!r}'.format(phase))
+    check_positive_int(epochs, 'the epochs of phase {!r}'.format(phase))
     return epochs
 
 
