@@ -226,6 +226,6 @@ def summary(outcome):
         lines.append('{:<8} {:<24} {:>12.4e} {:>12.4e} {:>14.4e}'.format(
             run, result.schedule, result.loss[-1], result.train_loss[-1],
             result.heldout_mse))
-    lines.append('normal / hybrid final loss: {:.2f}x'.format(
+    lines.append('normal / hybrid final loss: {:.3g}x'.format(
         normal.loss[-1] / hybrid_run.loss[-1]))
     return lines

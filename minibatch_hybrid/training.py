@@ -21,6 +21,10 @@ EpochLog = collections.namedtuple(
 class TrainResult(object):
     """What one training run recorded.
 
+    For an ensemble every value has one entry per replica: ``loss`` and
+    ``train_loss`` have shape ``(epochs, K)``, ``heldout_mse`` ``(K,)``, and
+    ``schedule`` is a list.
+
     Attributes:
         schedule (str): Text form of the schedule.
         loss (numpy.ndarray): Per epoch, the post's metric: the running mean
@@ -145,6 +149,7 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     x, y = dataset.x, dataset.y
     xp = device.xp
     shape = (epochs,) if single else (epochs, len(model))
+    cast = float if single else numpy.copy  # what the callback is given
     losses = numpy.empty(shape, numpy.float64)
     train_losses = numpy.full(shape, numpy.nan, numpy.float32)
     start = time.perf_counter()
@@ -164,7 +169,6 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
         if train_loss_every_epoch or epoch == epochs - 1:
             train_losses[epoch] = evaluate(model, dataset)
         if callback is not None:
-            cast = float if single else numpy.copy
             callback(EpochLog(epoch + 1, epochs, cast(losses[epoch]),
                               cast(train_losses[epoch]),
                               time.perf_counter() - start))
