@@ -1,6 +1,5 @@
 """The ``minibatch-hybrid`` command."""
 import argparse
-import json
 import os
 import sys
 
@@ -10,10 +9,7 @@ from minibatch_hybrid import reproduce
 QUICK_EPOCHS = 40
 
 
-def _add_common(parser):
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the initial weights, the random orders '
-                        'and the held-out points (default: 0)')
+def _add_training_options(parser):
     parser.add_argument('--batchsize', '-b', type=int, default=10,
                         help='mini-batch size (default: 10, as the post)')
     parser.add_argument('--units', '-u', type=int, default=100,
@@ -42,7 +38,10 @@ def build_parser():
     p.add_argument('--epoch', '-e', type=int, default=None,
                    help='epochs per run (default: 500; {} with --quick)'
                    .format(QUICK_EPOCHS))
-    _add_common(p)
+    p.add_argument('--seed', type=int, default=0,
+                   help='seed of the initial weights, the random orders and '
+                   'the held-out points (default: 0)')
+    _add_training_options(p)
     p.add_argument('--out', '-o', default=os.path.join('results',
                                                        'reproduce'),
                    help='output folder (default: results/reproduce)')
@@ -62,7 +61,7 @@ def build_parser():
         'chunk of seeds, and compare the final losses seed by seed. Chunks '
         'are saved as they finish: rerun the same command after an '
         'interruption to continue.')
-    _add_study_options(p, seeds=64, out='study')
+    _add_study_options(p, seeds=64, chunk=32, out='study')
     p.add_argument('--schedules', '-s', default=None,
                    help='comma-separated schedules (default: "random,'
                    'fixed:E/2+random:E/2" for E epochs)')
@@ -73,7 +72,7 @@ def build_parser():
         description='Runs hybrids with a growing fraction of fixed-order '
         'epochs (and the reverse, random first) at a fixed total of epochs, '
         'over many seeds; resumable like study.')
-    _add_study_options(p, seeds=16, out='sweep')
+    _add_study_options(p, seeds=16, chunk=4, out='sweep')
     p.add_argument('--fractions', default='0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,'
                    '0.8,0.9,1', help='fractions of epochs in fixed order')
     p.add_argument('--no-reverse', action='store_true',
@@ -96,23 +95,20 @@ def build_parser():
     return parser
 
 
-def _add_study_options(p, seeds, out):
-    p.add_argument('--seeds', type=int, default=seeds,
-                   help='number of seeds (default: {})'.format(seeds))
+def _add_study_options(p, seeds, chunk, out):
+    p.add_argument('--seeds', type=int, default=None,
+                   help='number of seeds (default: {}; 4 with --quick)'
+                   .format(seeds))
+    p.set_defaults(default_seeds=seeds)
     p.add_argument('--first-seed', type=int, default=0,
                    help='the first seed (default: 0)')
     p.add_argument('--epoch', '-e', type=int, default=None,
                    help='epochs of every run (default: 500; {} with --quick)'
                    .format(QUICK_EPOCHS))
-    p.add_argument('--batchsize', '-b', type=int, default=10,
-                   help='mini-batch size (default: 10)')
-    p.add_argument('--units', '-u', type=int, default=100,
-                   help='hidden units per layer (default: 100)')
-    p.add_argument('--chunk', type=int, default=32,
+    _add_training_options(p)
+    p.add_argument('--chunk', type=int, default=chunk,
                    help='seeds trained at once and saved together '
-                   '(default: 32); changes speed, not results')
-    p.add_argument('--device', '-d', default='@numpy',
-                   help='Chainer device specifier (default: @numpy)')
+                   '(default: {}); changes speed, not results'.format(chunk))
     p.add_argument('--out', '-o', default=os.path.join('results', out),
                    help='output folder (default: results/{})'.format(out))
     p.add_argument('--quick', action='store_true',
@@ -128,16 +124,17 @@ def _study_config(args, schedules):
         chunk=args.chunk, device=args.device)
 
 
-def _apply_quick(args, parser_defaults_seeds):
+def _apply_quick(args):
+    """Fills in the epochs and seeds that depend on --quick."""
     if args.epoch is None:
         args.epoch = QUICK_EPOCHS if args.quick else 500
-    if args.quick and args.seeds == parser_defaults_seeds:
-        args.seeds = 4
+    if args.seeds is None:
+        args.seeds = 4 if args.quick else args.default_seeds
 
 
 def _study(args):
     from minibatch_hybrid import study
-    _apply_quick(args, 64)
+    _apply_quick(args)
     text = args.schedules
     if text is None:
         half = args.epoch // 2
@@ -154,7 +151,7 @@ def _study(args):
 
 def _sweep(args):
     from minibatch_hybrid import study
-    _apply_quick(args, 16)
+    _apply_quick(args)
     try:
         fractions = [float(f) for f in args.fractions.split(',')]
     except ValueError:
