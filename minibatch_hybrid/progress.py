@@ -48,6 +48,12 @@ class Progress(object):
                 self._next_tenth += 1
         self.stream.flush()
 
+    def clear(self):
+        """Erases the redrawn line, so that other output starts clean."""
+        if self._tty and 0 < self.done < self.total:
+            self.stream.write('\r\x1b[K')
+            self.stream.flush()
+
     def close(self):
         """Ends a redrawn line (after an interruption, say)."""
         if self._tty and self.done < self.total:

@@ -103,10 +103,12 @@ class _RunReporter(object):
     def __call__(self, entry):
         phase = self.phase(entry.epoch - 1)
         if entry.epoch % 10 == 0:
+            self.progress.clear()
             self.log('({}) epoch: {}/{} {} loss: {}'.format(
                 self.run, entry.epoch, entry.epochs, phase,
                 entry.loss))
         if entry.epoch == entry.epochs or self.phase(entry.epoch) != phase:
+            self.progress.clear()
             label = self.run if phase == self.run else self.run + ' ' + phase
             self.log('execution time ({}): {}sec'.format(
                 label, int(entry.seconds - self.phase_start)))

@@ -182,3 +182,18 @@ def test_bad_options(tmp_path, args, message):
     proc = run_cli(*(args + ['-o', str(tmp_path / 'x')]))
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_interrupted_study_command_says_how_to_continue(tmp_path, monkeypatch,
+                                                        capsys):
+    from minibatch_hybrid import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, 'run_study', interrupted)
+    out = str(tmp_path / 'x')
+    assert cli.main(['study', '--quick', '-o', out]) == 130
+    err = capsys.readouterr().err
+    assert 'the chunks finished so far are saved in {}; rerun the same ' \
+        'command to continue'.format(out) in err
