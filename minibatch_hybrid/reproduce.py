@@ -1,4 +1,5 @@
 """The post's experiment: random order against fixed-then-random order."""
+import dataclasses
 import functools
 import os
 
@@ -25,7 +26,8 @@ from minibatch_hybrid.training import train
 OUTPUT_FILES = ('loss.png', 'losses.csv', 'losses.json', 'config.json')
 
 
-class ReproductionConfig(object):
+@dataclasses.dataclass
+class ReproductionConfig:
     """The settings of a reproduction; the defaults are the post's.
 
     Args:
@@ -44,26 +46,28 @@ class ReproductionConfig(object):
 
     """
 
-    def __init__(self, seed=0, epochs=500, batchsize=10, n_units=100,
-                 n_data=1000, n_heldout=1000, literal=False, device='@numpy'):
-        check_seed(seed)
-        for value, what in ((epochs, 'epochs'), (n_units, 'n_units'),
-                            (n_data, 'n_data'), (n_heldout, 'n_heldout')):
+    seed: int = 0
+    epochs: int = 500
+    batchsize: int = 10
+    n_units: int = 100
+    n_data: int = 1000
+    n_heldout: int = 1000
+    literal: bool = False
+    device: object = '@numpy'
+
+    def __post_init__(self):
+        check_seed(self.seed)
+        for value, what in ((self.epochs, 'epochs'),
+                            (self.n_units, 'n_units'),
+                            (self.n_data, 'n_data'),
+                            (self.n_heldout, 'n_heldout')):
             check_positive_int(value, what)
-        check_batchsize(batchsize, n_data)
-        self.seed = seed
-        self.epochs = epochs
-        self.batchsize = batchsize
-        self.n_units = n_units
-        self.n_data = n_data
-        self.n_heldout = n_heldout
-        self.literal = literal
-        self.device = device
+        check_batchsize(self.batchsize, self.n_data)
         fixed, _ = self.hybrid_phases()
         if fixed < 1:
             raise ValueError(
                 'the hybrid needs at least one epoch in each phase; run at '
-                'least {} epochs'.format(4 if literal else 2))
+                'least {} epochs'.format(4 if self.literal else 2))
 
     def hybrid_phases(self):
         """Returns the epochs of the hybrid's fixed and random phases."""
@@ -79,7 +83,7 @@ class ReproductionConfig(object):
                 'hybrid': hybrid(fixed, random, self.seed)}
 
     def to_dict(self):
-        return dict(vars(self))
+        return dataclasses.asdict(self)
 
 
 class _RunReporter(object):

@@ -7,12 +7,15 @@ study continues where it stopped and ends with the same numbers as an
 uninterrupted run, because a replica's results do not depend on which other
 replicas share its ensemble.
 """
+import dataclasses
 import itertools
 import json
 import os
 
 import numpy
 
+from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid import plots
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid import stats
@@ -24,8 +27,6 @@ from minibatch_hybrid.ensemble import Ensemble
 from minibatch_hybrid.model import make_optimizer
 from minibatch_hybrid.progress import Progress
 from minibatch_hybrid.schedules import parse_schedule
-from minibatch_hybrid._checks import check_positive_int
-from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid.training import check_batchsize
 from minibatch_hybrid.training import train
 
@@ -33,7 +34,8 @@ from minibatch_hybrid.training import train
 BOOTSTRAP_SEED = 20161127
 
 
-class StudyConfig(object):
+@dataclasses.dataclass
+class StudyConfig:
     """The settings of a study.
 
     Args:
@@ -54,34 +56,37 @@ class StudyConfig(object):
 
     """
 
-    def __init__(self, schedules, seeds=64, first_seed=0, epochs=500,
-                 batchsize=10, n_units=100, n_data=1000, n_heldout=1000,
-                 chunk=32, device='@numpy'):
-        for value, what in ((seeds, 'the number of seeds'), (epochs, 'epochs'),
-                            (n_units, 'n_units'), (n_data, 'n_data'),
-                            (n_heldout, 'n_heldout'), (chunk, 'chunk')):
+    schedules: list
+    seeds: int = 64
+    first_seed: int = 0
+    epochs: int = 500
+    batchsize: int = 10
+    n_units: int = 100
+    n_data: int = 1000
+    n_heldout: int = 1000
+    chunk: int = 32
+    device: object = '@numpy'
+
+    def __post_init__(self):
+        for value, what in ((self.seeds, 'the number of seeds'),
+                            (self.epochs, 'epochs'),
+                            (self.n_units, 'n_units'),
+                            (self.n_data, 'n_data'),
+                            (self.n_heldout, 'n_heldout'),
+                            (self.chunk, 'chunk')):
             check_positive_int(value, what)
-        check_seed(first_seed, 'the first seed')
-        check_batchsize(batchsize, n_data)
-        if not schedules:
+        check_seed(self.first_seed, 'the first seed')
+        check_batchsize(self.batchsize, self.n_data)
+        if not self.schedules:
             raise ValueError('a study needs at least one schedule')
         texts = []
-        for text in schedules:
+        for text in self.schedules:
             schedule = parse_schedule(text, 0)
-            schedule.check_epochs(epochs)
+            schedule.check_epochs(self.epochs)
             texts.append(str(schedule))
         if len(set(texts)) != len(texts):
             raise ValueError('schedules are listed twice: {}'.format(texts))
         self.schedules = texts
-        self.seeds = seeds
-        self.first_seed = first_seed
-        self.epochs = epochs
-        self.batchsize = batchsize
-        self.n_units = n_units
-        self.n_data = n_data
-        self.n_heldout = n_heldout
-        self.chunk = chunk
-        self.device = device
 
     def seed_list(self):
         return list(range(self.first_seed, self.first_seed + self.seeds))
@@ -93,7 +98,7 @@ class StudyConfig(object):
                 for i in range(0, len(seeds), self.chunk)]
 
     def to_dict(self):
-        return dict(vars(self))
+        return dataclasses.asdict(self)
 
     def identity(self):
         """The settings that determine the results (not speed or device)."""
