@@ -5,6 +5,8 @@ import os
 
 import numpy
 
+from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid.data import make_heldout_dataset
 from minibatch_hybrid.data import make_sin_dataset
@@ -17,8 +19,6 @@ from minibatch_hybrid.progress import Progress
 from minibatch_hybrid.schedules import Phased
 from minibatch_hybrid.schedules import Random
 from minibatch_hybrid.schedules import hybrid
-from minibatch_hybrid._checks import check_positive_int
-from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid.training import check_batchsize
 from minibatch_hybrid.training import train
 
