@@ -4,6 +4,7 @@ import os
 import sys
 
 from minibatch_hybrid import reproduce
+from minibatch_hybrid.device import get_device
 
 #: Epochs of ``reproduce --quick``: enough to see both phases.
 QUICK_EPOCHS = 40
@@ -205,6 +206,7 @@ def _reproduce(args):
     config = reproduce.ReproductionConfig(
         seed=args.seed, epochs=epochs, batchsize=args.batchsize,
         n_units=args.units, literal=args.literal, device=args.device)
+    get_device(config.device)  # a bad device fails before anything starts
     print('start...')
     outcome = reproduce.run_reproduction(config)
     print('end')

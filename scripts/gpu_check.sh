@@ -30,7 +30,9 @@ if not chainer.backends.cuda.available:
     print('reason:', repr(chainer.backends.cuda._resolution_error))
 PY
 
-timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \
+# addopts cleared: the machine has no nbmake, and only the GPU tests run here.
+timeout 240 python3 -m pytest -q -o addopts= -p no:cacheprovider -m gpu \
+    tests/test_gpu.py \
     > "$OUT/gpu-tests.txt" 2>&1 || status=1
 tail -3 "$OUT/gpu-tests.txt"
 
