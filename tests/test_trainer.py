@@ -62,11 +62,18 @@ def test_evaluator_sharing_the_schedule_does_not_shift_training(tmp_path):
     assert logs[0] == logs[1]
 
 
-@pytest.mark.parametrize('name', sorted(trainer_module.ITERATORS))
-def test_every_iterator_visits_the_schedules_orders(name):
+ALL_ITERATORS = [
+    chainer.iterators.SerialIterator, chainer.iterators.MultithreadIterator,
+    chainer.iterators.MultiprocessIterator] + [
+    trainer_module.ITERATORS[name] for name in sorted(trainer_module.ITERATORS)]
+
+
+@pytest.mark.parametrize('cls', ALL_ITERATORS)
+def test_every_iterator_visits_the_schedules_orders(cls):
+    # Chainer's own iterators take a schedule unchanged, as do the package's.
     schedule = mh.parse_schedule('fixed:1+random:2', seed=4)
     dataset = numpy.arange(20)
-    it = trainer_module.ITERATORS[name](dataset, 5, order_sampler=schedule)
+    it = cls(dataset, 5, order_sampler=schedule)
     try:
         for epoch in range(3):
             seen = numpy.concatenate([it.next() for _ in range(4)])
