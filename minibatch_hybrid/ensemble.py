@@ -4,6 +4,7 @@ from chainer import backend
 import numpy
 
 from minibatch_hybrid.functions import mlp_loss
+from minibatch_hybrid.model import InitialState
 from minibatch_hybrid.model import MyChain
 from minibatch_hybrid.model import make_model
 
@@ -33,8 +34,7 @@ class Ensemble(chainer.Link):
         models = list(models)
         if not models:
             raise ValueError('an ensemble needs at least one model')
-        arrays = [dict((k.lstrip('/'), p.array) for k, p in m.namedparams())
-                  for m in models]
+        arrays = [InitialState(m).arrays for m in models]
         shapes = {tuple(a[name].shape for name in _LINKS) for a in arrays}
         if len(shapes) != 1:
             raise ValueError('all models of an ensemble must have the same '
@@ -43,8 +43,7 @@ class Ensemble(chainer.Link):
         with self.init_scope():
             for name, link in zip(_NAMES, _LINKS):
                 setattr(self, name, chainer.Parameter(
-                    numpy.stack([backend.CpuDevice().send(a[link])
-                                 for a in arrays])))
+                    numpy.stack([a[link] for a in arrays])))
 
     @classmethod
     def from_seeds(cls, seeds, n_units=100):
@@ -57,9 +56,9 @@ class Ensemble(chainer.Link):
     def replica(self, k):
         """Returns replica ``k`` as a :class:`MyChain` on the CPU (a copy)."""
         model = MyChain(self.n_units)
+        params = dict(model.namedparams())
         for name, link in zip(_NAMES, _LINKS):
-            target = getattr(getattr(model, link[:2]), link[3:])
-            target.array[...] = backend.CpuDevice().send(
+            params['/' + link].array[...] = backend.CpuDevice().send(
                 getattr(self, name).array[k])
         return model
 

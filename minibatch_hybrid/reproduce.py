@@ -5,7 +5,7 @@ import os
 
 import numpy
 
-from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_run
 from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid.data import make_heldout_dataset
@@ -19,7 +19,6 @@ from minibatch_hybrid.progress import Progress
 from minibatch_hybrid.schedules import Phased
 from minibatch_hybrid.schedules import Random
 from minibatch_hybrid.schedules import hybrid
-from minibatch_hybrid.training import check_batchsize
 from minibatch_hybrid.training import train
 
 #: Files written by :func:`write_outputs`, in the output folder.
@@ -57,12 +56,8 @@ class ReproductionConfig:
 
     def __post_init__(self):
         check_seed(self.seed)
-        for value, what in ((self.epochs, 'epochs'),
-                            (self.n_units, 'n_units'),
-                            (self.n_data, 'n_data'),
-                            (self.n_heldout, 'n_heldout')):
-            check_positive_int(value, what)
-        check_batchsize(self.batchsize, self.n_data)
+        check_run(self.epochs, self.batchsize, self.n_units, self.n_data,
+                  self.n_heldout)
         fixed, _ = self.hybrid_phases()
         if fixed < 1:
             raise ValueError(

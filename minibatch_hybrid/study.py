@@ -14,11 +14,12 @@ import os
 
 import numpy
 
-from minibatch_hybrid._checks import check_positive_int
-from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid import plots
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid import stats
+from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_run
+from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid.data import SinDataset
 from minibatch_hybrid.data import make_heldout_dataset
 from minibatch_hybrid.data import make_sin_dataset
@@ -27,7 +28,6 @@ from minibatch_hybrid.ensemble import Ensemble
 from minibatch_hybrid.model import make_optimizer
 from minibatch_hybrid.progress import Progress
 from minibatch_hybrid.schedules import parse_schedule
-from minibatch_hybrid.training import check_batchsize
 from minibatch_hybrid.training import train
 
 #: Seed of the bootstrap resamples of :func:`summarize`.
@@ -68,15 +68,11 @@ class StudyConfig:
     device: object = '@numpy'
 
     def __post_init__(self):
-        for value, what in ((self.seeds, 'the number of seeds'),
-                            (self.epochs, 'epochs'),
-                            (self.n_units, 'n_units'),
-                            (self.n_data, 'n_data'),
-                            (self.n_heldout, 'n_heldout'),
-                            (self.chunk, 'chunk')):
-            check_positive_int(value, what)
+        check_positive_int(self.seeds, 'the number of seeds')
+        check_positive_int(self.chunk, 'chunk')
         check_seed(self.first_seed, 'the first seed')
-        check_batchsize(self.batchsize, self.n_data)
+        check_run(self.epochs, self.batchsize, self.n_units, self.n_data,
+                  self.n_heldout)
         if not self.schedules:
             raise ValueError('a study needs at least one schedule')
         texts = []
@@ -374,12 +370,12 @@ def write_sweep_outputs(result, sweep, out):
     """Writes the sweep's table and figure: final loss against fraction."""
     index = {text: i for i, text in enumerate(result.config.schedules)}
     rows, quartiles, fractions = [], {}, {}
+    stuck = result.stuck()
     for direction, entries in sweep.items():
         qs = [stats.quartiles(result.final_loss[index[text]])
               for _, text in entries]
         fractions[direction] = [f for f, _ in entries]
         quartiles[direction] = list(zip(*qs))
-        stuck = result.stuck()
         for (f, text), q in zip(entries, qs):
             rows.append([direction, f, text, q[0], q[1], q[2],
                          int(stuck[index[text]].sum())])

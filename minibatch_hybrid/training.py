@@ -6,6 +6,7 @@ import chainer
 from chainer import backend
 import numpy
 
+from minibatch_hybrid._checks import check_batchsize
 from minibatch_hybrid.ensemble import Ensemble
 from minibatch_hybrid.schedules import Schedule
 
@@ -72,25 +73,9 @@ def evaluate(model, dataset):
     return float(loss) if loss.ndim == 0 else loss
 
 
-def check_batchsize(batchsize, size):
-    """Raises ValueError unless ``1 <= batchsize <= size``."""
-    if isinstance(batchsize, bool) or not isinstance(batchsize, int) \
-            or not 1 <= batchsize <= size:
-        raise ValueError(
-            'batch size must be an integer from 1 to the data set size {}, '
-            'got {!r}'.format(size, batchsize))
-
-
-def _orders(schedules, epoch, size):
-    if isinstance(schedules, Schedule):
-        return numpy.asarray(schedules.order(epoch, size))
-    return numpy.stack([s.order(epoch, size) for s in schedules])
-
-
-def _describe(schedules):
-    if isinstance(schedules, Schedule):
-        return str(schedules)
-    return [str(s) for s in schedules]
+def _orders(schedules, single, epoch, size):
+    orders = [numpy.asarray(s.order(epoch, size)) for s in schedules]
+    return orders[0] if single else numpy.stack(orders)
 
 
 def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
@@ -154,7 +139,7 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     train_losses = numpy.full(shape, numpy.nan, numpy.float32)
     start = time.perf_counter()
     for epoch in range(epochs):
-        order = device.send(_orders(schedule, epoch, size))
+        order = device.send(_orders(schedules, single, epoch, size))
         sum_loss = xp.zeros(shape[1:], numpy.float64)
         for i in range(0, size, batchsize):
             index = order[..., i:i + batchsize]
@@ -175,5 +160,6 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     heldout_mse = None
     if heldout is not None:
         heldout_mse = evaluate(model, heldout)
-    return TrainResult(_describe(schedule), losses, train_losses,
+    names = [str(s) for s in schedules]
+    return TrainResult(names[0] if single else names, losses, train_losses,
                        heldout_mse, time.perf_counter() - start)
