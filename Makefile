@@ -17,13 +17,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py requirements/*.txt
+$(VENV)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c
 	$(PYTHON) -m venv $(VENV)
 	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy1.txt" \
 	    $(VENV)/bin/python -m pip install -e '.[dev]'
 	touch $@
 
-$(VENV2)/.installed: setup.py requirements/*.txt
+$(VENV2)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c
 	$(PYTHON) -m venv $(VENV2)
 	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy2.txt" \
 	    $(VENV2)/bin/python -m pip install -e '.[dev]'
@@ -34,10 +34,16 @@ reproduce: install
 
 test: test-numpy1 test-numpy2
 
+# The compiled kernels are optional for users (no C compiler: NumPy), but
+# the tests must exercise them: fail here if the install did not build them.
+CHECK_NATIVE := from minibatch_hybrid import native; native.check_available()
+
 test-numpy1: install
+	$(VENV)/bin/python -c '$(CHECK_NATIVE)'
 	$(VENV)/bin/python -m pytest
 
 test-numpy2: $(VENV2)/.installed
+	$(VENV2)/bin/python -c '$(CHECK_NATIVE)'
 	$(VENV2)/bin/python -m pytest -p no:cacheprovider
 
 study: install
@@ -47,4 +53,5 @@ bench: install
 	$(VENV)/bin/minibatch-hybrid bench --out results/bench
 
 clean:
-	rm -rf $(VENV) $(VENV2) results *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VENV2) results *.egg-info .pytest_cache build
+	rm -f minibatch_hybrid/_native*.so

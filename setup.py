@@ -6,7 +6,8 @@ constraint to pip.  The bounds below are the ones that were tested.
 """
 import os
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 here = os.path.abspath(os.path.dirname(__file__))
 
@@ -17,6 +18,27 @@ def read_version():
     with open(path) as f:
         exec(f.read(), scope)
     return scope['__version__']
+
+
+class BuildExt(build_ext):
+    """Builds the optional kernels with the flags their results rely on.
+
+    ``-ffp-contract=off``: no multiply-add is fused unless the code says so,
+    so the Adam kernel performs Chainer's float32 operations exactly.
+    """
+
+    def build_extension(self, ext):
+        if self.compiler.compiler_type == 'unix':
+            ext.extra_compile_args = ['-O3', '-ffp-contract=off',
+                                      '-fno-math-errno']
+        super().build_extension(ext)
+
+
+# The compiled kernels of the ensemble (minibatch_hybrid.native) are
+# optional: without a C compiler the install goes on and the package runs
+# on NumPy alone.
+native = Extension('minibatch_hybrid._native',
+                   sources=['minibatch_hybrid/_native.c'], optional=True)
 
 
 with open(os.path.join(here, 'README.md'), encoding='utf-8') as f:
@@ -34,6 +56,8 @@ setup(
     license='MIT',
     python_requires='>=3.9',
     packages=find_packages(include=['minibatch_hybrid', 'minibatch_hybrid.*']),
+    ext_modules=[native],
+    cmdclass={'build_ext': BuildExt},
     install_requires=[
         'chainer==7.8.1',
         # chainer 7.8.1 reads numpy.sctypes (gone in NumPy 2); the package's

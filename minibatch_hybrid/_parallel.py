@@ -27,7 +27,10 @@ def slices(n, parts):
 
 
 def run(function, parts):
-    """Calls ``function(part)`` for each part, in parallel when worthwhile."""
+    """Calls ``function(part)`` for each part, in parallel when worthwhile.
+
+    The calling thread takes the first part itself: one hand-over fewer.
+    """
     global _pool
     if len(parts) == 1:
         function(parts[0])
@@ -35,5 +38,9 @@ def run(function, parts):
     if _pool is None:
         _pool = concurrent.futures.ThreadPoolExecutor(
             workers(), thread_name_prefix='minibatch_hybrid')
-    for future in [_pool.submit(function, part) for part in parts]:
-        future.result()
+    futures = [_pool.submit(function, part) for part in parts[1:]]
+    try:
+        function(parts[0])
+    finally:
+        for future in futures:
+            future.result()

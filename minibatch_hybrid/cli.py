@@ -3,6 +3,7 @@ import argparse
 import os
 import sys
 
+from minibatch_hybrid import native
 from minibatch_hybrid import reproduce
 from minibatch_hybrid.device import get_device
 
@@ -107,6 +108,10 @@ def _add_study_options(p, seeds, chunk, out):
                    help='epochs of every run (default: 500; {} with --quick)'
                    .format(QUICK_EPOCHS))
     _add_training_options(p)
+    p.add_argument('--engine', choices=native.ENGINES, default='auto',
+                   help='the ensemble\'s arithmetic: native (compiled '
+                   'kernels, CPU), numpy, or auto: native where built '
+                   '(default: auto); engines agree to float32 rounding')
     p.add_argument('--chunk', type=int, default=chunk,
                    help='seeds trained at once and saved together '
                    '(default: {}); changes speed, not results'.format(chunk))
@@ -122,7 +127,7 @@ def _study_config(args, schedules):
     return StudyConfig(
         schedules, seeds=args.seeds, first_seed=args.first_seed,
         epochs=args.epoch, batchsize=args.batchsize, n_units=args.units,
-        chunk=args.chunk, device=args.device)
+        chunk=args.chunk, device=args.device, engine=args.engine)
 
 
 def _apply_quick(args):
@@ -167,8 +172,8 @@ def _sweep(args):
     summary = study.summarize(result)
     study.write_study_outputs(result, summary, args.out, paired_figure=False)
     rows = study.write_sweep_outputs(result, sweep, args.out)
-    print('{} seeds, {} epochs; final training loss:'.format(
-        args.seeds, args.epoch))
+    print('{} seeds, {} epochs, {} engine; final training loss:'.format(
+        args.seeds, args.epoch, result.engine))
     print('{:<13} {:>9} {:<28} {:>10} {:>10} {:>10} {:>6}'.format(
         'order', 'fixed', 'schedule', 'q25', 'median', 'q75', 'stuck'))
     for row in rows:
@@ -222,7 +227,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except ValueError as e:
+    except (ValueError, native.NativeUnavailable) as e:
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
     except KeyboardInterrupt:
         if args.command in ('study', 'sweep'):

@@ -11,29 +11,71 @@ so it gives the same bits (``tests/test_functions.py`` checks forward and
 gradients against Chainer's own functions, and the training loop is
 checked against the post's loop).  With a leading replica axis (3-D inputs)
 the products are batched; replica ``k``'s values depend only on replica
-``k``'s inputs, and equal one model's to float32 rounding.
+``k``'s inputs, and equal one model's to float32 rounding.  Stacked inputs
+on the CPU can instead go through the compiled kernels of
+:mod:`~minibatch_hybrid.native` (``native=True``): one call per pass.
 """
+import sys
+
 import chainer
 from chainer import backend
 from chainer import function_node
 import numpy
 
 from minibatch_hybrid import _parallel
+from minibatch_hybrid import native as native_kernels
 
 
 def _t(a):
     return a.swapaxes(-1, -2)
 
 
-def _split(xp, x, part):
+def _split(xp, x, part, ranges=False):
     """Runs ``part(index)`` over slices of the replicas, on all cores.
 
-    One model, a GPU or few replicas: one call over everything.
+    One model, a GPU or few replicas: one call over everything (``index``
+    is ``...``, or ``slice(0, K)`` if ``ranges``).
     """
     if xp is numpy and x.ndim == 3 and len(x) >= 4 * _parallel.workers():
         _parallel.run(part, _parallel.slices(len(x), _parallel.workers()))
     else:
-        part(Ellipsis)
+        part(slice(0, len(x)) if ranges else Ellipsis)
+
+
+class Buffers(object):
+    """CPU arrays reused from step to step once nobody holds them.
+
+    An ensemble's step needs a few large arrays (activations, gradients);
+    fresh ones cost the operating system a page-zeroing pass each step.
+    :meth:`empty` hands out an array it handed out before only when no one
+    else refers to it any more (not the graph, a parameter's ``grad``, a
+    view), judged by its reference count; else it makes a new one.
+    """
+
+    #: Arrays kept per shape.
+    KEEP = 8
+    #: Larger arrays (a forward pass over a whole data set) are not kept.
+    MAX_BYTES = 64 << 20
+
+    def __init__(self):
+        self._arrays = {}
+        probe = [numpy.empty(0, numpy.float32)]
+        self._unused = self._references(probe, 0)
+
+    @staticmethod
+    def _references(arrays, i):
+        return sys.getrefcount(arrays[i])
+
+    def empty(self, shape):
+        """Returns an uninitialised float32 array of ``shape``."""
+        arrays = self._arrays.setdefault(shape, [])
+        for i in range(len(arrays)):
+            if self._references(arrays, i) == self._unused:
+                return arrays[i]
+        array = numpy.empty(shape, numpy.float32)
+        if len(arrays) < self.KEEP and array.nbytes <= self.MAX_BYTES:
+            arrays.append(array)
+        return array
 
 
 class MLPLoss(function_node.FunctionNode):
@@ -44,9 +86,25 @@ class MLPLoss(function_node.FunctionNode):
     leading replica axis of length K.  Output: the loss, of shape ``()`` or
     ``(K,)``.  Gradients flow to the six parameters (not to ``x`` or ``t``).
     Double backpropagation is not supported.
+
+    Args:
+        native (bool): Compute with the compiled kernels
+            (:mod:`~minibatch_hybrid.native`; stacked float32 arrays on
+            the CPU only).
+        buffers (Buffers): Where the compiled kernels' arrays come from
+            (default: new arrays).
+
     """
 
+    def __init__(self, native=False, buffers=None):
+        if native:
+            native_kernels.check_available()
+        self.native = native
+        self.buffers = buffers
+
     def forward(self, inputs):
+        if self.native:
+            return self._forward_native(inputs)
         x, t, W1, b1, W2, b2, W3, b3 = inputs
         xp = backend.get_array_module(x)
         lead = x.shape[:-2]
@@ -79,6 +137,10 @@ class MLPLoss(function_node.FunctionNode):
         x, h1, h2, diff, W2, W3 = self._saved
         xp = backend.get_array_module(x)
         gloss = grad_outputs[0].array
+        if self.native:
+            grads = self._backward_native(gloss)
+            return tuple(chainer.Variable(grads[i - 2]) if i >= 2 else None
+                         for i in indexes)
         # As F.mean_squared_error: (gy * diff) * (2 / size), in x's dtype.
         scale = 2.0 / (diff.size if diff.ndim == 2 else diff.shape[1])
         gy = gloss[..., None, None] * diff
@@ -106,22 +168,61 @@ class MLPLoss(function_node.FunctionNode):
                      for i in indexes)
 
 
+    def _empty(self, shape):
+        if self.buffers is None:
+            return numpy.empty(shape, numpy.float32)
+        return self.buffers.empty(shape)
+
+    def _forward_native(self, inputs):
+        x, t = inputs[:2]
+        if (backend.get_array_module(x) is not numpy or x.ndim != 3 or
+                any(a.dtype != numpy.float32 for a in inputs)):
+            raise ValueError(
+                'the native kernels take stacked (K, B, 1) float32 arrays on '
+                'the CPU; got {}-D {} arrays on {}'.format(
+                    x.ndim, x.dtype, backend.get_device_from_array(x)))
+        inputs = [numpy.ascontiguousarray(a) for a in inputs]
+        x, t, W1, b1, W2, b2, W3, b3 = inputs
+        (k, batch, _), n = x.shape, W2.shape[-1]
+        empty = self._empty
+        h1, h2 = empty((k, batch, n)), empty((k, batch, n))
+        diff, loss = empty((k, batch, 1)), empty((k,))
+        _split(numpy, x, lambda part: native_kernels._native.mlp_forward(
+            part.start, part.stop, *inputs, h1, h2, diff, loss),
+            ranges=True)
+        self._saved = (x, h1, h2, diff, W2, W3)
+        return loss,
+
+    def _backward_native(self, gloss):
+        x, h1, h2, diff, W2, W3 = self._saved
+        gloss = numpy.ascontiguousarray(gloss, numpy.float32)
+        g1, g2 = self._empty(h1.shape), self._empty(h1.shape)
+        grads = [self._empty(p.shape) for p in self.inputs[2:]]
+        _split(numpy, x, lambda part: native_kernels._native.mlp_backward(
+            part.start, part.stop, gloss, x, W2, W3, h1, h2, diff, g1, g2,
+            *grads), ranges=True)
+        return grads
+
+
 def _affine(xp, x, W, b, out):
     # As Linear's forward: y = x W^T, then y += b.
     xp.matmul(x, _t(W), out=out)
     out += b[..., None, :]
 
 
-def mlp_loss(x, t, params):
+def mlp_loss(x, t, params, native=False, buffers=None):
     """Returns the mean squared error of the post's network, in one node.
 
     Args:
         x, t: Inputs and targets, ``(B, 1)`` or ``(K, B, 1)``.
         params: ``(W1, b1, W2, b2, W3, b3)`` as variables or arrays.
+        native (bool): Use the compiled kernels (stacked inputs on the
+            CPU; see :class:`MLPLoss`).
+        buffers (Buffers): Arrays for the compiled kernels to reuse.
 
     Returns:
         chainer.Variable: The loss, ``()`` or ``(K,)``.
 
     """
-    loss, = MLPLoss().apply((x, t) + tuple(params))
+    loss, = MLPLoss(native, buffers).apply((x, t) + tuple(params))
     return loss

@@ -14,6 +14,7 @@ import os
 
 import numpy
 
+from minibatch_hybrid import native
 from minibatch_hybrid import plots
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid import stats
@@ -53,6 +54,10 @@ class StudyConfig:
             ``chunk * len(schedules)`` replicas at once.  It changes speed
             and memory, never the results.
         device: Chainer device specifier.
+        engine (str): ``'auto'``, ``'native'`` or ``'numpy'``: the
+            ensemble's arithmetic (:func:`native.resolve_engine`).  Engines
+            agree to float32 rounding, so a study records the one it ran
+            with and is continued only with the same.
 
     """
 
@@ -66,8 +71,12 @@ class StudyConfig:
     n_heldout: int = 1000
     chunk: int = 32
     device: object = '@numpy'
+    engine: str = 'auto'
 
     def __post_init__(self):
+        if self.engine not in native.ENGINES:
+            raise ValueError('unknown engine {!r}: choose one of {}'.format(
+                self.engine, ', '.join(native.ENGINES)))
         check_positive_int(self.seeds, 'the number of seeds')
         check_positive_int(self.chunk, 'chunk')
         check_seed(self.first_seed, 'the first seed')
@@ -97,9 +106,13 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
     def identity(self):
-        """The settings that determine the results (not speed or device)."""
+        """The settings that determine the results, but for the engine.
+
+        (The device and the chunk size change speed only; the engine that
+        ran is recorded apart, as resolved.)
+        """
         settings = self.to_dict()
-        del settings['device']
+        del settings['device'], settings['engine']
         return settings
 
 
@@ -113,11 +126,13 @@ class StudyResult(object):
         final_loss (numpy.ndarray): ``(schedules, seeds)``: the full-data
             training loss after the last epoch.
         heldout_mse (numpy.ndarray): ``(schedules, seeds)``.
+        engine (str): The engine that ran, e.g. ``'native-avx2'``.
 
     """
 
-    def __init__(self, config, loss, final_loss, heldout_mse):
+    def __init__(self, config, loss, final_loss, heldout_mse, engine):
         self.config = config
+        self.engine = engine
         self.loss = loss
         self.final_loss = final_loss
         self.heldout_mse = heldout_mse
@@ -132,20 +147,32 @@ def _chunk_path(out, index):
     return os.path.join(out, 'chunks', 'chunk-{:05d}.npz'.format(index))
 
 
-def _check_out(config, out):
+def _check_out(config, engine, out):
     path = os.path.join(out, 'study.json')
     if os.path.exists(path):
         with open(path) as f:
-            saved = json.load(f)['config']
-        if saved != config.identity():
-            changed = sorted(k for k in set(saved) | set(config.identity())
-                             if saved.get(k) != config.identity().get(k))
+            saved = json.load(f)
+        if saved['config'] != config.identity():
+            changed = sorted(
+                k for k in set(saved['config']) | set(config.identity())
+                if saved['config'].get(k) != config.identity().get(k))
             raise ValueError(
                 '{} holds a study with other settings ({} differ); give '
                 'another --out, or delete that folder to start over'.format(
                     out, ', '.join(changed)))
+        # Studies saved before engines existed ran on NumPy.
+        if saved.get('engine', 'numpy') != engine:
+            raise ValueError(
+                '{} holds a study run by the {} engine, and this run would '
+                'use {}; their results differ in rounding, so they are not '
+                'mixed. Continue with --engine {}, give another --out, or '
+                'delete that folder to start over'.format(
+                    out, saved.get('engine', 'numpy'), engine,
+                    'native' if native.is_native(saved.get('engine', ''))
+                    else 'numpy'))
     else:
-        results_io.write_json(path, {'config': config.identity()})
+        results_io.write_json(path, {'config': config.identity(),
+                                     'engine': engine})
 
 
 def _heldout(config, seeds):
@@ -157,9 +184,11 @@ def _heldout(config, seeds):
                       numpy.stack([h.y for h in sets]))
 
 
-def _train_chunk(config, seeds, device, dataset, progress, done_before):
+def _train_chunk(config, engine, seeds, device, dataset, progress,
+                 done_before):
     ensemble = Ensemble.from_seeds(
-        [seed for _ in config.schedules for seed in seeds], config.n_units)
+        [seed for _ in config.schedules for seed in seeds], config.n_units,
+        native=native.is_native(engine))
     ensemble.to_device(device)
     schedules = [parse_schedule(text, seed)
                  for text in config.schedules for seed in seeds]
@@ -196,7 +225,8 @@ def run_study(config, out, log=print, progress_stream=None):
 
     """
     device = get_device(config.device)
-    _check_out(config, out)
+    engine = native.resolve_engine(config.engine, device)
+    _check_out(config, engine, out)
     dataset = make_sin_dataset(config.n_data).to_device(device)
     chunks = config.chunks()
     saved = [os.path.exists(_chunk_path(out, i)) for i in range(len(chunks))]
@@ -207,8 +237,8 @@ def run_study(config, out, log=print, progress_stream=None):
     progress = Progress(len(todo) * config.epochs, progress_stream)
     try:
         for n, i in enumerate(todo):
-            data = _train_chunk(config, chunks[i], device, dataset, progress,
-                                n * config.epochs)
+            data = _train_chunk(config, engine, chunks[i], device, dataset,
+                                progress, n * config.epochs)
             results_io.atomic_write(
                 _chunk_path(out, i),
                 lambda f: numpy.savez(f, **data), binary=True)
@@ -225,7 +255,8 @@ def run_study(config, out, log=print, progress_stream=None):
         config,
         numpy.concatenate([p['loss'] for p in parts], axis=1),
         numpy.concatenate([p['final_loss'] for p in parts], axis=1),
-        numpy.concatenate([p['heldout_mse'] for p in parts], axis=1))
+        numpy.concatenate([p['heldout_mse'] for p in parts], axis=1),
+        engine)
 
 
 def summarize(result):
@@ -242,7 +273,7 @@ def summarize(result):
     rng = numpy.random.default_rng(BOOTSTRAP_SEED)
     summary = {
         'seeds': config.seeds, 'first_seed': config.first_seed,
-        'epochs': config.epochs,
+        'epochs': config.epochs, 'engine': result.engine,
         'plateau': {
             'criterion': 'loss within a factor {} over the last {:.0%} of '
                          'epochs, above {}'.format(
@@ -267,8 +298,9 @@ def summarize(result):
 
 def summary_table(summary):
     """Returns the summary as lines of text."""
-    lines = ['{} seeds, {} epochs; final training loss (full data):'.format(
-        summary['seeds'], summary['epochs'])]
+    lines = ['{} seeds, {} epochs, {} engine; final training loss (full '
+             'data):'.format(summary['seeds'], summary['epochs'],
+                             summary['engine'])]
     lines.append('{:<28} {:>10} {:>10} {:>10} {:>8}'.format(
         'schedule', 'q25', 'median', 'q75', 'stuck'))
     for text, row in summary['schedules'].items():

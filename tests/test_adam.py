@@ -4,17 +4,24 @@ import pytest
 
 import minibatch_hybrid as mh
 from minibatch_hybrid import adam
+from minibatch_hybrid import native
+
+KERNELS = native.supported_kernels()
 
 
-@pytest.mark.parametrize('shape', [(3,), (100, 100), (300, 1000)])
-def test_fused_adam_gives_chainers_bits(shape, monkeypatch):
-    # (300, 1000) is above CHUNK: chunked and split across threads.
-    assert numpy.prod(shape) < adam.CHUNK or \
+@pytest.mark.parametrize('kernels', [None] + KERNELS)
+@pytest.mark.parametrize('shape', [(3,), (13, 7), (100, 100), (300, 1000)])
+def test_fused_adam_gives_chainers_bits(shape, kernels):
+    # None: NumPy's operations.  (300, 1000) is above CHUNK and NATIVE_SPLIT:
+    # chunked or split across threads; (13, 7) leaves a tail after the
+    # kernels' 8-wide vectors.
+    assert numpy.prod(shape) < adam.NATIVE_SPLIT or \
         numpy.prod(shape) > 2 * adam.CHUNK
     rng = numpy.random.default_rng(0)
     start = rng.standard_normal(shape).astype(numpy.float32)
     finals = []
-    for optimizer in (chainer.optimizers.Adam(), adam.FusedAdam()):
+    fused = adam.FusedAdam(native=kernels is not None)
+    for optimizer in (chainer.optimizers.Adam(), fused):
         link = chainer.Link()
         with link.init_scope():
             link.p = chainer.Parameter(start.copy())
@@ -22,7 +29,11 @@ def test_fused_adam_gives_chainers_bits(shape, monkeypatch):
         grads = numpy.random.default_rng(1)
         for _ in range(5):
             link.p.grad = grads.standard_normal(shape).astype(numpy.float32)
-            optimizer.update()
+            if kernels is None or optimizer is not fused:
+                optimizer.update()
+            else:
+                with native.using_kernels(kernels):
+                    optimizer.update()
         finals.append((link.p.array.copy(),
                        link.p.update_rule.state['m'].copy(),
                        link.p.update_rule.state['v'].copy()))

@@ -115,7 +115,24 @@ def test_summary_and_outputs(uninterrupted):
         saved = json.load(f)
     assert saved['summary']['pairs'][0]['b_wins'] == pair['b_wins']
     lines = study.summary_table(summary)
-    assert lines[0] == '3 seeds, 6 epochs; final training loss (full data):'
+    assert lines[0] == ('3 seeds, 6 epochs, {} engine; final training loss '
+                        '(full data):'.format(result.engine))
+    assert saved['summary']['engine'] == result.engine
+
+
+def test_engine_is_recorded_and_not_mixed(uninterrupted, tmp_path):
+    out, result = uninterrupted
+    if not mh.native.available():
+        assert result.engine == 'numpy'
+        return
+    assert result.engine == 'native-' + mh.native.kernels()
+    with pytest.raises(ValueError, match='holds a study run by the {} engine, '
+                       'and this run would use numpy'.format(result.engine)):
+        study.run_study(config(engine='numpy'), out, log=quiet)
+    # The engines agree to rounding over a short run.
+    other = study.run_study(config(engine='numpy'), str(tmp_path), log=quiet)
+    assert other.engine == 'numpy'
+    numpy.testing.assert_allclose(other.loss, result.loss, rtol=1e-5)
 
 
 @pytest.mark.parametrize('kwargs,message', [
@@ -127,6 +144,8 @@ def test_summary_and_outputs(uninterrupted):
     (dict(first_seed=-1), 'first seed must be a non-negative'),
     (dict(chunk=0), 'chunk must be a positive integer'),
     (dict(batchsize=500), 'batch size must be an integer from 1'),
+    (dict(engine='fast'), "unknown engine 'fast': choose one of auto, "
+     'native, numpy'),
 ])
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
