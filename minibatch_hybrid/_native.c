@@ -7,8 +7,10 @@
  *     replicas k0 <= k < k1 of an ensemble whose parameters are stacked as
  *     in minibatch_hybrid.ensemble.Ensemble (Chainer's layout: W is
  *     (out, in)).  Each replica's numbers depend on that replica's inputs
- *     only.  The n x n products use AVX2/FMA where the CPU has them, so
- *     results equal NumPy's to float32 rounding, not bit for bit.
+ *     only.  The n x n products are register-blocked with AVX-512 or
+ *     AVX2/FMA where the CPU has them (portable C elsewhere), summing in
+ *     their own order, so results equal NumPy's to float32 rounding, not
+ *     bit for bit.
  * adam: Chainer's Adam update (no AMSGrad, AdaBound or weight decay) of
  *     elements start <= i < stop, one pass, the very float32 operations of
  *     chainer.optimizers.Adam in the same order, so the same bits.  The
@@ -196,15 +198,113 @@ dot_avx2(int rows, int cols, int depth, const float *a, idx lda,
         }
     }
 }
+
+/* The same products with AVX-512: 16 lanes, tails by mask registers. */
+#define MH_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+MH_AVX512 static void
+axpy_avx512(int rows, int cols, int depth, const float *a, idx ar, idx as,
+            const float *m, idx ldm, float *out, idx ldo)
+{
+    for (int r0 = 0; r0 < rows; r0 += ROWS) {
+        int nr = rows - r0 < ROWS ? rows - r0 : ROWS;
+        const float *ap[ROWS];
+        for (int q = 0; q < ROWS; q++)
+            ap[q] = a + (r0 + (q < nr ? q : nr - 1)) * ar;
+        int j = 0;
+        for (; j + 32 <= cols; j += 32) {
+            __m512 acc[ROWS][2];
+            for (int q = 0; q < ROWS; q++)
+                acc[q][0] = acc[q][1] = _mm512_setzero_ps();
+            for (int s = 0; s < depth; s++) {
+                const float *row = m + s * ldm + j;
+                __m512 m0 = _mm512_loadu_ps(row);
+                __m512 m1 = _mm512_loadu_ps(row + 16);
+                for (int q = 0; q < ROWS; q++) {
+                    __m512 c = _mm512_set1_ps(ap[q][s * as]);
+                    acc[q][0] = _mm512_fmadd_ps(c, m0, acc[q][0]);
+                    acc[q][1] = _mm512_fmadd_ps(c, m1, acc[q][1]);
+                }
+            }
+            for (int q = 0; q < nr; q++) {
+                float *o = out + (r0 + q) * ldo + j;
+                _mm512_storeu_ps(o, acc[q][0]);
+                _mm512_storeu_ps(o + 16, acc[q][1]);
+            }
+        }
+        for (; j < cols; j += 16) {
+            int left = cols - j;
+            __mmask16 mask = left >= 16 ? 0xFFFF
+                                        : (__mmask16)((1u << left) - 1);
+            __m512 acc[ROWS];
+            for (int q = 0; q < ROWS; q++)
+                acc[q] = _mm512_setzero_ps();
+            for (int s = 0; s < depth; s++) {
+                __m512 m0 = _mm512_maskz_loadu_ps(mask, m + s * ldm + j);
+                for (int q = 0; q < ROWS; q++)
+                    acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(ap[q][s * as]),
+                                             m0, acc[q]);
+            }
+            for (int q = 0; q < nr; q++)
+                _mm512_mask_storeu_ps(out + (r0 + q) * ldo + j, mask,
+                                      acc[q]);
+        }
+    }
+}
+
+MH_AVX512 static void
+dot_avx512(int rows, int cols, int depth, const float *a, idx lda,
+           const float *w, idx ldw, float *out, idx ldo)
+{
+    const int tail = depth % 16, body = depth - tail;
+    const __mmask16 mask = (__mmask16)((1u << tail) - 1);
+    for (int r0 = 0; r0 < rows; r0 += ROWS) {
+        int nr = rows - r0 < ROWS ? rows - r0 : ROWS;
+        const float *ap[ROWS];
+        for (int q = 0; q < ROWS; q++)
+            ap[q] = a + (r0 + (q < nr ? q : nr - 1)) * lda;
+        for (int c0 = 0; c0 < cols; c0 += 2) {
+            int nc = cols - c0 < 2 ? cols - c0 : 2;
+            const float *w0 = w + c0 * ldw, *w1 = w + (c0 + nc - 1) * ldw;
+            __m512 acc[ROWS][2];
+            for (int q = 0; q < ROWS; q++)
+                acc[q][0] = acc[q][1] = _mm512_setzero_ps();
+            for (int i = 0; i < body; i += 16) {
+                __m512 x0 = _mm512_loadu_ps(w0 + i);
+                __m512 x1 = _mm512_loadu_ps(w1 + i);
+                for (int q = 0; q < ROWS; q++) {
+                    __m512 y = _mm512_loadu_ps(ap[q] + i);
+                    acc[q][0] = _mm512_fmadd_ps(y, x0, acc[q][0]);
+                    acc[q][1] = _mm512_fmadd_ps(y, x1, acc[q][1]);
+                }
+            }
+            if (tail) {
+                __m512 x0 = _mm512_maskz_loadu_ps(mask, w0 + body);
+                __m512 x1 = _mm512_maskz_loadu_ps(mask, w1 + body);
+                for (int q = 0; q < ROWS; q++) {
+                    __m512 y = _mm512_maskz_loadu_ps(mask, ap[q] + body);
+                    acc[q][0] = _mm512_fmadd_ps(y, x0, acc[q][0]);
+                    acc[q][1] = _mm512_fmadd_ps(y, x1, acc[q][1]);
+                }
+            }
+            for (int q = 0; q < nr; q++)
+                for (int c = 0; c < nc; c++)
+                    out[(r0 + q) * ldo + c0 + c] =
+                        _mm512_reduce_add_ps(acc[q][c]);
+        }
+    }
+}
 #endif /* MH_X86 */
 
-/* Which kernels run: 1 = AVX2/FMA, 0 = portable C. */
-static int use_avx2 = 0;
+/* The kernel sets, and the one in use. */
+enum { ISA_C, ISA_AVX2, ISA_AVX512, ISA_COUNT };
+static const char *isa_names[ISA_COUNT] = {"c", "avx2", "avx512"};
+static int isa = ISA_C;
 
 /* ------------------------------------------------------------------ */
 /* One replica's forward and backward pass.                            */
-/* Written once, inlined into a portable and an AVX2 copy (below): the  */
-/* constant `avx2` picks the products, and the compiler vectorises the  */
+/* Written once, inlined into one copy per kernel set (below): the      */
+/* constant `isa` picks the products, and the compiler vectorises the   */
 /* elementwise loops for each target.                                  */
 
 #define INLINE static inline __attribute__((always_inline))
@@ -214,11 +314,15 @@ typedef struct {
 } shape;
 
 INLINE void
-axpy(int avx2, int rows, int cols, int depth, const float *a, idx ar,
+axpy(int isa, int rows, int cols, int depth, const float *a, idx ar,
      idx as, const float *m, idx ldm, float *out, idx ldo)
 {
 #ifdef MH_X86
-    if (avx2) {
+    if (isa == ISA_AVX512) {
+        axpy_avx512(rows, cols, depth, a, ar, as, m, ldm, out, ldo);
+        return;
+    }
+    if (isa == ISA_AVX2) {
         axpy_avx2(rows, cols, depth, a, ar, as, m, ldm, out, ldo);
         return;
     }
@@ -227,11 +331,15 @@ axpy(int avx2, int rows, int cols, int depth, const float *a, idx ar,
 }
 
 INLINE void
-dot(int avx2, int rows, int cols, int depth, const float *a, idx lda,
+dot(int isa, int rows, int cols, int depth, const float *a, idx lda,
     const float *w, idx ldw, float *out, idx ldo)
 {
 #ifdef MH_X86
-    if (avx2) {
+    if (isa == ISA_AVX512) {
+        dot_avx512(rows, cols, depth, a, lda, w, ldw, out, ldo);
+        return;
+    }
+    if (isa == ISA_AVX2) {
         dot_avx2(rows, cols, depth, a, lda, w, ldw, out, ldo);
         return;
     }
@@ -242,7 +350,7 @@ dot(int avx2, int rows, int cols, int depth, const float *a, idx lda,
 /* h1 = relu(x W1^T + b1), h2 = relu(h1 W2^T + b2), diff = h2 W3^T + b3 - t;
  * returns the mean of diff^2. */
 INLINE float
-forward_one(int avx2, shape s, const float *restrict x,
+forward_one(int isa, shape s, const float *restrict x,
             const float *restrict t, const float *restrict W1,
             const float *restrict b1, const float *restrict W2,
             const float *restrict b2, const float *restrict W3,
@@ -259,7 +367,7 @@ forward_one(int avx2, shape s, const float *restrict x,
             h[i] = z > 0.f ? z : 0.f;
         }
     }
-    dot(avx2, B, n, n, h1, n, W2, n, h2, n);
+    dot(isa, B, n, n, h1, n, W2, n, h2, n);
     for (int b = 0; b < B; b++) {
         float *restrict h = h2 + (idx)b * n;
         for (int o = 0; o < n; o++) {
@@ -267,7 +375,7 @@ forward_one(int avx2, shape s, const float *restrict x,
             h[o] = z > 0.f ? z : 0.f;
         }
     }
-    dot(avx2, B, 1, n, h2, n, W3, n, diff, 1);
+    dot(isa, B, 1, n, h2, n, W3, n, diff, 1);
     float sum = 0.f;
     for (int b = 0; b < B; b++) {
         float y = diff[b] + b3[0];
@@ -279,7 +387,7 @@ forward_one(int avx2, shape s, const float *restrict x,
 
 /* Gradients of gloss * loss; g1, g2 are (B, n) scratch. */
 INLINE void
-backward_one(int avx2, shape s, float gloss, const float *restrict x,
+backward_one(int isa, shape s, float gloss, const float *restrict x,
              const float *restrict W2, const float *restrict W3,
              const float *restrict h1, const float *restrict h2,
              const float *restrict diff, float *restrict g1,
@@ -307,8 +415,8 @@ backward_one(int avx2, shape s, float gloss, const float *restrict x,
     }
     gb3[0] = sum;
     /* gW2[o, i] = sum_b g2[b, o] h1[b, i];  g1[b, i] = sum_o g2[b, o] W2[o, i] */
-    axpy(avx2, n, n, B, g2, 1, n, h1, n, gW2, n);
-    axpy(avx2, B, n, n, g2, n, 1, W2, n, g1, n);
+    axpy(isa, n, n, B, g2, 1, n, h1, n, gW2, n);
+    axpy(isa, B, n, n, g2, n, 1, W2, n, g1, n);
     for (int i = 0; i < n; i++)
         gW1[i] = gb1[i] = 0.f;
     for (int b = 0; b < B; b++) {
@@ -332,24 +440,24 @@ typedef struct {
 } arrays;
 
 INLINE void
-forward_range(int avx2, shape s, const arrays *a, idx k0, idx k1)
+forward_range(int isa, shape s, const arrays *a, idx k0, idx k1)
 {
     const idx B = s.batch, n = s.n;
     for (idx k = k0; k < k1; k++)
         a->loss[k] = forward_one(
-            avx2, s, a->x + k * B, a->t + k * B, a->W1 + k * n,
+            isa, s, a->x + k * B, a->t + k * B, a->W1 + k * n,
             a->b1 + k * n, a->W2 + k * n * n, a->b2 + k * n, a->W3 + k * n,
             a->b3 + k, a->h1 + k * B * n, a->h2 + k * B * n,
             a->diff + k * B);
 }
 
 INLINE void
-backward_range(int avx2, shape s, const arrays *a, idx k0, idx k1)
+backward_range(int isa, shape s, const arrays *a, idx k0, idx k1)
 {
     const idx B = s.batch, n = s.n;
     for (idx k = k0; k < k1; k++)
         backward_one(
-            avx2, s, a->gloss[k], a->x + k * B, a->W2 + k * n * n,
+            isa, s, a->gloss[k], a->x + k * B, a->W2 + k * n * n,
             a->W3 + k * n, a->h1 + k * B * n, a->h2 + k * B * n,
             a->diff + k * B, a->g1 + k * B * n, a->g2 + k * B * n,
             a->gW1 + k * n, a->gb1 + k * n, a->gW2 + k * n * n,
@@ -359,52 +467,54 @@ backward_range(int avx2, shape s, const arrays *a, idx k0, idx k1)
 static void
 forward_c(shape s, const arrays *a, idx k0, idx k1)
 {
-    forward_range(0, s, a, k0, k1);
+    forward_range(ISA_C, s, a, k0, k1);
 }
 
 static void
 backward_c(shape s, const arrays *a, idx k0, idx k1)
 {
-    backward_range(0, s, a, k0, k1);
+    backward_range(ISA_C, s, a, k0, k1);
 }
 
 #ifdef MH_X86
 MH_AVX2 static void
 forward_avx2(shape s, const arrays *a, idx k0, idx k1)
 {
-    forward_range(1, s, a, k0, k1);
+    forward_range(ISA_AVX2, s, a, k0, k1);
 }
 
 MH_AVX2 static void
 backward_avx2(shape s, const arrays *a, idx k0, idx k1)
 {
-    backward_range(1, s, a, k0, k1);
+    backward_range(ISA_AVX2, s, a, k0, k1);
+}
+
+MH_AVX512 static void
+forward_avx512(shape s, const arrays *a, idx k0, idx k1)
+{
+    forward_range(ISA_AVX512, s, a, k0, k1);
+}
+
+MH_AVX512 static void
+backward_avx512(shape s, const arrays *a, idx k0, idx k1)
+{
+    backward_range(ISA_AVX512, s, a, k0, k1);
 }
 #endif
 
-static void
-run_forward(shape s, const arrays *a, idx k0, idx k1)
-{
-#ifdef MH_X86
-    if (use_avx2) {
-        forward_avx2(s, a, k0, k1);
-        return;
-    }
-#endif
-    forward_c(s, a, k0, k1);
-}
+typedef void (*pass)(shape, const arrays *, idx, idx);
 
-static void
-run_backward(shape s, const arrays *a, idx k0, idx k1)
-{
 #ifdef MH_X86
-    if (use_avx2) {
-        backward_avx2(s, a, k0, k1);
-        return;
-    }
+static const pass forward_passes[ISA_COUNT] = {forward_c, forward_avx2,
+                                               forward_avx512};
+static const pass backward_passes[ISA_COUNT] = {backward_c, backward_avx2,
+                                                backward_avx512};
+#else
+static const pass forward_passes[ISA_COUNT] = {forward_c, forward_c,
+                                               forward_c};
+static const pass backward_passes[ISA_COUNT] = {backward_c, backward_c,
+                                                backward_c};
 #endif
-    backward_c(s, a, k0, k1);
-}
 
 /* ------------------------------------------------------------------ */
 /* Adam, Chainer's operations in Chainer's order.                      */
@@ -586,7 +696,7 @@ mlp_forward(PyObject *self, PyObject *args)
     a.h1 = v[8].buf; a.h2 = v[9].buf; a.diff = v[10].buf; a.loss = v[11].buf;
     shape s = {(int)B, (int)n};
     Py_BEGIN_ALLOW_THREADS
-    run_forward(s, &a, k0, k1);
+    forward_passes[isa](s, &a, k0, k1);
     Py_END_ALLOW_THREADS
     release_buffers(v, count);
     Py_RETURN_NONE;
@@ -642,7 +752,7 @@ mlp_backward(PyObject *self, PyObject *args)
     a.gb2 = v[12].buf; a.gW3 = v[13].buf; a.gb3 = v[14].buf;
     shape s = {(int)B, (int)n};
     Py_BEGIN_ALLOW_THREADS
-    run_backward(s, &a, k0, k1);
+    backward_passes[isa](s, &a, k0, k1);
     Py_END_ALLOW_THREADS
     release_buffers(v, count);
     Py_RETURN_NONE;
@@ -699,7 +809,7 @@ adam(PyObject *self, PyObject *args)
     idx n = stop - start;
     Py_BEGIN_ALLOW_THREADS
 #ifdef MH_X86
-    if (use_avx2)
+    if (isa != ISA_C)  /* the same bits as adam_c */
         adam_avx2(h, p, g, m, vv, n);
     else
 #endif
@@ -709,59 +819,74 @@ adam(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Whether this CPU (and build) runs kernel set k. */
 static int
-cpu_has_avx2(void)
+supports(int k)
 {
 #ifdef MH_X86
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
+    if (k == ISA_AVX2)
+        return __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    if (k == ISA_AVX512)
+        return supports(ISA_AVX2) && __builtin_cpu_supports("avx512f");
 #endif
+    return k == ISA_C;
 }
 
 PyDoc_STRVAR(set_kernels_doc,
 "set_kernels(name) -> str\n\n"
-"Selects the kernels: 'avx2' (AVX2 and FMA; only where the CPU has them)\n"
-"or 'c' (portable C).  Returns the previous selection.");
+"Selects the kernels: 'avx512' (AVX-512F), 'avx2' (AVX2 and FMA), each\n"
+"only where the CPU has it, or 'c' (portable C).  Returns the previous\n"
+"selection.");
 
 static PyObject *
 set_kernels(PyObject *self, PyObject *arg)
 {
     const char *name = PyUnicode_AsUTF8(arg);
-    const char *previous = use_avx2 ? "avx2" : "c";
     if (name == NULL)
         return NULL;
-    if (strcmp(name, "c") == 0) {
-        use_avx2 = 0;
-    }
-    else if (strcmp(name, "avx2") == 0) {
-        if (!cpu_has_avx2()) {
-            PyErr_SetString(PyExc_ValueError,
-                            "this CPU (or build) has no AVX2/FMA kernels; "
-                            "use 'c'");
+    for (int k = 0; k < ISA_COUNT; k++) {
+        if (strcmp(name, isa_names[k]) != 0)
+            continue;
+        if (!supports(k)) {
+            PyErr_Format(PyExc_ValueError,
+                         "this CPU (or build) cannot run the %s kernels; "
+                         "see supported_kernels()", name);
             return NULL;
         }
-        use_avx2 = 1;
+        const char *previous = isa_names[isa];
+        isa = k;
+        return PyUnicode_FromString(previous);
     }
-    else {
-        PyErr_Format(PyExc_ValueError,
-                     "unknown kernels %R: choose 'avx2' or 'c'", arg);
-        return NULL;
-    }
-    return PyUnicode_FromString(previous);
+    PyErr_Format(PyExc_ValueError,
+                 "unknown kernels %R: choose 'avx512', 'avx2' or 'c'", arg);
+    return NULL;
 }
 
 static PyObject *
 supported_kernels(PyObject *self, PyObject *noargs)
 {
-    return cpu_has_avx2() ? Py_BuildValue("(ss)", "c", "avx2")
-                          : Py_BuildValue("(s)", "c");
+    const char *names[ISA_COUNT];
+    Py_ssize_t count = 0;
+    for (int k = 0; k < ISA_COUNT; k++)
+        if (supports(k))
+            names[count++] = isa_names[k];
+    PyObject *result = PyTuple_New(count);
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (name == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, i, name);
+    }
+    return result;
 }
 
 static PyObject *
 get_kernels(PyObject *self, PyObject *noargs)
 {
-    return PyUnicode_FromString(use_avx2 ? "avx2" : "c");
+    return PyUnicode_FromString(isa_names[isa]);
 }
 
 static PyMethodDef methods[] = {
@@ -770,9 +895,10 @@ static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS, adam_doc},
     {"set_kernels", set_kernels, METH_O, set_kernels_doc},
     {"supported_kernels", supported_kernels, METH_NOARGS,
-     "supported_kernels() -> tuple\n\nThe kernels this CPU can run."},
+     "supported_kernels() -> tuple\n\nThe kernels this CPU can run, "
+     "slowest first."},
     {"get_kernels", get_kernels, METH_NOARGS,
-     "get_kernels() -> str\n\nThe kernels in use: 'avx2' or 'c'."},
+     "get_kernels() -> str\n\nThe kernels in use."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
@@ -785,6 +911,8 @@ PyInit__native(void)
 #ifdef MH_X86
     __builtin_cpu_init();
 #endif
-    use_avx2 = cpu_has_avx2();
+    for (int k = 0; k < ISA_COUNT; k++)  /* the fastest there is */
+        if (supports(k))
+            isa = k;
     return PyModule_Create(&module);
 }

@@ -11,6 +11,7 @@ import time
 
 import numpy
 
+from minibatch_hybrid import native
 from minibatch_hybrid.adam import FusedAdam
 from minibatch_hybrid.data import make_sin_dataset
 from minibatch_hybrid.device import get_device
@@ -115,7 +116,7 @@ def bench_post_and_single(epochs=1, repeat=3, n_units=100, batchsize=10):
         model = seed_model.copy(mode='copy')
         losses['single'] = train(model, FusedAdam().setup(model), dataset,
                                  Replay(orders), epochs, batchsize,
-                                 train_loss_every_epoch=False).loss
+                                 train_loss='never').loss
 
     t_post = _median_time(post, repeat)
     t_single = _median_time(single, repeat)
@@ -128,25 +129,33 @@ def bench_post_and_single(epochs=1, repeat=3, n_units=100, batchsize=10):
 
 
 def bench_ensemble(replicas, device='@numpy', steps=100, repeat=3,
-                   n_units=100, batchsize=10):
-    """Times the ensemble's loop; returns model-steps/s."""
+                   n_units=100, batchsize=10, native=False):
+    """Times the ensemble's loop; returns model-steps/s.
+
+    ``native``: with the compiled kernels (:mod:`~minibatch_hybrid.native`).
+    """
     device = get_device(device)
     dataset = make_sin_dataset(steps * batchsize)
-    ensemble = Ensemble([make_model(n_units, seed=0)] * replicas)
+    ensemble = Ensemble([make_model(n_units, seed=0)] * replicas, native)
     ensemble.to_device(device)
     optimizer = FusedAdam().setup(ensemble)
     schedules = [Random(k) for k in range(replicas)]
 
     def run():
         train(ensemble, optimizer, dataset, schedules, 1, batchsize,
-              train_loss_every_epoch=False)
+              train_loss='never')
 
     return replicas * steps / _median_time(run, repeat)
 
 
-def run_benchmark(replicas=(1, 16, 64, 256, 1024), device='@numpy',
+def run_benchmark(replicas=(1, 16, 64, 128, 256, 1024), device='@numpy',
                   log=print):
-    """Runs the whole benchmark; returns a JSON-ready dict."""
+    """Runs the whole benchmark; returns a JSON-ready dict.
+
+    The ensemble is measured with each engine there is: NumPy's (or
+    CuPy's) operations, and on the CPU the compiled kernels if they are
+    built.  ``result['ensemble'][engine][K]`` is in model-steps/s.
+    """
     device_obj = get_device(device)
     log('measuring the post\'s loop and the package\'s loop ...')
     result = bench_post_and_single()
@@ -161,10 +170,21 @@ def run_benchmark(replicas=(1, 16, 64, 256, 1024), device='@numpy',
                                                        (256, 10, 100, 100))
     result['compute_bound_steps_per_s'] = (result['matmul_flops_per_s'] /
                                            result['flops_per_step'])
+    engines = ['numpy', 'native']
+    if device_obj.xp is not numpy:
+        engines = ['cupy']
+    elif not native.available():
+        log('the compiled kernels are not built: {}'.format(
+            native._IMPORT_ERROR))
+        engines = ['numpy']
     result['ensemble'] = {}
-    for k in replicas:
-        log('measuring the ensemble at K = {} ...'.format(k))
-        result['ensemble'][k] = bench_ensemble(k, device)
+    for engine in engines:
+        name = native.resolve_engine(engine.replace('cupy', 'numpy'),
+                                     device_obj)
+        result['ensemble'][name] = speeds = {}
+        for k in replicas:
+            log('measuring the ensemble ({}) at K = {} ...'.format(name, k))
+            speeds[k] = bench_ensemble(k, device, native=engine == 'native')
     return result
 
 
@@ -173,12 +193,13 @@ def table(result):
     base = result['post_steps_per_s']
     bound = result['compute_bound_steps_per_s']
     rows = [('post\'s loop', base), ('package loop', result['single_steps_per_s'])]
-    rows += [('ensemble K={}'.format(k), v)
-             for k, v in result['ensemble'].items()]
-    lines = ['{:<16} {:>16} {:>10} {:>14}'.format(
+    rows += [('{} K={}'.format(engine, k), v)
+             for engine, speeds in result['ensemble'].items()
+             for k, v in speeds.items()]
+    lines = ['{:<20} {:>16} {:>10} {:>14}'.format(
         'what', 'model-steps/s', 'x post', '% of bound')]
     for name, value in rows:
-        lines.append('{:<16} {:>16,.0f} {:>10.2f} {:>13.1f}%'.format(
+        lines.append('{:<20} {:>16,.0f} {:>10.2f} {:>13.1f}%'.format(
             name, value, value / base, 100 * value / bound))
     lines.append('compute bound {:,.0f} model-steps/s: {:,} FLOP per step at '
                  '{:.1f} GFLOP/s (peak matmul; the ensemble\'s 10x100x100 '

@@ -8,8 +8,9 @@ forward pass, its whole backward pass, and Adam's update each in one call:
 
 * The forward and backward passes compute what
   :class:`~minibatch_hybrid.functions.MLPLoss` computes, replica by replica,
-  with AVX2/FMA register-blocked products where the CPU has them
-  (``'avx2'``) and portable C otherwise (``'c'``).  The sums are taken in
+  with register-blocked products in AVX-512 (``'avx512'``) or AVX2/FMA
+  (``'avx2'``) where the CPU has them, and portable C (``'c'``) anywhere;
+  the fastest the CPU runs is used.  The sums are taken in
   another order than NumPy's BLAS takes them, so the results equal NumPy's
   to float32 rounding, not bit for bit; they are the same bits on every run
   with the same kernels.  A replica's results still do not depend on the
@@ -58,22 +59,23 @@ def check_available():
 
 
 def supported_kernels():
-    """Returns the kernels this CPU can run: ``['c']``, maybe ``'avx2'``.
+    """Returns the kernels this CPU can run, slowest first.
 
-    Empty if the extension is not built.
+    ``['c']``, ``['c', 'avx2']`` or ``['c', 'avx2', 'avx512']``; empty if
+    the extension is not built.
     """
     return list(_native.supported_kernels()) if _native else []
 
 
 def kernels():
-    """Returns the kernels in use: ``'avx2'`` or ``'c'``."""
+    """Returns the kernels in use: ``'avx512'``, ``'avx2'`` or ``'c'``."""
     check_available()
     return _native.get_kernels()
 
 
 @contextlib.contextmanager
 def using_kernels(name):
-    """Runs a block with the given kernels (``'avx2'`` or ``'c'``).
+    """Runs a block with the given kernels (one of :func:`supported_kernels`).
 
     The choice is global to the process; the previous one is restored.
     """
@@ -94,8 +96,8 @@ def resolve_engine(engine, device):
         device (chainer.backend.Device): Where the ensemble runs.
 
     Returns:
-        str: ``'native-avx2'``, ``'native-c'``, ``'numpy'`` or, on a GPU,
-        ``'cupy'``.
+        str: ``'native-avx512'``, ``'native-avx2'``, ``'native-c'``,
+        ``'numpy'`` or, on a GPU, ``'cupy'``.
 
     """
     if engine not in ENGINES:

@@ -200,7 +200,7 @@ def _train_chunk(config, engine, seeds, device, dataset, progress,
     result = train(ensemble, make_optimizer(ensemble), dataset, schedules,
                    config.epochs, config.batchsize,
                    heldout=_heldout(config, seeds), callback=callback,
-                   train_loss_every_epoch=False)
+                   train_loss='last')
     shape = (len(config.schedules), len(seeds))
     return {
         'seeds': numpy.array(seeds),

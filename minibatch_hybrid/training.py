@@ -79,7 +79,7 @@ def _orders(schedules, single, epoch, size):
 
 
 def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
-          heldout=None, callback=None, train_loss_every_epoch=True):
+          heldout=None, callback=None, train_loss='every'):
     """Trains ``model`` for ``epochs`` epochs in the order ``schedule`` gives.
 
     This is the post's loop: for each mini-batch of the epoch's order,
@@ -106,9 +106,11 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
             after training.
         callback (callable): Called with an :data:`EpochLog` after each
             epoch.
-        train_loss_every_epoch (bool): Measure the full-data loss after
-            every epoch (else after the last one only, which saves a
-            forward pass over the data set per epoch).
+        train_loss (str): When to measure the full-data loss: after
+            ``'every'`` epoch, after the ``'last'`` one only (which saves a
+            forward pass over the data set per epoch), or ``'never'`` (the
+            benchmark, which times the steps alone).  Epochs not measured
+            get NaN.
 
     Returns:
         TrainResult: The per-epoch losses and the held-out error.
@@ -116,6 +118,9 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     """
     size = len(dataset)
     check_batchsize(batchsize, size)
+    if train_loss not in ('every', 'last', 'never'):
+        raise ValueError("train_loss must be 'every', 'last' or 'never', got "
+                         '{!r}'.format(train_loss))
     single = isinstance(schedule, Schedule)
     schedules = [schedule] if single else list(schedule)
     if single == isinstance(model, Ensemble):
@@ -151,7 +156,8 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
             loss.backward()
             optimizer.update()
         losses[epoch] = backend.CpuDevice().send(sum_loss / size)
-        if train_loss_every_epoch or epoch == epochs - 1:
+        if train_loss == 'every' or (train_loss == 'last' and
+                                     epoch == epochs - 1):
             train_losses[epoch] = evaluate(model, dataset)
         if callback is not None:
             callback(EpochLog(epoch + 1, epochs, cast(losses[epoch]),

@@ -149,7 +149,7 @@ def test_kernel_arguments_are_checked():
         kernels.adam(p, p.copy(), p.copy(), p.copy(), 0.9, 0.999, 1e-8,
                      1e-3, 1.0, 0, 11)
     with pytest.raises(ValueError, match="unknown kernels 'sse': choose "
-                       "'avx2' or 'c'"):
+                       "'avx512', 'avx2' or 'c'"):
         kernels.set_kernels('sse')
 
 

@@ -176,3 +176,21 @@ def test_reproduction_observer_sees_each_epoch_and_the_model():
         'execution time (hybrid fixed): Nsec',
         'execution time (hybrid random): Nsec']
     assert outcome['hybrid'].schedule == 'fixed:2+random:2'
+
+
+def test_when_the_full_data_loss_is_measured():
+    dataset = mh.make_sin_dataset(50)
+    measured = {}
+    for when in ('every', 'last', 'never'):
+        model = mh.make_model(8, seed=0)
+        measured[when] = mh.train(model, mh.make_optimizer(model), dataset,
+                                  mh.Fixed(), 3, train_loss=when).train_loss
+    assert not numpy.isnan(measured['every']).any()
+    assert numpy.isnan(measured['last'][:2]).all()
+    assert measured['last'][2] == measured['every'][2]
+    assert numpy.isnan(measured['never']).all()
+    model = mh.make_model(8, seed=0)
+    with pytest.raises(ValueError, match="train_loss must be 'every', 'last' "
+                       "or 'never', got 'end'"):
+        mh.train(model, mh.make_optimizer(model), dataset, mh.Fixed(), 1,
+                 train_loss='end')
