@@ -74,7 +74,7 @@ def build_parser():
         description='Runs hybrids with a growing fraction of fixed-order '
         'epochs (and the reverse, random first) at a fixed total of epochs, '
         'over many seeds; resumable like study.')
-    _add_study_options(p, seeds=16, chunk=4, out='sweep')
+    _add_study_options(p, seeds=64, chunk=6, out='sweep')
     p.add_argument('--fractions', default='0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,'
                    '0.8,0.9,1', help='fractions of epochs in fixed order')
     p.add_argument('--no-reverse', action='store_true',
@@ -86,9 +86,9 @@ def build_parser():
         'the ensemble, side by side',
         description='Measures in one process and prints a table; writes '
         'bench.json into the output folder.')
-    p.add_argument('--replicas', '-k', default='1,16,64,256,1024',
-                   help='ensemble sizes to measure (default: 1,16,64,256,'
-                   '1024)')
+    p.add_argument('--replicas', '-k', default='1,16,64,128,256,1024',
+                   help='ensemble sizes to measure (default: 1,16,64,128,'
+                   '256,1024)')
     p.add_argument('--device', '-d', default='@numpy',
                    help='device of the ensemble (default: @numpy)')
     p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
