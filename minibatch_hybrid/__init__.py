@@ -9,7 +9,8 @@ The package is laid out by concern:
   real reset (:class:`~minibatch_hybrid.model.InitialState`).
 * :mod:`~minibatch_hybrid.functions`, :mod:`~minibatch_hybrid.adam`: the
   loss as one graph node and Adam without temporaries (Chainer's bits).
-* :mod:`~minibatch_hybrid.ensemble`: K stacked replicas of ``MyChain``.
+* :mod:`~minibatch_hybrid.ensemble`: K stacked replicas of ``MyChain``;
+  :mod:`~minibatch_hybrid.native`: its compiled kernels (optional).
 * :mod:`~minibatch_hybrid.training`: the one training loop.
 * :mod:`~minibatch_hybrid.iterators`, :mod:`~minibatch_hybrid.extensions`,
   :mod:`~minibatch_hybrid.trainer`: schedules in Chainer's Trainer, resumed.

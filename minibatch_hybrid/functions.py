@@ -54,8 +54,6 @@ class Buffers(object):
 
     #: Arrays kept per shape.
     KEEP = 8
-    #: Larger arrays (a forward pass over a whole data set) are not kept.
-    MAX_BYTES = 64 << 20
 
     def __init__(self):
         self._arrays = {}
@@ -73,7 +71,7 @@ class Buffers(object):
             if self._references(arrays, i) == self._unused:
                 return arrays[i]
         array = numpy.empty(shape, numpy.float32)
-        if len(arrays) < self.KEEP and array.nbytes <= self.MAX_BYTES:
+        if len(arrays) < self.KEEP:
             arrays.append(array)
         return array
 
@@ -169,7 +167,9 @@ class MLPLoss(function_node.FunctionNode):
 
 
     def _empty(self, shape):
-        if self.buffers is None:
+        # Buffers serve training steps; a pass without a graph (evaluating
+        # a whole data set) takes fresh arrays, not to keep them around.
+        if self.buffers is None or not chainer.config.enable_backprop:
             return numpy.empty(shape, numpy.float32)
         return self.buffers.empty(shape)
 

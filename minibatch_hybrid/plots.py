@@ -93,31 +93,45 @@ def paired_figure(baseline, others, stuck):
         ax.set_ylabel('final loss, {}'.format(label_b))
         ax.set_title('{} seeds; below the diagonal:\n{} ends lower'.format(
             len(a), label_b), fontsize='medium')
-        ax.legend(loc='upper left')
+        ax.legend(loc='lower right', fontsize='small')
     return figure
 
 
-def sweep_figure(fractions, quartiles, title='final loss against the fixed '
-                 'fraction'):
+def sweep_figure(fractions, quartiles, stuck=None, title='final loss against '
+                 'the fixed fraction'):
     """Returns final loss (median, quartile bars) against the fixed fraction.
 
     Args:
         fractions (dict): Label (``'fixed first'``, ``'random first'``) to
             the fractions of epochs in fixed order.
         quartiles (dict): Label to ``(q25, median, q75)`` arrays.
+        stuck (dict): If given, label to the fraction of runs that ended on
+            a plateau, drawn in a second panel below.
 
     """
-    figure = Figure(figsize=(8, 5), layout='constrained')
-    ax = figure.subplots()
+    figure = Figure(figsize=(8, 7 if stuck else 5), layout='constrained')
+    if stuck:
+        ax, low = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    else:
+        ax = figure.subplots()
     for i, label in enumerate(fractions):
         q25, median, q75 = (numpy.asarray(q) for q in quartiles[label])
         x = numpy.asarray(fractions[label]) + (i - 0.5) * 0.006
         ax.errorbar(x, median, yerr=[median - q25, q75 - median], marker='o',
                     capsize=3, label=label)
+        if stuck:
+            low.plot(x, 100 * numpy.asarray(stuck[label]), marker='o',
+                     label=label)
     ax.set_yscale('log')
     ax.legend()
     ax.grid(True)
     ax.set_title(title)
-    ax.set_xlabel('fraction of epochs in fixed order')
     ax.set_ylabel('final training loss (median, quartiles)')
+    bottom = ax
+    if stuck:
+        low.set_ylabel('runs on a plateau (%)')
+        low.set_ylim(bottom=0)
+        low.grid(True)
+        bottom = low
+    bottom.set_xlabel('fraction of epochs in fixed order')
     return figure

@@ -401,19 +401,22 @@ def sweep_schedules(epochs, fractions, reverse=True):
 def write_sweep_outputs(result, sweep, out):
     """Writes the sweep's table and figure: final loss against fraction."""
     index = {text: i for i, text in enumerate(result.config.schedules)}
-    rows, quartiles, fractions = [], {}, {}
+    rows, quartiles, fractions, stuck_rate = [], {}, {}, {}
     stuck = result.stuck()
     for direction, entries in sweep.items():
         qs = [stats.quartiles(result.final_loss[index[text]])
               for _, text in entries]
         fractions[direction] = [f for f, _ in entries]
         quartiles[direction] = list(zip(*qs))
+        stuck_rate[direction] = [stuck[index[text]].mean()
+                                 for _, text in entries]
         for (f, text), q in zip(entries, qs):
             rows.append([direction, f, text, q[0], q[1], q[2],
                          int(stuck[index[text]].sum())])
     results_io.write_csv(os.path.join(out, 'sweep.csv'),
                          ['order', 'fixed_fraction', 'schedule', 'q25',
                           'median', 'q75', 'stuck'], rows)
-    results_io.save_figure(plots.sweep_figure(fractions, quartiles),
+    results_io.save_figure(plots.sweep_figure(fractions, quartiles,
+                                              stuck_rate),
                            os.path.join(out, 'sweep.png'))
     return rows
