@@ -299,7 +299,7 @@ dot_avx512(int rows, int cols, int depth, const float *a, idx lda,
 /* The kernel sets, and the one in use. */
 enum { ISA_C, ISA_AVX2, ISA_AVX512, ISA_COUNT };
 static const char *isa_names[ISA_COUNT] = {"c", "avx2", "avx512"};
-static int isa = ISA_C;
+static int current_isa = ISA_C;
 
 /* ------------------------------------------------------------------ */
 /* One replica's forward and backward pass.                            */
@@ -696,7 +696,7 @@ mlp_forward(PyObject *self, PyObject *args)
     a.h1 = v[8].buf; a.h2 = v[9].buf; a.diff = v[10].buf; a.loss = v[11].buf;
     shape s = {(int)B, (int)n};
     Py_BEGIN_ALLOW_THREADS
-    forward_passes[isa](s, &a, k0, k1);
+    forward_passes[current_isa](s, &a, k0, k1);
     Py_END_ALLOW_THREADS
     release_buffers(v, count);
     Py_RETURN_NONE;
@@ -752,7 +752,7 @@ mlp_backward(PyObject *self, PyObject *args)
     a.gb2 = v[12].buf; a.gW3 = v[13].buf; a.gb3 = v[14].buf;
     shape s = {(int)B, (int)n};
     Py_BEGIN_ALLOW_THREADS
-    backward_passes[isa](s, &a, k0, k1);
+    backward_passes[current_isa](s, &a, k0, k1);
     Py_END_ALLOW_THREADS
     release_buffers(v, count);
     Py_RETURN_NONE;
@@ -809,7 +809,7 @@ adam(PyObject *self, PyObject *args)
     idx n = stop - start;
     Py_BEGIN_ALLOW_THREADS
 #ifdef MH_X86
-    if (isa != ISA_C)  /* the same bits as adam_c */
+    if (current_isa != ISA_C)  /* the same bits as adam_c */
         adam_avx2(h, p, g, m, vv, n);
     else
 #endif
@@ -854,8 +854,8 @@ set_kernels(PyObject *self, PyObject *arg)
                          "see supported_kernels()", name);
             return NULL;
         }
-        const char *previous = isa_names[isa];
-        isa = k;
+        const char *previous = isa_names[current_isa];
+        current_isa = k;
         return PyUnicode_FromString(previous);
     }
     PyErr_Format(PyExc_ValueError,
@@ -886,7 +886,7 @@ supported_kernels(PyObject *self, PyObject *noargs)
 static PyObject *
 get_kernels(PyObject *self, PyObject *noargs)
 {
-    return PyUnicode_FromString(isa_names[isa]);
+    return PyUnicode_FromString(isa_names[current_isa]);
 }
 
 static PyMethodDef methods[] = {
@@ -913,6 +913,6 @@ PyInit__native(void)
 #endif
     for (int k = 0; k < ISA_COUNT; k++)  /* the fastest there is */
         if (supports(k))
-            isa = k;
+            current_isa = k;
     return PyModule_Create(&module);
 }
