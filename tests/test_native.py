@@ -184,3 +184,15 @@ def test_engines_resolve_and_explain(monkeypatch):
     # FusedAdam falls back to NumPy's operations (the same bits).
     assert not mh.adam.FusedAdam().setup(mh.make_model(4, 0)) \
         .create_update_rule().native
+
+
+def test_the_command_says_how_to_build_the_kernels(monkeypatch, tmp_path,
+                                                   capsys):
+    from minibatch_hybrid import cli
+    monkeypatch.setattr(native, '_native', None)
+    monkeypatch.setattr(native, '_IMPORT_ERROR', ImportError('not built'))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['study', '--quick', '--engine', 'native', '--out',
+                  str(tmp_path / 'study')])
+    assert exit_.value.code == 2
+    assert 'Install a C compiler' in capsys.readouterr().err
