@@ -88,8 +88,19 @@ tail_mask(int n)
 
 #define ROWS 5 /* rows per register block: 5 x 2 accumulators */
 
-/* As axpy_c.  Blocks of ROWS rows and 16 columns; a last block of fewer
- * rows repeats its last row and does not store the repeats. */
+/* Points ap[0 .. ROWS) at rows r0, r0 + 1, ... of `a` (rows `stride`
+ * apart); past its last row a block repeats that row, so every block runs
+ * the same code.  Returns how many rows are real (to be stored). */
+static inline int
+block_rows(const float *a, idx stride, int r0, int rows, const float **ap)
+{
+    int nr = rows - r0 < ROWS ? rows - r0 : ROWS;
+    for (int q = 0; q < ROWS; q++)
+        ap[q] = a + (r0 + (q < nr ? q : nr - 1)) * stride;
+    return nr;
+}
+
+/* As axpy_c.  Blocks of ROWS rows (see block_rows) and 16 columns. */
 MH_AVX2 static void
 axpy_avx2(int rows, int cols, int depth, const float *a, idx ar, idx as,
           const float *m, idx ldm, float *out, idx ldo)
@@ -97,10 +108,8 @@ axpy_avx2(int rows, int cols, int depth, const float *a, idx ar, idx as,
     const int tail = cols % 8;
     const __m256i mask = tail_mask(tail ? tail : 1);
     for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        int nr = rows - r0 < ROWS ? rows - r0 : ROWS;
         const float *ap[ROWS];
-        for (int q = 0; q < ROWS; q++)
-            ap[q] = a + (r0 + (q < nr ? q : nr - 1)) * ar;
+        const int nr = block_rows(a, ar, r0, rows, ap);
         int j = 0;
         for (; j + 16 <= cols; j += 16) {
             __m256 acc[ROWS][2];
@@ -164,10 +173,8 @@ dot_avx2(int rows, int cols, int depth, const float *a, idx lda,
     const int tail = depth % 8, body = depth - tail;
     const __m256i mask = tail_mask(tail ? tail : 1);
     for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        int nr = rows - r0 < ROWS ? rows - r0 : ROWS;
         const float *ap[ROWS];
-        for (int q = 0; q < ROWS; q++)
-            ap[q] = a + (r0 + (q < nr ? q : nr - 1)) * lda;
+        const int nr = block_rows(a, lda, r0, rows, ap);
         for (int c0 = 0; c0 < cols; c0 += 2) {
             int nc = cols - c0 < 2 ? cols - c0 : 2;
             const float *w0 = w + c0 * ldw, *w1 = w + (c0 + nc - 1) * ldw;
@@ -207,10 +214,8 @@ axpy_avx512(int rows, int cols, int depth, const float *a, idx ar, idx as,
             const float *m, idx ldm, float *out, idx ldo)
 {
     for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        int nr = rows - r0 < ROWS ? rows - r0 : ROWS;
         const float *ap[ROWS];
-        for (int q = 0; q < ROWS; q++)
-            ap[q] = a + (r0 + (q < nr ? q : nr - 1)) * ar;
+        const int nr = block_rows(a, ar, r0, rows, ap);
         int j = 0;
         for (; j + 32 <= cols; j += 32) {
             __m512 acc[ROWS][2];
@@ -259,10 +264,8 @@ dot_avx512(int rows, int cols, int depth, const float *a, idx lda,
     const int tail = depth % 16, body = depth - tail;
     const __mmask16 mask = (__mmask16)((1u << tail) - 1);
     for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        int nr = rows - r0 < ROWS ? rows - r0 : ROWS;
         const float *ap[ROWS];
-        for (int q = 0; q < ROWS; q++)
-            ap[q] = a + (r0 + (q < nr ? q : nr - 1)) * lda;
+        const int nr = block_rows(a, lda, r0, rows, ap);
         for (int c0 = 0; c0 < cols; c0 += 2) {
             int nc = cols - c0 < 2 ? cols - c0 : 2;
             const float *w0 = w + c0 * ldw, *w1 = w + (c0 + nc - 1) * ldw;
@@ -650,9 +653,59 @@ parse_range(PyObject *args, Py_ssize_t K, Py_ssize_t *k0, Py_ssize_t *k1)
     return 0;
 }
 
+/* The arguments of a pass: (k0, k1, buffers...). */
+typedef struct {
+    const char *name;
+    const char *spec;      /* 'r' read, 'w' written, per buffer */
+    const char **names;
+    const int *per;        /* floats per replica: PER_B, PER_N, ... */
+    int k_from, n_from, b_from;  /* buffers of PER_ONE, PER_N, PER_B */
+} pass_args;
+
+enum { PER_B, PER_N, PER_NN, PER_ONE, PER_BN };
+
+/* Gets and checks a pass's buffers into v, its shape and replica range.
+ * On failure releases the buffers and returns -1. */
+static int
+parse_pass(PyObject *args, const pass_args *p, Py_buffer *v, shape *s,
+           Py_ssize_t *k0, Py_ssize_t *k1)
+{
+    const Py_ssize_t count = (Py_ssize_t)strlen(p->spec);
+    if (PyTuple_GET_SIZE(args) != 2 + count) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments", p->name,
+                     2 + count);
+        return -1;
+    }
+    if (get_buffers(args, 2, p->spec, v, p->names) < 0)
+        return -1;
+    Py_ssize_t K = length(&v[p->k_from]);
+    Py_ssize_t n = K ? length(&v[p->n_from]) / K : 0;
+    Py_ssize_t B = K ? length(&v[p->b_from]) / K : 0;
+    int bad = K == 0 || n == 0 || B == 0 || n > INT_MAX / n || B > INT_MAX;
+    if (bad)
+        PyErr_Format(PyExc_ValueError, "%s: empty or too large arrays",
+                     p->name);
+    const Py_ssize_t per[] = {B, n, n * n, 1, B * n};
+    for (Py_ssize_t i = 0; !bad && i < count; i++)
+        bad = check_length(v, p->names, (int)i, K, per[p->per[i]]) < 0;
+    if (!bad)
+        bad = parse_range(args, K, k0, k1) < 0;
+    if (bad) {
+        release_buffers(v, count);
+        return -1;
+    }
+    s->batch = (int)B;
+    s->n = (int)n;
+    return 0;
+}
+
 static const char *forward_names[] = {
     "x", "t", "W1", "b1", "W2", "b2", "W3", "b3", "h1", "h2", "diff", "loss"};
-#define FORWARD_SPEC "rrrrrrrrwwww"
+static const int forward_per[] = {
+    PER_B, PER_B, PER_N, PER_N, PER_NN, PER_N, PER_N, PER_ONE,
+    PER_BN, PER_BN, PER_B, PER_ONE};
+static const pass_args forward_args = {
+    "mlp_forward", "rrrrrrrrwwww", forward_names, forward_per, 11, 2, 0};
 
 PyDoc_STRVAR(mlp_forward_doc,
 "mlp_forward(k0, k1, x, t, W1, b1, W2, b2, W3, b3, h1, h2, diff, loss)\n\n"
@@ -664,48 +717,30 @@ static PyObject *
 mlp_forward(PyObject *self, PyObject *args)
 {
     Py_buffer v[12];
-    const Py_ssize_t count = 12;
-    if (PyTuple_GET_SIZE(args) != 2 + count) {
-        PyErr_SetString(PyExc_TypeError,
-                        "mlp_forward takes 14 arguments");
+    shape s;
+    Py_ssize_t k0, k1;
+    if (parse_pass(args, &forward_args, v, &s, &k0, &k1) < 0)
         return NULL;
-    }
-    if (get_buffers(args, 2, FORWARD_SPEC, v, forward_names) < 0)
-        return NULL;
-    Py_ssize_t K = length(&v[11]), k0, k1;
-    Py_ssize_t n = K ? length(&v[2]) / K : 0;
-    Py_ssize_t B = K ? length(&v[0]) / K : 0;
-    static const int per_kind[12] = {0, 0, 1, 1, 2, 1, 1, 3, 4, 4, 0, 3};
-    int bad = K == 0 || n == 0 || B == 0 || n > INT_MAX / n || B > INT_MAX;
-    if (bad)
-        PyErr_SetString(PyExc_ValueError,
-                        "mlp_forward: empty or too large arrays");
-    for (int i = 0; !bad && i < count; i++) {
-        Py_ssize_t per[] = {B, n, n * n, 1, B * n};
-        bad = check_length(v, forward_names, i, K, per[per_kind[i]]) < 0;
-    }
-    if (!bad)
-        bad = parse_range(args, K, &k0, &k1) < 0;
-    if (bad) {
-        release_buffers(v, count);
-        return NULL;
-    }
     arrays a = {0};
     a.x = v[0].buf; a.t = v[1].buf; a.W1 = v[2].buf; a.b1 = v[3].buf;
     a.W2 = v[4].buf; a.b2 = v[5].buf; a.W3 = v[6].buf; a.b3 = v[7].buf;
     a.h1 = v[8].buf; a.h2 = v[9].buf; a.diff = v[10].buf; a.loss = v[11].buf;
-    shape s = {(int)B, (int)n};
     Py_BEGIN_ALLOW_THREADS
     forward_passes[current_isa](s, &a, k0, k1);
     Py_END_ALLOW_THREADS
-    release_buffers(v, count);
+    release_buffers(v, 12);
     Py_RETURN_NONE;
 }
 
 static const char *backward_names[] = {
     "gloss", "x", "W2", "W3", "h1", "h2", "diff", "g1", "g2",
     "gW1", "gb1", "gW2", "gb2", "gW3", "gb3"};
-#define BACKWARD_SPEC "rrrrrrrwwwwwwww"
+static const int backward_per[] = {
+    PER_ONE, PER_B, PER_NN, PER_N, PER_BN, PER_BN, PER_B, PER_BN, PER_BN,
+    PER_N, PER_N, PER_NN, PER_N, PER_N, PER_ONE};
+static const pass_args backward_args = {
+    "mlp_backward", "rrrrrrrwwwwwwww", backward_names, backward_per,
+    0, 3, 1};
 
 PyDoc_STRVAR(mlp_backward_doc,
 "mlp_backward(k0, k1, gloss, x, W2, W3, h1, h2, diff, g1, g2,\n"
@@ -718,43 +753,19 @@ static PyObject *
 mlp_backward(PyObject *self, PyObject *args)
 {
     Py_buffer v[15];
-    const Py_ssize_t count = 15;
-    if (PyTuple_GET_SIZE(args) != 2 + count) {
-        PyErr_SetString(PyExc_TypeError,
-                        "mlp_backward takes 17 arguments");
+    shape s;
+    Py_ssize_t k0, k1;
+    if (parse_pass(args, &backward_args, v, &s, &k0, &k1) < 0)
         return NULL;
-    }
-    if (get_buffers(args, 2, BACKWARD_SPEC, v, backward_names) < 0)
-        return NULL;
-    Py_ssize_t K = length(&v[0]), k0, k1;
-    Py_ssize_t n = K ? length(&v[3]) / K : 0;
-    Py_ssize_t B = K ? length(&v[1]) / K : 0;
-    static const int per_kind[15] = {3, 0, 2, 1, 4, 4, 0, 4, 4,
-                                     1, 1, 2, 1, 1, 3};
-    int bad = K == 0 || n == 0 || B == 0 || n > INT_MAX / n || B > INT_MAX;
-    if (bad)
-        PyErr_SetString(PyExc_ValueError,
-                        "mlp_backward: empty or too large arrays");
-    for (int i = 0; !bad && i < count; i++) {
-        Py_ssize_t per[] = {B, n, n * n, 1, B * n};
-        bad = check_length(v, backward_names, i, K, per[per_kind[i]]) < 0;
-    }
-    if (!bad)
-        bad = parse_range(args, K, &k0, &k1) < 0;
-    if (bad) {
-        release_buffers(v, count);
-        return NULL;
-    }
     arrays a = {0};
     a.gloss = v[0].buf; a.x = v[1].buf; a.W2 = v[2].buf; a.W3 = v[3].buf;
     a.h1 = v[4].buf; a.h2 = v[5].buf; a.diff = v[6].buf; a.g1 = v[7].buf;
     a.g2 = v[8].buf; a.gW1 = v[9].buf; a.gb1 = v[10].buf; a.gW2 = v[11].buf;
     a.gb2 = v[12].buf; a.gW3 = v[13].buf; a.gb3 = v[14].buf;
-    shape s = {(int)B, (int)n};
     Py_BEGIN_ALLOW_THREADS
     backward_passes[current_isa](s, &a, k0, k1);
     Py_END_ALLOW_THREADS
-    release_buffers(v, count);
+    release_buffers(v, 15);
     Py_RETURN_NONE;
 }
 
