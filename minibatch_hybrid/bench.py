@@ -170,17 +170,16 @@ def run_benchmark(replicas=(1, 16, 64, 128, 256, 1024), device='@numpy',
                                                        (256, 10, 100, 100))
     result['compute_bound_steps_per_s'] = (result['matmul_flops_per_s'] /
                                            result['flops_per_step'])
-    engines = ['numpy', 'native']
-    if device_obj.xp is not numpy:
-        engines = ['cupy']
-    elif not native.available():
-        log('the compiled kernels are not built: {}'.format(
-            native._IMPORT_ERROR))
-        engines = ['numpy']
+    engines = ['numpy']  # on a GPU: CuPy's operations
+    if device_obj.xp is numpy:
+        if native.available():
+            engines.append('native')
+        else:
+            log('the compiled kernels are not built: {}'.format(
+                native._IMPORT_ERROR))
     result['ensemble'] = {}
     for engine in engines:
-        name = native.resolve_engine(engine.replace('cupy', 'numpy'),
-                                     device_obj)
+        name = native.resolve_engine(engine, device_obj)
         result['ensemble'][name] = speeds = {}
         for k in replicas:
             log('measuring the ensemble ({}) at K = {} ...'.format(name, k))

@@ -87,6 +87,13 @@ def using_kernels(name):
         _native.set_kernels(previous)
 
 
+def check_engine(engine):
+    """Raises :class:`ValueError` unless ``engine`` is one of :data:`ENGINES`."""
+    if engine not in ENGINES:
+        raise ValueError('unknown engine {!r}: choose one of {}'.format(
+            engine, ', '.join(ENGINES)))
+
+
 def resolve_engine(engine, device):
     """Returns the name of the engine that will run, for the record.
 
@@ -100,9 +107,7 @@ def resolve_engine(engine, device):
         ``'numpy'`` or, on a GPU, ``'cupy'``.
 
     """
-    if engine not in ENGINES:
-        raise ValueError('unknown engine {!r}: choose one of {}'.format(
-            engine, ', '.join(ENGINES)))
+    check_engine(engine)
     on_cpu = device.xp.__name__ == 'numpy'
     if engine == 'native':
         if not on_cpu:

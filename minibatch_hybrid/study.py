@@ -74,9 +74,7 @@ class StudyConfig:
     engine: str = 'auto'
 
     def __post_init__(self):
-        if self.engine not in native.ENGINES:
-            raise ValueError('unknown engine {!r}: choose one of {}'.format(
-                self.engine, ', '.join(native.ENGINES)))
+        native.check_engine(self.engine)
         check_positive_int(self.seeds, 'the number of seeds')
         check_positive_int(self.chunk, 'chunk')
         check_seed(self.first_seed, 'the first seed')
@@ -161,15 +159,15 @@ def _check_out(config, engine, out):
                 'another --out, or delete that folder to start over'.format(
                     out, ', '.join(changed)))
         # Studies saved before engines existed ran on NumPy.
-        if saved.get('engine', 'numpy') != engine:
+        ran = saved.get('engine', 'numpy')
+        if ran != engine:
             raise ValueError(
                 '{} holds a study run by the {} engine, and this run would '
                 'use {}; their results differ in rounding, so they are not '
                 'mixed. Continue with --engine {}, give another --out, or '
                 'delete that folder to start over'.format(
-                    out, saved.get('engine', 'numpy'), engine,
-                    'native' if native.is_native(saved.get('engine', ''))
-                    else 'numpy'))
+                    out, ran, engine,
+                    'native' if native.is_native(ran) else 'numpy'))
     else:
         results_io.write_json(path, {'config': config.identity(),
                                      'engine': engine})
