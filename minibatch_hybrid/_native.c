@@ -1,30 +1,34 @@
 /*
- * Compiled kernels of the ensemble's training step (optional; see
- * minibatch_hybrid/native.py for the Python side and the documentation).
+ * Compiled kernels of minibatch_hybrid (optional; see native.py for the
+ * Python side and the documentation).
  *
- * mlp_forward / mlp_backward: the post's network, Linear(1, n) -> ReLU ->
- *     Linear(n, n) -> ReLU -> Linear(n, 1) with a mean squared error, for
- *     replicas k0 <= k < k1 of an ensemble whose parameters are stacked as
- *     in minibatch_hybrid.ensemble.Ensemble (Chainer's layout: W is
- *     (out, in)).  Each replica's numbers depend on that replica's inputs
- *     only.  The n x n products are register-blocked with AVX-512 or
- *     AVX2/FMA where the CPU has them (portable C elsewhere), summing in
- *     their own order, so results equal NumPy's to float32 rounding, not
- *     bit for bit.
+ * The native engine (train_epoch, evaluate): an ensemble of replicas of
+ * the post's network, Linear(1, n) -> ReLU -> Linear(n, n) -> ReLU ->
+ * Linear(n, 1) with a mean squared error and Chainer's Adam, trained a
+ * whole epoch per call.  Replicas are packed GROUP to a group, one per
+ * vector lane, and the arithmetic is written once (_native_body.h) for
+ * every kernel set: each output of a product is one ordered chain of
+ * fused multiply-adds, so every kernel set gives the same bits.  The calls
+ * run with subnormal numbers flushed to zero (FTZ and DAZ on x86, FZ on
+ * 64-bit ARM), set on entry and restored on exit, unless
+ * set_flush_subnormals(False).
+ *
  * adam: Chainer's Adam update (no AMSGrad, AdaBound or weight decay) of
- *     elements start <= i < stop, one pass, the very float32 operations of
- *     chainer.optimizers.Adam in the same order, so the same bits.  The
- *     module is compiled with -ffp-contract=off so that no multiply-add is
- *     fused behind our back.
+ * elements start <= i < stop of one parameter, the very float32 operations
+ * of chainer.optimizers.Adam in the same order under IEEE semantics, so
+ * the same bits.  This is the single-model path's update (FusedAdam).
  *
- * All arrays are C-contiguous float32 buffers.  The GIL is released while
- * a kernel runs, so Python threads can run disjoint ranges in parallel.
+ * The module is compiled with -ffp-contract=off: no multiply-add is fused
+ * unless the code says so.  The GIL is released while a kernel runs, so
+ * Python threads can run disjoint groups in parallel.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -34,500 +38,363 @@
 
 typedef ptrdiff_t idx;
 
-/* ------------------------------------------------------------------ */
-/* Small matrix products, portable C.                                  */
+/* Replicas per group: the widest vector (AVX-512, 16 float32 lanes). */
+#define GROUP 16
 
-/* out[r, j] = sum_s a[r*ar + s*as] * m[s*ldm + j]
- * for r < rows, j < cols, s < depth. */
-static void
-axpy_c(int rows, int cols, int depth, const float *a, idx ar, idx as,
-       const float *m, idx ldm, float *out, idx ldo)
-{
-    for (int r = 0; r < rows; r++) {
-        float *o = out + r * ldo;
-        for (int j = 0; j < cols; j++)
-            o[j] = 0.f;
-        for (int s = 0; s < depth; s++) {
-            float c = a[r * ar + s * as];
-            const float *row = m + s * ldm;
-            for (int j = 0; j < cols; j++)
-                o[j] += c * row[j];
-        }
-    }
-}
+/* A group's parameters, one after another, in elements of GROUP lanes:
+ * W1 (n), b1 (n), W2 (n x n, Chainer's (out, in) layout), b2 (n), W3 (n),
+ * b3 (1). */
+#define OFF_W1(n) ((idx)0)
+#define OFF_B1(n) ((idx)(n))
+#define OFF_W2(n) ((idx)2 * (n))
+#define OFF_B2(n) ((idx)2 * (n) + (idx)(n) * (n))
+#define OFF_W3(n) (OFF_B2(n) + (n))
+#define OFF_B3(n) (OFF_W3(n) + (n))
+#define PARAMS(n) (OFF_B3(n) + 1)
 
-/* out[r, c] = sum_i a[r*lda + i] * w[c*ldw + i]
- * for r < rows, c < cols, i < depth. */
-static void
-dot_c(int rows, int cols, int depth, const float *a, idx lda,
-      const float *w, idx ldw, float *out, idx ldo)
-{
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            const float *x = a + r * lda, *y = w + c * ldw;
-            float acc = 0.f;
-            for (int i = 0; i < depth; i++)
-                acc += x[i] * y[i];
-            out[r * ldo + c] = acc;
-        }
-}
+/* Adam's hyperparameters as float32, as NumPy meets them. */
+typedef struct {
+    float one_minus_beta1, one_minus_beta2, eps, neg_eta;
+} adam_hp;
 
 /* ------------------------------------------------------------------ */
-/* The same products with AVX2 and FMA, in register blocks.            */
+/* The kernel sets: one vocabulary each, then the body.                */
+
+/* Portable C: one lane per vector; fmaf is the fused multiply-add.  On
+ * x86 it is compiled for CPUs with FMA, so that fmaf is one instruction. */
+#ifdef MH_X86
+#define TARGET __attribute__((target("fma")))
+#else
+#define TARGET
+#endif
+#define vec float
+#define VL 1
+#define RB 5
+#define RO 2
+#define SUFFIX(name) name##_c
+#define vzero() 0.f
+#define vset1(f) (f)
+#define vload(p) (*(p))
+#define vstore(p, a) (*(p) = (a))
+#define vadd(a, b) ((a) + (b))
+#define vsub(a, b) ((a) - (b))
+#define vmul(a, b) ((a) * (b))
+#define vdiv(a, b) ((a) / (b))
+#define vsqrt(a) sqrtf(a)
+#define vfma(a, b, c) fmaf((a), (b), (c))
+#define vrelu(a) ((a) > 0.f ? (a) : 0.f)
+#define vpos(h, g) ((h) > 0.f ? (g) : 0.f)
+#include "_native_body.h"
+#undef TARGET
+#undef vec
+#undef VL
+#undef RB
+#undef RO
+#undef SUFFIX
+#undef vzero
+#undef vset1
+#undef vload
+#undef vstore
+#undef vadd
+#undef vsub
+#undef vmul
+#undef vdiv
+#undef vsqrt
+#undef vfma
+#undef vrelu
+#undef vpos
 
 #ifdef MH_X86
-#define MH_AVX2 __attribute__((target("avx2,fma")))
+/* AVX2 and FMA: 8 lanes. */
+#define TARGET __attribute__((target("avx2,fma")))
+#define vec __m256
+#define VL 8
+#define RB 5
+#define RO 2
+#define SUFFIX(name) name##_avx2
+#define vzero() _mm256_setzero_ps()
+#define vset1(f) _mm256_set1_ps(f)
+#define vload(p) _mm256_loadu_ps(p)
+#define vstore(p, a) _mm256_storeu_ps((p), (a))
+#define vadd _mm256_add_ps
+#define vsub _mm256_sub_ps
+#define vmul _mm256_mul_ps
+#define vdiv _mm256_div_ps
+#define vsqrt _mm256_sqrt_ps
+#define vfma _mm256_fmadd_ps
+/* maxps returns its second operand when both are zero or one is NaN. */
+#define vrelu(a) _mm256_max_ps((a), _mm256_setzero_ps())
+#define vpos(h, g) _mm256_and_ps( \
+    _mm256_cmp_ps((h), _mm256_setzero_ps(), _CMP_GT_OQ), (g))
+#include "_native_body.h"
+#undef TARGET
+#undef vec
+#undef VL
+#undef RB
+#undef RO
+#undef SUFFIX
+#undef vzero
+#undef vset1
+#undef vload
+#undef vstore
+#undef vadd
+#undef vsub
+#undef vmul
+#undef vdiv
+#undef vsqrt
+#undef vfma
+#undef vrelu
+#undef vpos
 
-MH_AVX2 static __m256i
-tail_mask(int n)
-{
-    /* lanes 0 .. n-1 on, for 0 < n < 8 */
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
-}
-
-#define ROWS 5 /* rows per register block: 5 x 2 accumulators */
-
-/* Points ap[0 .. ROWS) at rows r0, r0 + 1, ... of `a` (rows `stride`
- * apart); past its last row a block repeats that row, so every block runs
- * the same code.  Returns how many rows are real (to be stored). */
-static inline int
-block_rows(const float *a, idx stride, int r0, int rows, const float **ap)
-{
-    int nr = rows - r0 < ROWS ? rows - r0 : ROWS;
-    for (int q = 0; q < ROWS; q++)
-        ap[q] = a + (r0 + (q < nr ? q : nr - 1)) * stride;
-    return nr;
-}
-
-/* As axpy_c.  Blocks of ROWS rows (see block_rows) and 16 columns. */
-MH_AVX2 static void
-axpy_avx2(int rows, int cols, int depth, const float *a, idx ar, idx as,
-          const float *m, idx ldm, float *out, idx ldo)
-{
-    const int tail = cols % 8;
-    const __m256i mask = tail_mask(tail ? tail : 1);
-    for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        const float *ap[ROWS];
-        const int nr = block_rows(a, ar, r0, rows, ap);
-        int j = 0;
-        for (; j + 16 <= cols; j += 16) {
-            __m256 acc[ROWS][2];
-            for (int q = 0; q < ROWS; q++)
-                acc[q][0] = acc[q][1] = _mm256_setzero_ps();
-            for (int s = 0; s < depth; s++) {
-                const float *row = m + s * ldm + j;
-                __m256 m0 = _mm256_loadu_ps(row);
-                __m256 m1 = _mm256_loadu_ps(row + 8);
-                for (int q = 0; q < ROWS; q++) {
-                    __m256 c = _mm256_broadcast_ss(ap[q] + s * as);
-                    acc[q][0] = _mm256_fmadd_ps(c, m0, acc[q][0]);
-                    acc[q][1] = _mm256_fmadd_ps(c, m1, acc[q][1]);
-                }
-            }
-            for (int q = 0; q < nr; q++) {
-                float *o = out + (r0 + q) * ldo + j;
-                _mm256_storeu_ps(o, acc[q][0]);
-                _mm256_storeu_ps(o + 8, acc[q][1]);
-            }
-        }
-        for (; j < cols; j += 8) {
-            int full = j + 8 <= cols;
-            __m256 acc[ROWS];
-            for (int q = 0; q < ROWS; q++)
-                acc[q] = _mm256_setzero_ps();
-            for (int s = 0; s < depth; s++) {
-                const float *row = m + s * ldm + j;
-                __m256 m0 = full ? _mm256_loadu_ps(row)
-                                 : _mm256_maskload_ps(row, mask);
-                for (int q = 0; q < ROWS; q++)
-                    acc[q] = _mm256_fmadd_ps(
-                        _mm256_broadcast_ss(ap[q] + s * as), m0, acc[q]);
-            }
-            for (int q = 0; q < nr; q++) {
-                float *o = out + (r0 + q) * ldo + j;
-                if (full)
-                    _mm256_storeu_ps(o, acc[q]);
-                else
-                    _mm256_maskstore_ps(o, mask, acc[q]);
-            }
-        }
-    }
-}
-
-MH_AVX2 static float
-hsum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
-                          _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* As dot_c.  Blocks of ROWS rows and 2 columns; repeats as axpy_avx2. */
-MH_AVX2 static void
-dot_avx2(int rows, int cols, int depth, const float *a, idx lda,
-         const float *w, idx ldw, float *out, idx ldo)
-{
-    const int tail = depth % 8, body = depth - tail;
-    const __m256i mask = tail_mask(tail ? tail : 1);
-    for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        const float *ap[ROWS];
-        const int nr = block_rows(a, lda, r0, rows, ap);
-        for (int c0 = 0; c0 < cols; c0 += 2) {
-            int nc = cols - c0 < 2 ? cols - c0 : 2;
-            const float *w0 = w + c0 * ldw, *w1 = w + (c0 + nc - 1) * ldw;
-            __m256 acc[ROWS][2];
-            for (int q = 0; q < ROWS; q++)
-                acc[q][0] = acc[q][1] = _mm256_setzero_ps();
-            for (int i = 0; i < body; i += 8) {
-                __m256 x0 = _mm256_loadu_ps(w0 + i);
-                __m256 x1 = _mm256_loadu_ps(w1 + i);
-                for (int q = 0; q < ROWS; q++) {
-                    __m256 y = _mm256_loadu_ps(ap[q] + i);
-                    acc[q][0] = _mm256_fmadd_ps(y, x0, acc[q][0]);
-                    acc[q][1] = _mm256_fmadd_ps(y, x1, acc[q][1]);
-                }
-            }
-            if (tail) {
-                __m256 x0 = _mm256_maskload_ps(w0 + body, mask);
-                __m256 x1 = _mm256_maskload_ps(w1 + body, mask);
-                for (int q = 0; q < ROWS; q++) {
-                    __m256 y = _mm256_maskload_ps(ap[q] + body, mask);
-                    acc[q][0] = _mm256_fmadd_ps(y, x0, acc[q][0]);
-                    acc[q][1] = _mm256_fmadd_ps(y, x1, acc[q][1]);
-                }
-            }
-            for (int q = 0; q < nr; q++)
-                for (int c = 0; c < nc; c++)
-                    out[(r0 + q) * ldo + c0 + c] = hsum(acc[q][c]);
-        }
-    }
-}
-
-/* The same products with AVX-512: 16 lanes, tails by mask registers. */
-#define MH_AVX512 __attribute__((target("avx512f,avx2,fma")))
-
-MH_AVX512 static void
-axpy_avx512(int rows, int cols, int depth, const float *a, idx ar, idx as,
-            const float *m, idx ldm, float *out, idx ldo)
-{
-    for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        const float *ap[ROWS];
-        const int nr = block_rows(a, ar, r0, rows, ap);
-        int j = 0;
-        for (; j + 32 <= cols; j += 32) {
-            __m512 acc[ROWS][2];
-            for (int q = 0; q < ROWS; q++)
-                acc[q][0] = acc[q][1] = _mm512_setzero_ps();
-            for (int s = 0; s < depth; s++) {
-                const float *row = m + s * ldm + j;
-                __m512 m0 = _mm512_loadu_ps(row);
-                __m512 m1 = _mm512_loadu_ps(row + 16);
-                for (int q = 0; q < ROWS; q++) {
-                    __m512 c = _mm512_set1_ps(ap[q][s * as]);
-                    acc[q][0] = _mm512_fmadd_ps(c, m0, acc[q][0]);
-                    acc[q][1] = _mm512_fmadd_ps(c, m1, acc[q][1]);
-                }
-            }
-            for (int q = 0; q < nr; q++) {
-                float *o = out + (r0 + q) * ldo + j;
-                _mm512_storeu_ps(o, acc[q][0]);
-                _mm512_storeu_ps(o + 16, acc[q][1]);
-            }
-        }
-        for (; j < cols; j += 16) {
-            int left = cols - j;
-            __mmask16 mask = left >= 16 ? 0xFFFF
-                                        : (__mmask16)((1u << left) - 1);
-            __m512 acc[ROWS];
-            for (int q = 0; q < ROWS; q++)
-                acc[q] = _mm512_setzero_ps();
-            for (int s = 0; s < depth; s++) {
-                __m512 m0 = _mm512_maskz_loadu_ps(mask, m + s * ldm + j);
-                for (int q = 0; q < ROWS; q++)
-                    acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(ap[q][s * as]),
-                                             m0, acc[q]);
-            }
-            for (int q = 0; q < nr; q++)
-                _mm512_mask_storeu_ps(out + (r0 + q) * ldo + j, mask,
-                                      acc[q]);
-        }
-    }
-}
-
-MH_AVX512 static void
-dot_avx512(int rows, int cols, int depth, const float *a, idx lda,
-           const float *w, idx ldw, float *out, idx ldo)
-{
-    const int tail = depth % 16, body = depth - tail;
-    const __mmask16 mask = (__mmask16)((1u << tail) - 1);
-    for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        const float *ap[ROWS];
-        const int nr = block_rows(a, lda, r0, rows, ap);
-        for (int c0 = 0; c0 < cols; c0 += 2) {
-            int nc = cols - c0 < 2 ? cols - c0 : 2;
-            const float *w0 = w + c0 * ldw, *w1 = w + (c0 + nc - 1) * ldw;
-            __m512 acc[ROWS][2];
-            for (int q = 0; q < ROWS; q++)
-                acc[q][0] = acc[q][1] = _mm512_setzero_ps();
-            for (int i = 0; i < body; i += 16) {
-                __m512 x0 = _mm512_loadu_ps(w0 + i);
-                __m512 x1 = _mm512_loadu_ps(w1 + i);
-                for (int q = 0; q < ROWS; q++) {
-                    __m512 y = _mm512_loadu_ps(ap[q] + i);
-                    acc[q][0] = _mm512_fmadd_ps(y, x0, acc[q][0]);
-                    acc[q][1] = _mm512_fmadd_ps(y, x1, acc[q][1]);
-                }
-            }
-            if (tail) {
-                __m512 x0 = _mm512_maskz_loadu_ps(mask, w0 + body);
-                __m512 x1 = _mm512_maskz_loadu_ps(mask, w1 + body);
-                for (int q = 0; q < ROWS; q++) {
-                    __m512 y = _mm512_maskz_loadu_ps(mask, ap[q] + body);
-                    acc[q][0] = _mm512_fmadd_ps(y, x0, acc[q][0]);
-                    acc[q][1] = _mm512_fmadd_ps(y, x1, acc[q][1]);
-                }
-            }
-            for (int q = 0; q < nr; q++)
-                for (int c = 0; c < nc; c++)
-                    out[(r0 + q) * ldo + c0 + c] =
-                        _mm512_reduce_add_ps(acc[q][c]);
-        }
-    }
-}
+/* AVX-512F: 16 lanes, 32 registers. */
+#define TARGET __attribute__((target("avx512f,avx2,fma")))
+#define vec __m512
+#define VL 16
+#define RB 5
+#define RO 4
+#define SUFFIX(name) name##_avx512
+#define vzero() _mm512_setzero_ps()
+#define vset1(f) _mm512_set1_ps(f)
+#define vload(p) _mm512_loadu_ps(p)
+#define vstore(p, a) _mm512_storeu_ps((p), (a))
+#define vadd _mm512_add_ps
+#define vsub _mm512_sub_ps
+#define vmul _mm512_mul_ps
+#define vdiv _mm512_div_ps
+#define vsqrt _mm512_sqrt_ps
+#define vfma _mm512_fmadd_ps
+#define vrelu(a) _mm512_max_ps((a), _mm512_setzero_ps())
+#define vpos(h, g) _mm512_maskz_mov_ps( \
+    _mm512_cmp_ps_mask((h), _mm512_setzero_ps(), _CMP_GT_OQ), (g))
+#include "_native_body.h"
+#undef TARGET
+#undef vec
+#undef VL
+#undef RB
+#undef RO
+#undef SUFFIX
+#undef vzero
+#undef vset1
+#undef vload
+#undef vstore
+#undef vadd
+#undef vsub
+#undef vmul
+#undef vdiv
+#undef vsqrt
+#undef vfma
+#undef vrelu
+#undef vpos
 #endif /* MH_X86 */
 
-/* The kernel sets, and the one in use. */
-enum { ISA_C, ISA_AVX2, ISA_AVX512, ISA_COUNT };
-static const char *isa_names[ISA_COUNT] = {"c", "avx2", "avx512"};
-static int current_isa = ISA_C;
-
 /* ------------------------------------------------------------------ */
-/* One replica's forward and backward pass.                            */
-/* Written once, inlined into one copy per kernel set (below): the      */
-/* constant `isa` picks the products, and the compiler vectorises the   */
-/* elementwise loops for each target.                                  */
+/* Driving a kernel set: lanes of a group, steps of an epoch.          */
 
-#define INLINE static inline __attribute__((always_inline))
+typedef void (*step_fn)(int, int, float *, float *, float *, const float *,
+                        const float *, const adam_hp *, float, float *,
+                        float *, float *, float *, float *, float *);
+typedef void (*sq_error_fn)(int, int, const float *, const float *,
+                            const float *, float *, float *, float *,
+                            float *);
 
 typedef struct {
-    int batch, n;
-} shape;
+    const char *name;
+    int lanes;
+    step_fn step;
+    sq_error_fn sq_error;
+} kernel_set;
 
-INLINE void
-axpy(int isa, int rows, int cols, int depth, const float *a, idx ar,
-     idx as, const float *m, idx ldm, float *out, idx ldo)
-{
+enum { SET_C, SET_AVX2, SET_AVX512, SET_COUNT };
+static const kernel_set kernel_sets[SET_COUNT] = {
+    {"c", 1, step_c, sq_error_c},
 #ifdef MH_X86
-    if (isa == ISA_AVX512) {
-        axpy_avx512(rows, cols, depth, a, ar, as, m, ldm, out, ldo);
-        return;
-    }
-    if (isa == ISA_AVX2) {
-        axpy_avx2(rows, cols, depth, a, ar, as, m, ldm, out, ldo);
-        return;
-    }
-#endif
-    axpy_c(rows, cols, depth, a, ar, as, m, ldm, out, ldo);
-}
-
-INLINE void
-dot(int isa, int rows, int cols, int depth, const float *a, idx lda,
-    const float *w, idx ldw, float *out, idx ldo)
-{
-#ifdef MH_X86
-    if (isa == ISA_AVX512) {
-        dot_avx512(rows, cols, depth, a, lda, w, ldw, out, ldo);
-        return;
-    }
-    if (isa == ISA_AVX2) {
-        dot_avx2(rows, cols, depth, a, lda, w, ldw, out, ldo);
-        return;
-    }
-#endif
-    dot_c(rows, cols, depth, a, lda, w, ldw, out, ldo);
-}
-
-/* h1 = relu(x W1^T + b1), h2 = relu(h1 W2^T + b2), diff = h2 W3^T + b3 - t;
- * returns the mean of diff^2. */
-INLINE float
-forward_one(int isa, shape s, const float *restrict x,
-            const float *restrict t, const float *restrict W1,
-            const float *restrict b1, const float *restrict W2,
-            const float *restrict b2, const float *restrict W3,
-            const float *restrict b3, float *restrict h1,
-            float *restrict h2, float *restrict diff)
-{
-    const int B = s.batch, n = s.n;
-    for (int b = 0; b < B; b++) {
-        float *restrict h = h1 + (idx)b * n;
-        const float xb = x[b];
-        for (int i = 0; i < n; i++) {
-            float z = xb * W1[i];
-            z += b1[i];
-            h[i] = z > 0.f ? z : 0.f;
-        }
-    }
-    dot(isa, B, n, n, h1, n, W2, n, h2, n);
-    for (int b = 0; b < B; b++) {
-        float *restrict h = h2 + (idx)b * n;
-        for (int o = 0; o < n; o++) {
-            float z = h[o] + b2[o];
-            h[o] = z > 0.f ? z : 0.f;
-        }
-    }
-    dot(isa, B, 1, n, h2, n, W3, n, diff, 1);
-    float sum = 0.f;
-    for (int b = 0; b < B; b++) {
-        float y = diff[b] + b3[0];
-        diff[b] = y - t[b];
-        sum += diff[b] * diff[b];
-    }
-    return sum / (float)B;
-}
-
-/* Gradients of gloss * loss; g1, g2 are (B, n) scratch. */
-INLINE void
-backward_one(int isa, shape s, float gloss, const float *restrict x,
-             const float *restrict W2, const float *restrict W3,
-             const float *restrict h1, const float *restrict h2,
-             const float *restrict diff, float *restrict g1,
-             float *restrict g2, float *restrict gW1, float *restrict gb1,
-             float *restrict gW2, float *restrict gb2, float *restrict gW3,
-             float *restrict gb3)
-{
-    const int B = s.batch, n = s.n;
-    const float scale = 2.0f / (float)B;
-    float sum = 0.f;
-    for (int i = 0; i < n; i++)
-        gW3[i] = gb2[i] = 0.f;
-    for (int b = 0; b < B; b++) {
-        float gy = gloss * diff[b];
-        gy *= scale;
-        sum += gy;
-        const float *restrict h = h2 + (idx)b * n;
-        float *restrict g = g2 + (idx)b * n;
-        for (int o = 0; o < n; o++) {
-            float v = gy * W3[o];
-            g[o] = h[o] > 0.f ? v : 0.f;
-            gW3[o] += gy * h[o];
-            gb2[o] += g[o];
-        }
-    }
-    gb3[0] = sum;
-    /* gW2[o, i] = sum_b g2[b, o] h1[b, i];  g1[b, i] = sum_o g2[b, o] W2[o, i] */
-    axpy(isa, n, n, B, g2, 1, n, h1, n, gW2, n);
-    axpy(isa, B, n, n, g2, n, 1, W2, n, g1, n);
-    for (int i = 0; i < n; i++)
-        gW1[i] = gb1[i] = 0.f;
-    for (int b = 0; b < B; b++) {
-        const float *restrict h = h1 + (idx)b * n;
-        const float *restrict g = g1 + (idx)b * n;
-        const float xb = x[b];
-        for (int i = 0; i < n; i++) {
-            float v = h[i] > 0.f ? g[i] : 0.f;
-            gW1[i] += v * xb;
-            gb1[i] += v;
-        }
-    }
-}
-
-/* The arrays of an ensemble; forward uses the first twelve. */
-typedef struct {
-    const float *x, *t, *W1, *b1, *W2, *b2, *W3, *b3;
-    float *h1, *h2, *diff, *loss;
-    const float *gloss;
-    float *g1, *g2, *gW1, *gb1, *gW2, *gb2, *gW3, *gb3;
-} arrays;
-
-INLINE void
-forward_range(int isa, shape s, const arrays *a, idx k0, idx k1)
-{
-    const idx B = s.batch, n = s.n;
-    for (idx k = k0; k < k1; k++)
-        a->loss[k] = forward_one(
-            isa, s, a->x + k * B, a->t + k * B, a->W1 + k * n,
-            a->b1 + k * n, a->W2 + k * n * n, a->b2 + k * n, a->W3 + k * n,
-            a->b3 + k, a->h1 + k * B * n, a->h2 + k * B * n,
-            a->diff + k * B);
-}
-
-INLINE void
-backward_range(int isa, shape s, const arrays *a, idx k0, idx k1)
-{
-    const idx B = s.batch, n = s.n;
-    for (idx k = k0; k < k1; k++)
-        backward_one(
-            isa, s, a->gloss[k], a->x + k * B, a->W2 + k * n * n,
-            a->W3 + k * n, a->h1 + k * B * n, a->h2 + k * B * n,
-            a->diff + k * B, a->g1 + k * B * n, a->g2 + k * B * n,
-            a->gW1 + k * n, a->gb1 + k * n, a->gW2 + k * n * n,
-            a->gb2 + k * n, a->gW3 + k * n, a->gb3 + k);
-}
-
-static void
-forward_c(shape s, const arrays *a, idx k0, idx k1)
-{
-    forward_range(ISA_C, s, a, k0, k1);
-}
-
-static void
-backward_c(shape s, const arrays *a, idx k0, idx k1)
-{
-    backward_range(ISA_C, s, a, k0, k1);
-}
-
-#ifdef MH_X86
-MH_AVX2 static void
-forward_avx2(shape s, const arrays *a, idx k0, idx k1)
-{
-    forward_range(ISA_AVX2, s, a, k0, k1);
-}
-
-MH_AVX2 static void
-backward_avx2(shape s, const arrays *a, idx k0, idx k1)
-{
-    backward_range(ISA_AVX2, s, a, k0, k1);
-}
-
-MH_AVX512 static void
-forward_avx512(shape s, const arrays *a, idx k0, idx k1)
-{
-    forward_range(ISA_AVX512, s, a, k0, k1);
-}
-
-MH_AVX512 static void
-backward_avx512(shape s, const arrays *a, idx k0, idx k1)
-{
-    backward_range(ISA_AVX512, s, a, k0, k1);
-}
-#endif
-
-typedef void (*pass)(shape, const arrays *, idx, idx);
-
-#ifdef MH_X86
-static const pass forward_passes[ISA_COUNT] = {forward_c, forward_avx2,
-                                               forward_avx512};
-static const pass backward_passes[ISA_COUNT] = {backward_c, backward_avx2,
-                                                backward_avx512};
+    {"avx2", 8, step_avx2, sq_error_avx2},
+    {"avx512", 16, step_avx512, sq_error_avx512},
 #else
-static const pass forward_passes[ISA_COUNT] = {forward_c, forward_c,
-                                               forward_c};
-static const pass backward_passes[ISA_COUNT] = {backward_c, backward_c,
-                                                backward_c};
+    {"avx2", 0, NULL, NULL},
+    {"avx512", 0, NULL, NULL},
 #endif
+};
+static int current_set = SET_C;
+static int flush_subnormals = 1;
+
+/* Whether this CPU (and build) runs kernel set k. */
+static int
+supports(int k)
+{
+#ifdef MH_X86
+    int fma = __builtin_cpu_supports("fma");
+    if (k == SET_C)
+        return fma;
+    if (k == SET_AVX2)
+        return fma && __builtin_cpu_supports("avx2");
+    if (k == SET_AVX512)
+        return fma && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("avx512f");
+    return 0;
+#else
+    return k == SET_C;
+#endif
+}
+
+/* Subnormals flushed to zero for the calling thread; returns the state to
+ * restore. */
+static uintptr_t
+enter_flush(void)
+{
+    if (!flush_subnormals)
+        return 0;
+#ifdef MH_X86
+    unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040);  /* FTZ (bit 15) | DAZ (bit 6) */
+    return csr;
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr | (1u << 24)));  /* FZ */
+    return (uintptr_t)fpcr;
+#else
+    return 0;
+#endif
+}
+
+static void
+leave_flush(uintptr_t saved)
+{
+    if (!flush_subnormals)
+        return;
+#ifdef MH_X86
+    _mm_setcsr((unsigned int)saved);
+#elif defined(__aarch64__)
+    uint64_t fpcr = (uint64_t)saved;
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+#else
+    (void)saved;
+#endif
+}
+
+/* Scratch of one call: VL-lane arrays for a batch of B (h1, h2, g1: B n;
+ * x, t, d, gy: B; loss: 1), for the widest set. */
+static float *
+alloc_scratch(int B, int n, float **h1, float **h2, float **g1, float **x,
+              float **t, float **d, float **gy, float **loss)
+{
+    size_t bn = (size_t)B * n * GROUP, b = (size_t)B * GROUP;
+    float *s = aligned_alloc(64, ((3 * bn + 4 * b + GROUP) * sizeof(float)
+                                  + 63) / 64 * 64);
+    if (s == NULL)
+        return NULL;
+    *h1 = s;
+    *h2 = *h1 + bn;
+    *g1 = *h2 + bn;
+    *x = *g1 + bn;
+    *t = *x + b;
+    *d = *t + b;
+    *gy = *d + b;
+    *loss = *gy + b;
+    return s;
+}
+
+/* The arguments of train_epoch. */
+typedef struct {
+    int n, B, N;
+    float *params, *m, *v;
+    const float *X, *Y, *alpha_t;
+    const int32_t *order;  /* (groups * GROUP, N) */
+    adam_hp h;
+    double *sum_loss;      /* (groups * GROUP) */
+} epoch_args;
+
+/* Trains groups g0 <= g < g1 for one epoch: each VL-lane slice of a group
+ * takes every step of the epoch in turn.  Returns -1 if out of memory. */
+static int
+train_groups(const kernel_set *ks, const epoch_args *a, idx g0, idx g1)
+{
+    const int n = a->n, B = a->B, N = a->N, L = ks->lanes;
+    const idx size = PARAMS(n) * GROUP;
+    float *h1, *h2, *g1s, *x, *t, *d, *gy, *loss;
+    float *scratch = alloc_scratch(B, n, &h1, &h2, &g1s, &x, &t, &d, &gy,
+                                   &loss);
+    if (scratch == NULL)
+        return -1;
+    uintptr_t saved = enter_flush();
+    for (idx g = g0; g < g1; g++)
+        for (int l0 = 0; l0 < GROUP; l0 += L) {
+            const idx lane = g * GROUP + l0;
+            float *P = a->params + g * size + l0;
+            float *M = a->m + g * size + l0, *V = a->v + g * size + l0;
+            for (int l = 0; l < L; l++)
+                a->sum_loss[lane + l] = 0.0;
+            for (int pos = 0, s = 0; pos < N; pos += B, s++) {
+                const int Bs = N - pos < B ? N - pos : B;
+                for (int l = 0; l < L; l++) {
+                    const int32_t *o = a->order + (lane + l) * N + pos;
+                    for (int b = 0; b < Bs; b++) {
+                        x[b * L + l] = a->X[o[b]];
+                        t[b * L + l] = a->Y[o[b]];
+                    }
+                }
+                ks->step(Bs, n, P, M, V, x, t, &a->h, a->alpha_t[s], h1, h2,
+                         d, gy, g1s, loss);
+                /* The post's metric: sum of loss * len(batch), in float64. */
+                for (int l = 0; l < L; l++)
+                    a->sum_loss[lane + l] += (double)loss[l] * (double)Bs;
+            }
+        }
+    leave_flush(saved);
+    free(scratch);
+    return 0;
+}
+
+/* Mean squared error of groups g0 <= g < g1 on per-replica data X, Y
+ * (groups * GROUP, N), in batches of EVAL_BATCH points; one chain of
+ * d^2 over all points. */
+#define EVAL_BATCH 10
+
+static int
+evaluate_groups(const kernel_set *ks, int n, int N, const float *params,
+                const float *X, const float *Y, float *out, idx g0, idx g1)
+{
+    const int L = ks->lanes;
+    const idx size = PARAMS(n) * GROUP;
+    float *h1, *h2, *g1s, *x, *t, *d, *gy, *sum;
+    float *scratch = alloc_scratch(EVAL_BATCH, n, &h1, &h2, &g1s, &x, &t,
+                                   &d, &gy, &sum);
+    if (scratch == NULL)
+        return -1;
+    uintptr_t saved = enter_flush();
+    for (idx g = g0; g < g1; g++)
+        for (int l0 = 0; l0 < GROUP; l0 += L) {
+            const idx lane = g * GROUP + l0;
+            const float *P = params + g * size + l0;
+            for (int l = 0; l < L; l++)
+                sum[l] = 0.f;
+            for (int pos = 0; pos < N; pos += EVAL_BATCH) {
+                const int Bs = N - pos < EVAL_BATCH ? N - pos : EVAL_BATCH;
+                for (int l = 0; l < L; l++)
+                    for (int b = 0; b < Bs; b++) {
+                        x[b * L + l] = X[(lane + l) * N + pos + b];
+                        t[b * L + l] = Y[(lane + l) * N + pos + b];
+                    }
+                ks->sq_error(Bs, n, P, x, t, h1, h2, d, sum);
+            }
+            for (int l = 0; l < L; l++)
+                out[lane + l] = sum[l] / (float)N;
+        }
+    leave_flush(saved);
+    free(scratch);
+    return 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* Adam, Chainer's operations in Chainer's order.                      */
 
 typedef struct {
     float one_minus_beta1, one_minus_beta2, eps, alpha_t, neg_eta;
-} adam_hp;
+} update_hp;
 
 static void
-adam_c(adam_hp h, float *p, const float *g, float *m, float *v, idx n)
+adam_c(update_hp h, float *p, const float *g, float *m, float *v, idx n)
 {
     for (idx i = 0; i < n; i++) {
         float a = g[i] - m[i];
@@ -547,8 +414,8 @@ adam_c(adam_hp h, float *p, const float *g, float *m, float *v, idx n)
 }
 
 #ifdef MH_X86
-MH_AVX2 static void
-adam_avx2(adam_hp h, float *p, const float *g, float *m, float *v, idx n)
+__attribute__((target("avx2"))) static void
+adam_avx2(update_hp h, float *p, const float *g, float *m, float *v, idx n)
 {
     const __m256 c1 = _mm256_set1_ps(h.one_minus_beta1);
     const __m256 c2 = _mm256_set1_ps(h.one_minus_beta2);
@@ -584,8 +451,9 @@ release_buffers(Py_buffer *views, Py_ssize_t count)
         PyBuffer_Release(&views[i]);
 }
 
-/* Gets the buffers of args[first:first + count]: float32, C-contiguous,
- * writable where spec says 'w'.  On failure releases what it got. */
+/* Gets the buffers of args[first:first + count]; spec has a letter per
+ * buffer: 'f' float32, 'i' int32, 'd' float64, upper case where written.
+ * All C-contiguous.  On failure releases what it got. */
 static int
 get_buffers(PyObject *args, Py_ssize_t first, const char *spec,
             Py_buffer *views, const char **names)
@@ -593,21 +461,29 @@ get_buffers(PyObject *args, Py_ssize_t first, const char *spec,
     Py_ssize_t count = (Py_ssize_t)strlen(spec);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *obj = PyTuple_GET_ITEM(args, first + i);
+        const int written = spec[i] >= 'A' && spec[i] <= 'Z';
+        const char format[2] = {(char)(spec[i] | 0x20), 0};
+        const char *type = format[0] == 'f' ? "float32"
+                           : format[0] == 'i' ? "int32" : "float64";
         int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT;
-        if (spec[i] == 'w')
+        if (written)
             flags |= PyBUF_WRITABLE;
         if (PyObject_GetBuffer(obj, &views[i], flags) < 0) {
             PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "%s must be a C-contiguous%s float32 array",
-                         names[i], spec[i] == 'w' ? ", writable" : "");
+            PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous%s %s "
+                         "array", names[i], written ? ", writable" : "",
+                         type);
             release_buffers(views, i);
             return -1;
         }
-        if (views[i].itemsize != 4 || views[i].format == NULL ||
-            strcmp(views[i].format, "f") != 0) {
-            PyErr_Format(PyExc_TypeError, "%s must be float32, not '%s'",
-                         names[i], views[i].format ? views[i].format : "?");
+        const char *f = views[i].format ? views[i].format : "?";
+        if (f[0] == '=' || f[0] == '<' || f[0] == '@')
+            f++;
+        if (views[i].itemsize != (format[0] == 'd' ? 8 : 4) ||
+            strcmp(f, format) != 0) {
+            PyErr_Format(PyExc_TypeError, "%s must be %s, not '%s'",
+                         names[i], type, views[i].format
+                                         ? views[i].format : "?");
             release_buffers(views, i + 1);
             return -1;
         }
@@ -618,154 +494,179 @@ get_buffers(PyObject *args, Py_ssize_t first, const char *spec,
 static Py_ssize_t
 length(const Py_buffer *view)
 {
-    return view->len / 4;
+    return view->len / view->itemsize;
 }
 
-/* Checks that buffer i holds `per` floats per replica for K replicas. */
 static int
 check_length(const Py_buffer *views, const char **names, int i,
-             Py_ssize_t K, Py_ssize_t per)
+             Py_ssize_t expected)
 {
-    if (length(&views[i]) != K * per) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s has %zd elements; expected %zd (%zd replicas x %zd)",
-                     names[i], length(&views[i]), K * per, K, per);
+    if (length(&views[i]) != expected) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd elements; expected %zd",
+                     names[i], length(&views[i]), expected);
         return -1;
     }
     return 0;
 }
 
+/* Runs fn(context, g0, g1) on groups [g0, g1) without the GIL; raises
+ * MemoryError if it returns -1. */
 static int
-parse_range(PyObject *args, Py_ssize_t K, Py_ssize_t *k0, Py_ssize_t *k1)
+checked_range(Py_ssize_t groups, Py_ssize_t g0, Py_ssize_t g1)
 {
-    *k0 = PyLong_AsSsize_t(PyTuple_GET_ITEM(args, 0));
-    if (*k0 == -1 && PyErr_Occurred())
-        return -1;
-    *k1 = PyLong_AsSsize_t(PyTuple_GET_ITEM(args, 1));
-    if (*k1 == -1 && PyErr_Occurred())
-        return -1;
-    if (*k0 < 0 || *k1 > K || *k0 > *k1) {
-        PyErr_Format(PyExc_ValueError,
-                     "replica range [%zd, %zd) is not within [0, %zd)",
-                     *k0, *k1, K);
+    if (g0 < 0 || g1 > groups || g0 > g1) {
+        PyErr_Format(PyExc_ValueError, "group range [%zd, %zd) is not "
+                     "within [0, %zd)", g0, g1, groups);
         return -1;
     }
     return 0;
 }
 
-/* The arguments of a pass: (k0, k1, buffers...). */
-typedef struct {
-    const char *name;
-    const char *spec;      /* 'r' read, 'w' written, per buffer */
-    const char **names;
-    const int *per;        /* floats per replica: PER_B, PER_N, ... */
-    int k_from, n_from, b_from;  /* buffers of PER_ONE, PER_N, PER_B */
-} pass_args;
+static const char *epoch_names[] = {
+    "params", "m", "v", "x", "y", "order", "alpha_t", "sum_loss"};
 
-enum { PER_B, PER_N, PER_NN, PER_ONE, PER_BN };
-
-/* Gets and checks a pass's buffers into v, its shape and replica range.
- * On failure releases the buffers and returns -1. */
-static int
-parse_pass(PyObject *args, const pass_args *p, Py_buffer *v, shape *s,
-           Py_ssize_t *k0, Py_ssize_t *k1)
-{
-    const Py_ssize_t count = (Py_ssize_t)strlen(p->spec);
-    if (PyTuple_GET_SIZE(args) != 2 + count) {
-        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments", p->name,
-                     2 + count);
-        return -1;
-    }
-    if (get_buffers(args, 2, p->spec, v, p->names) < 0)
-        return -1;
-    Py_ssize_t K = length(&v[p->k_from]);
-    Py_ssize_t n = K ? length(&v[p->n_from]) / K : 0;
-    Py_ssize_t B = K ? length(&v[p->b_from]) / K : 0;
-    int bad = K == 0 || n == 0 || B == 0 || n > INT_MAX / n || B > INT_MAX;
-    if (bad)
-        PyErr_Format(PyExc_ValueError, "%s: empty or too large arrays",
-                     p->name);
-    const Py_ssize_t per[] = {B, n, n * n, 1, B * n};
-    for (Py_ssize_t i = 0; !bad && i < count; i++)
-        bad = check_length(v, p->names, (int)i, K, per[p->per[i]]) < 0;
-    if (!bad)
-        bad = parse_range(args, K, k0, k1) < 0;
-    if (bad) {
-        release_buffers(v, count);
-        return -1;
-    }
-    s->batch = (int)B;
-    s->n = (int)n;
-    return 0;
-}
-
-static const char *forward_names[] = {
-    "x", "t", "W1", "b1", "W2", "b2", "W3", "b3", "h1", "h2", "diff", "loss"};
-static const int forward_per[] = {
-    PER_B, PER_B, PER_N, PER_N, PER_NN, PER_N, PER_N, PER_ONE,
-    PER_BN, PER_BN, PER_B, PER_ONE};
-static const pass_args forward_args = {
-    "mlp_forward", "rrrrrrrrwwww", forward_names, forward_per, 11, 2, 0};
-
-PyDoc_STRVAR(mlp_forward_doc,
-"mlp_forward(k0, k1, x, t, W1, b1, W2, b2, W3, b3, h1, h2, diff, loss)\n\n"
-"Forward pass of replicas k0 <= k < k1.  Shapes: x, t, diff (K, B);\n"
-"W1, b1, b2, W3 (K, n); W2 (K, n, n); b3, loss (K,); h1, h2 (K, B, n).\n"
-"Writes h1, h2 (after ReLU), diff = y - t and loss = mean(diff**2).");
+PyDoc_STRVAR(train_epoch_doc,
+"train_epoch(g0, g1, n, batchsize, params, m, v, x, y, order, alpha_t,\n"
+"            beta1, beta2, eps, eta, sum_loss)\n\n"
+"Trains groups g0 <= g < g1 of an ensemble for one epoch, in place.\n"
+"params, m, v: float32 (groups, P, 16), P = n * n + 4 * n + 1; x, y:\n"
+"float32 (N,), the data; order: int32 (groups * 16, N), each replica's\n"
+"order of the epoch; alpha_t: float32, Adam's step size of each of the\n"
+"epoch's ceil(N / batchsize) steps.  Writes sum_loss: float64\n"
+"(groups * 16,), each replica's sum of loss * len(batch).");
 
 static PyObject *
-mlp_forward(PyObject *self, PyObject *args)
+train_epoch(PyObject *self, PyObject *args)
 {
-    Py_buffer v[12];
-    shape s;
-    Py_ssize_t k0, k1;
-    if (parse_pass(args, &forward_args, v, &s, &k0, &k1) < 0)
+    Py_ssize_t g0, g1;
+    int n, B;
+    double beta1, beta2, eps, eta;
+    Py_buffer v[8];
+    if (PyTuple_GET_SIZE(args) != 16) {
+        PyErr_SetString(PyExc_TypeError, "train_epoch takes 16 arguments");
         return NULL;
-    arrays a = {0};
-    a.x = v[0].buf; a.t = v[1].buf; a.W1 = v[2].buf; a.b1 = v[3].buf;
-    a.W2 = v[4].buf; a.b2 = v[5].buf; a.W3 = v[6].buf; a.b3 = v[7].buf;
-    a.h1 = v[8].buf; a.h2 = v[9].buf; a.diff = v[10].buf; a.loss = v[11].buf;
+    }
+    PyObject *head = PyTuple_GetSlice(args, 0, 4);
+    PyObject *tail = PyTuple_GetSlice(args, 11, 15);
+    int ok = head && tail &&
+             PyArg_ParseTuple(head, "nnii:train_epoch", &g0, &g1, &n, &B) &&
+             PyArg_ParseTuple(tail, "dddd:train_epoch", &beta1, &beta2, &eps,
+                              &eta);
+    Py_XDECREF(head);
+    Py_XDECREF(tail);
+    if (!ok)
+        return NULL;
+    PyObject *bufs = PyTuple_Pack(8, PyTuple_GET_ITEM(args, 4),
+                                  PyTuple_GET_ITEM(args, 5),
+                                  PyTuple_GET_ITEM(args, 6),
+                                  PyTuple_GET_ITEM(args, 7),
+                                  PyTuple_GET_ITEM(args, 8),
+                                  PyTuple_GET_ITEM(args, 9),
+                                  PyTuple_GET_ITEM(args, 10),
+                                  PyTuple_GET_ITEM(args, 15));
+    if (bufs == NULL)
+        return NULL;
+    ok = get_buffers(bufs, 0, "FFFffifD", v, epoch_names) == 0;
+    Py_DECREF(bufs);
+    if (!ok)
+        return NULL;
+    const Py_ssize_t N = length(&v[3]);
+    const Py_ssize_t size = n > 0 && n < 46000 ? PARAMS(n) * GROUP : 0;
+    const Py_ssize_t groups = size ? length(&v[0]) / size : 0;
+    int bad = 0;
+    if (size == 0 || N == 0 || N > INT_MAX || B < 1 || B > N) {
+        PyErr_Format(PyExc_ValueError, "train_epoch: need n >= 1 and "
+                     "1 <= batchsize <= N, got n=%d, batchsize=%d, N=%zd",
+                     n, B, N);
+        bad = 1;
+    }
+    const Py_ssize_t steps = bad ? 0 : (N + B - 1) / B;
+    const Py_ssize_t expected[8] = {groups * size, groups * size,
+                                    groups * size, N, N, groups * GROUP * N,
+                                    steps, groups * GROUP};
+    for (int i = 0; !bad && i < 8; i++)
+        bad = check_length(v, epoch_names, i, expected[i]) < 0;
+    if (!bad)
+        bad = checked_range(groups, g0, g1) < 0;
+    if (!bad) {
+        const int32_t *order = v[5].buf;
+        for (Py_ssize_t i = 0; !bad && i < expected[5]; i++)
+            if (order[i] < 0 || order[i] >= N) {
+                PyErr_Format(PyExc_ValueError, "order holds index %d, out of "
+                             "range for %zd points", (int)order[i], N);
+                bad = 1;
+            }
+    }
+    if (bad) {
+        release_buffers(v, 8);
+        return NULL;
+    }
+    epoch_args a = {n, B, (int)N, v[0].buf, v[1].buf, v[2].buf, v[3].buf,
+                    v[4].buf, v[6].buf, v[5].buf,
+                    {(float)(1.0 - beta1), (float)(1.0 - beta2), (float)eps,
+                     (float)(-eta)},
+                    v[7].buf};
+    const kernel_set *ks = &kernel_sets[current_set];
+    int status;
     Py_BEGIN_ALLOW_THREADS
-    forward_passes[current_isa](s, &a, k0, k1);
+    status = train_groups(ks, &a, g0, g1);
     Py_END_ALLOW_THREADS
-    release_buffers(v, 12);
+    release_buffers(v, 8);
+    if (status < 0)
+        return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
-static const char *backward_names[] = {
-    "gloss", "x", "W2", "W3", "h1", "h2", "diff", "g1", "g2",
-    "gW1", "gb1", "gW2", "gb2", "gW3", "gb3"};
-static const int backward_per[] = {
-    PER_ONE, PER_B, PER_NN, PER_N, PER_BN, PER_BN, PER_B, PER_BN, PER_BN,
-    PER_N, PER_N, PER_NN, PER_N, PER_N, PER_ONE};
-static const pass_args backward_args = {
-    "mlp_backward", "rrrrrrrwwwwwwww", backward_names, backward_per,
-    0, 3, 1};
+static const char *evaluate_names[] = {"params", "x", "y", "out"};
 
-PyDoc_STRVAR(mlp_backward_doc,
-"mlp_backward(k0, k1, gloss, x, W2, W3, h1, h2, diff, g1, g2,\n"
-"             gW1, gb1, gW2, gb2, gW3, gb3)\n\n"
-"Gradients of sum_k gloss[k] * loss[k] for replicas k0 <= k < k1, from\n"
-"what mlp_forward saved.  g1, g2 are (K, B, n) scratch; the gradients\n"
-"have their parameters' shapes and are overwritten.");
+PyDoc_STRVAR(evaluate_doc,
+"evaluate(g0, g1, n, params, x, y, out)\n\n"
+"Mean squared error of groups g0 <= g < g1 on their own data: x, y\n"
+"float32 (groups * 16, N); writes out, float32 (groups * 16,).");
 
 static PyObject *
-mlp_backward(PyObject *self, PyObject *args)
+evaluate(PyObject *self, PyObject *args)
 {
-    Py_buffer v[15];
-    shape s;
-    Py_ssize_t k0, k1;
-    if (parse_pass(args, &backward_args, v, &s, &k0, &k1) < 0)
+    Py_ssize_t g0, g1;
+    int n;
+    Py_buffer v[4];
+    if (PyTuple_GET_SIZE(args) != 7) {
+        PyErr_SetString(PyExc_TypeError, "evaluate takes 7 arguments");
         return NULL;
-    arrays a = {0};
-    a.gloss = v[0].buf; a.x = v[1].buf; a.W2 = v[2].buf; a.W3 = v[3].buf;
-    a.h1 = v[4].buf; a.h2 = v[5].buf; a.diff = v[6].buf; a.g1 = v[7].buf;
-    a.g2 = v[8].buf; a.gW1 = v[9].buf; a.gb1 = v[10].buf; a.gW2 = v[11].buf;
-    a.gb2 = v[12].buf; a.gW3 = v[13].buf; a.gb3 = v[14].buf;
+    }
+    PyObject *head = PyTuple_GetSlice(args, 0, 3);
+    int ok = head && PyArg_ParseTuple(head, "nni:evaluate", &g0, &g1, &n);
+    Py_XDECREF(head);
+    if (!ok || get_buffers(args, 3, "fffF", v, evaluate_names) < 0)
+        return NULL;
+    const Py_ssize_t size = n > 0 && n < 46000 ? PARAMS(n) * GROUP : 0;
+    const Py_ssize_t groups = size ? length(&v[0]) / size : 0;
+    const Py_ssize_t N = groups ? length(&v[1]) / (groups * GROUP) : 0;
+    int bad = 0;
+    if (size == 0 || N == 0 || N > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "evaluate: empty or too large "
+                        "arrays");
+        bad = 1;
+    }
+    const Py_ssize_t expected[4] = {groups * size, groups * GROUP * N,
+                                    groups * GROUP * N, groups * GROUP};
+    for (int i = 0; !bad && i < 4; i++)
+        bad = check_length(v, evaluate_names, i, expected[i]) < 0;
+    if (!bad)
+        bad = checked_range(groups, g0, g1) < 0;
+    if (bad) {
+        release_buffers(v, 4);
+        return NULL;
+    }
+    const kernel_set *ks = &kernel_sets[current_set];
+    int status;
     Py_BEGIN_ALLOW_THREADS
-    backward_passes[current_isa](s, &a, k0, k1);
+    status = evaluate_groups(ks, n, (int)N, v[0].buf, v[1].buf, v[2].buf,
+                             v[3].buf, g0, g1);
     Py_END_ALLOW_THREADS
-    release_buffers(v, 15);
+    release_buffers(v, 4);
+    if (status < 0)
+        return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -773,7 +674,8 @@ static const char *adam_names[] = {"param", "grad", "m", "v"};
 
 PyDoc_STRVAR(adam_doc,
 "adam(param, grad, m, v, beta1, beta2, eps, alpha_t, eta, start, stop)\n\n"
-"Chainer's Adam update of elements start <= i < stop, in place.");
+"Chainer's Adam update of elements start <= i < stop, in place, under\n"
+"IEEE semantics (subnormals kept).");
 
 static PyObject *
 adam(PyObject *self, PyObject *args)
@@ -793,7 +695,7 @@ adam(PyObject *self, PyObject *args)
     Py_DECREF(rest);
     if (!ok)
         return NULL;
-    if (get_buffers(args, 0, "wrww", v, adam_names) < 0)
+    if (get_buffers(args, 0, "FfFF", v, adam_names) < 0)
         return NULL;
     Py_ssize_t size = length(&v[0]);
     for (int i = 1; i < 4; i++)
@@ -812,15 +714,15 @@ adam(PyObject *self, PyObject *args)
         return NULL;
     }
     /* As NumPy: each Python float meets float32 arrays as a float32. */
-    adam_hp h = {(float)(1.0 - beta1), (float)(1.0 - beta2), (float)eps,
-                 (float)alpha_t, (float)(-eta)};
+    update_hp h = {(float)(1.0 - beta1), (float)(1.0 - beta2), (float)eps,
+                   (float)alpha_t, (float)(-eta)};
     float *p = (float *)v[0].buf + start, *m = (float *)v[2].buf + start,
           *vv = (float *)v[3].buf + start;
     const float *g = (const float *)v[1].buf + start;
     idx n = stop - start;
     Py_BEGIN_ALLOW_THREADS
 #ifdef MH_X86
-    if (current_isa != ISA_C)  /* the same bits as adam_c */
+    if (supports(SET_AVX2))  /* the same bits as adam_c */
         adam_avx2(h, p, g, m, vv, n);
     else
 #endif
@@ -830,66 +732,57 @@ adam(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* Whether this CPU (and build) runs kernel set k. */
-static int
-supports(int k)
-{
-#ifdef MH_X86
-    if (k == ISA_AVX2)
-        return __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma");
-    if (k == ISA_AVX512)
-        return supports(ISA_AVX2) && __builtin_cpu_supports("avx512f");
-#endif
-    return k == ISA_C;
-}
-
 PyDoc_STRVAR(set_kernels_doc,
 "set_kernels(name) -> str\n\n"
-"Selects the kernels: 'avx512' (AVX-512F), 'avx2' (AVX2 and FMA), each\n"
-"only where the CPU has it, or 'c' (portable C).  Returns the previous\n"
-"selection.");
+"Selects the kernel set of the native engine: 'avx512' (AVX-512F),\n"
+"'avx2' (AVX2 and FMA) or 'c' (portable C), each only where the CPU runs\n"
+"it.  All give the same bits.  Returns the previous selection.");
 
 static PyObject *
 set_kernels(PyObject *self, PyObject *arg)
 {
-    const char *name = PyUnicode_AsUTF8(arg);
-    if (name == NULL)
+    const char *name = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (name == NULL) {
+        PyErr_Format(PyExc_TypeError, "a kernel set is named by a str, not "
+                     "%R", arg);
         return NULL;
-    for (int k = 0; k < ISA_COUNT; k++) {
-        if (strcmp(name, isa_names[k]) != 0)
+    }
+    for (int k = 0; k < SET_COUNT; k++) {
+        if (strcmp(name, kernel_sets[k].name) != 0)
             continue;
         if (!supports(k)) {
             PyErr_Format(PyExc_ValueError,
-                         "this CPU (or build) cannot run the %s kernels; "
-                         "see supported_kernels()", name);
+                         "this CPU cannot run the %s kernel set; it runs: "
+                         "%s", name,
+                         supports(SET_AVX512) ? "c, avx2, avx512"
+                         : supports(SET_AVX2) ? "c, avx2"
+                         : supports(SET_C) ? "c" : "none");
             return NULL;
         }
-        const char *previous = isa_names[current_isa];
-        current_isa = k;
+        const char *previous = kernel_sets[current_set].name;
+        current_set = k;
         return PyUnicode_FromString(previous);
     }
     PyErr_Format(PyExc_ValueError,
-                 "unknown kernels %R: choose 'avx512', 'avx2' or 'c'", arg);
+                 "unknown kernel set %R: choose 'avx512', 'avx2' or 'c'",
+                 arg);
     return NULL;
 }
 
 static PyObject *
 supported_kernels(PyObject *self, PyObject *noargs)
 {
-    const char *names[ISA_COUNT];
-    Py_ssize_t count = 0;
-    for (int k = 0; k < ISA_COUNT; k++)
-        if (supports(k))
-            names[count++] = isa_names[k];
-    PyObject *result = PyTuple_New(count);
-    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
-        PyObject *name = PyUnicode_FromString(names[i]);
-        if (name == NULL) {
+    PyObject *result = PyList_New(0);
+    for (int k = 0; result != NULL && k < SET_COUNT; k++) {
+        if (!supports(k))
+            continue;
+        PyObject *name = PyUnicode_FromString(kernel_sets[k].name);
+        if (name == NULL || PyList_Append(result, name) < 0) {
+            Py_XDECREF(name);
             Py_DECREF(result);
             return NULL;
         }
-        PyTuple_SET_ITEM(result, i, name);
+        Py_DECREF(name);
     }
     return result;
 }
@@ -897,24 +790,42 @@ supported_kernels(PyObject *self, PyObject *noargs)
 static PyObject *
 get_kernels(PyObject *self, PyObject *noargs)
 {
-    return PyUnicode_FromString(isa_names[current_isa]);
+    if (!supports(current_set))
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(kernel_sets[current_set].name);
+}
+
+static PyObject *
+set_flush(PyObject *self, PyObject *arg)
+{
+    int flag = PyObject_IsTrue(arg);
+    if (flag < 0)
+        return NULL;
+    int previous = flush_subnormals;
+    flush_subnormals = flag;
+    return PyBool_FromLong(previous);
 }
 
 static PyMethodDef methods[] = {
-    {"mlp_forward", mlp_forward, METH_VARARGS, mlp_forward_doc},
-    {"mlp_backward", mlp_backward, METH_VARARGS, mlp_backward_doc},
+    {"train_epoch", train_epoch, METH_VARARGS, train_epoch_doc},
+    {"evaluate", evaluate, METH_VARARGS, evaluate_doc},
     {"adam", adam, METH_VARARGS, adam_doc},
     {"set_kernels", set_kernels, METH_O, set_kernels_doc},
     {"supported_kernels", supported_kernels, METH_NOARGS,
-     "supported_kernels() -> tuple\n\nThe kernels this CPU can run, "
+     "supported_kernels() -> list\n\nThe kernel sets this CPU runs, "
      "slowest first."},
     {"get_kernels", get_kernels, METH_NOARGS,
-     "get_kernels() -> str\n\nThe kernels in use."},
+     "get_kernels() -> str or None\n\nThe kernel set in use (None if the "
+     "CPU runs none)."},
+    {"set_flush_subnormals", set_flush, METH_O,
+     "set_flush_subnormals(flag) -> bool\n\nWhether the native engine "
+     "flushes subnormals to zero (the default); returns the previous "
+     "setting."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_native",
-    "Compiled kernels of minibatch_hybrid's ensemble step.", -1, methods};
+    "Compiled kernels of minibatch_hybrid's native engine.", -1, methods};
 
 PyMODINIT_FUNC
 PyInit__native(void)
@@ -922,8 +833,8 @@ PyInit__native(void)
 #ifdef MH_X86
     __builtin_cpu_init();
 #endif
-    for (int k = 0; k < ISA_COUNT; k++)  /* the fastest there is */
+    for (int k = 0; k < SET_COUNT; k++)  /* the fastest there is */
         if (supports(k))
-            current_isa = k;
+            current_set = k;
     return PyModule_Create(&module);
 }

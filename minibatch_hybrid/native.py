@@ -1,32 +1,46 @@
-"""Compiled kernels for the ensemble's step on the CPU (optional).
+"""The native engine: compiled kernels, one arithmetic on every CPU.
 
-NumPy runs an ensemble step as a few dozen array operations: each small
-matrix product is its own BLAS call and Adam makes twelve passes over the
-weights.  The extension ``minibatch_hybrid._native`` (C, built by
-``pip install`` when a C compiler is present) runs a replica's whole
-forward pass, its whole backward pass, and Adam's update each in one call:
+NumPy runs an ensemble step as a few dozen array operations, each a pass
+over memory, plus Chainer's bookkeeping per step.  The optional extension
+``minibatch_hybrid._native`` (C, built by ``pip install`` where a C
+compiler is present) trains a whole epoch of many replicas per call:
+forward, backward and Adam of each mini-batch step, fused.
 
-* The forward and backward passes compute what
-  :class:`~minibatch_hybrid.functions.MLPLoss` computes, replica by replica,
-  with register-blocked products in AVX-512 (``'avx512'``) or AVX2/FMA
-  (``'avx2'``) where the CPU has them, and portable C (``'c'``) anywhere;
-  the fastest the CPU runs is used.  The sums are taken in
-  another order than NumPy's BLAS takes them, so the results equal NumPy's
-  to float32 rounding, not bit for bit; they are the same bits on every run
-  with the same kernels.  A replica's results still do not depend on the
-  other replicas.
-* Adam performs Chainer's float32 operations in Chainer's order
-  (``-ffp-contract=off``), so it gives exactly the bits of
-  :class:`chainer.optimizers.Adam`; :class:`~minibatch_hybrid.adam.FusedAdam`
-  uses it whenever the extension is there.
+One arithmetic
+    Replicas are packed 16 to a group, one per vector lane, and every
+    operation is elementwise across lanes.  Each output of a matrix product
+    is one chain of fused multiply-adds over its reduction index, in order;
+    Adam performs Chainer's float32 operations in Chainer's order.  The
+    body of the kernels is written once and compiled per *kernel set*:
+    ``'avx512'`` (16 lanes), ``'avx2'`` (8 lanes) and ``'c'`` (portable C,
+    one lane, ``fmaf``).  All perform the same operations on every lane, so
+    **every kernel set gives the same bits**, on every CPU that runs it.
+    The fastest set the CPU runs is used; ``MINIBATCH_HYBRID_KERNELS=c``
+    (or ``avx2``, ``avx512``) forces one.  The kernels need a fused
+    multiply-add in hardware: every 64-bit ARM CPU, and x86-64 CPUs with
+    FMA3 (Intel since Haswell, 2013; AMD since Piledriver, 2012).
 
-Which arithmetic an ensemble uses is its *engine*: ``'numpy'`` (NumPy or
-CuPy operations, as a single model), or ``'native'`` (these kernels, CPU
-only).  :func:`resolve_engine` turns the user's choice into the name a run
-records, e.g. ``'native-avx2'``; results of different engines are equal to
-rounding only, so a study records its engine and does not mix them.
+Subnormals
+    Adam's first moment of a weight whose gradient is zero (a dead ReLU
+    unit) decays by 0.9 per step into the subnormal range, where Intel
+    cores take a microcode assist per operand.  The kernels flush
+    subnormals to zero (MXCSR FTZ and DAZ on x86, FPCR.FZ on ARM), set on
+    entry and restored on exit of every call, in the thread that runs it.
+    :func:`ieee_subnormals` turns that off, to check that it changes no
+    result (see the README's performance notes).
+
+The engine's results equal Chainer's (the ``numpy`` engine's) to float32
+rounding, not bit for bit, and rounding decides some runs' fate (which
+hybrids get stuck): a study records its engine and does not mix engines.
 """
 import contextlib
+import math
+import os
+
+import numpy
+
+from minibatch_hybrid import _parallel
+from minibatch_hybrid._checks import check_batchsize
 
 try:
     from minibatch_hybrid import _native
@@ -38,44 +52,76 @@ except ImportError as error:  # not built: no C compiler at install time
 #: The engines one can ask for.
 ENGINES = ('auto', 'native', 'numpy')
 
+#: Replicas per group (vector lanes of the widest kernel set).
+GROUP = 16
+
+#: The environment variable that forces a kernel set.
+KERNELS_VARIABLE = 'MINIBATCH_HYBRID_KERNELS'
+
+# Chainer's parameter names of MyChain, in the packed order.
+_LINKS = ('l1/W', 'l1/b', 'l2/W', 'l2/b', 'l3/W', 'l3/b')
+
 
 class NativeUnavailable(RuntimeError):
-    """The compiled kernels were asked for but are not built."""
+    """The compiled kernels were asked for but cannot run here."""
 
 
 def available():
-    """Returns whether the compiled kernels are built and importable."""
-    return _native is not None
+    """Returns whether the compiled kernels are built and this CPU runs them."""
+    return _native is not None and bool(_native.supported_kernels())
+
+
+_environment_applied = False
+
+
+def _apply_environment():
+    """Selects the kernel set named by ``MINIBATCH_HYBRID_KERNELS``, once."""
+    global _environment_applied
+    if _environment_applied:
+        return
+    name = os.environ.get(KERNELS_VARIABLE, '').strip()
+    if name:
+        try:
+            _native.set_kernels(name)
+        except ValueError as e:
+            raise NativeUnavailable('{}={}: {}; unset it to use the fastest '
+                                    'set'.format(KERNELS_VARIABLE, name, e))
+    _environment_applied = True
 
 
 def check_available():
-    """Raises :class:`NativeUnavailable` saying how to build the kernels."""
+    """Raises :class:`NativeUnavailable` saying how to get the kernels."""
     if _native is None:
         raise NativeUnavailable(
             'the compiled kernels (minibatch_hybrid._native) are not built: '
             '{}. Install a C compiler (e.g. apt install gcc) and reinstall '
             'the package (pip install -e . in the repository), or use the '
             'numpy engine (--engine numpy)'.format(_IMPORT_ERROR))
+    if not _native.supported_kernels():
+        raise NativeUnavailable(
+            'this CPU has no fused multiply-add (x86-64 without FMA3), which '
+            'the native engine needs; use the numpy engine (--engine numpy)')
+    _apply_environment()
 
 
 def supported_kernels():
-    """Returns the kernels this CPU can run, slowest first.
+    """Returns the kernel sets this CPU runs, slowest first.
 
     ``['c']``, ``['c', 'avx2']`` or ``['c', 'avx2', 'avx512']``; empty if
-    the extension is not built.
+    the extension is not built or the CPU has no FMA.
     """
     return list(_native.supported_kernels()) if _native else []
 
 
 def kernels():
-    """Returns the kernels in use: ``'avx512'``, ``'avx2'`` or ``'c'``."""
+    """Returns the kernel set in use: ``'avx512'``, ``'avx2'`` or ``'c'``."""
     check_available()
     return _native.get_kernels()
 
 
 @contextlib.contextmanager
 def using_kernels(name):
-    """Runs a block with the given kernels (one of :func:`supported_kernels`).
+    """Runs a block with the given kernel set (one of :func:`supported_kernels`).
 
     The choice is global to the process; the previous one is restored.
     """
@@ -85,6 +131,20 @@ def using_kernels(name):
         yield
     finally:
         _native.set_kernels(previous)
+
+
+@contextlib.contextmanager
+def ieee_subnormals():
+    """Runs a block with the native engine keeping subnormals (IEEE).
+
+    Slower on Intel CPUs; for checking that flushing changes nothing.
+    """
+    check_available()
+    previous = _native.set_flush_subnormals(False)
+    try:
+        yield
+    finally:
+        _native.set_flush_subnormals(previous)
 
 
 def check_engine(engine):
@@ -98,13 +158,12 @@ def resolve_engine(engine, device):
     """Returns the name of the engine that will run, for the record.
 
     Args:
-        engine (str): ``'auto'`` (the compiled kernels on the CPU if they
-            are built, else NumPy), ``'native'`` or ``'numpy'``.
+        engine (str): ``'auto'`` (the compiled kernels on the CPU where
+            they run, else NumPy), ``'native'`` or ``'numpy'``.
         device (chainer.backend.Device): Where the ensemble runs.
 
     Returns:
-        str: ``'native-avx512'``, ``'native-avx2'``, ``'native-c'``,
-        ``'numpy'`` or, on a GPU, ``'cupy'``.
+        str: ``'native'``, ``'numpy'`` or, on a GPU, ``'cupy'``.
 
     """
     check_engine(engine)
@@ -119,9 +178,202 @@ def resolve_engine(engine, device):
         return 'cupy'
     if engine == 'numpy' or (engine == 'auto' and not available()):
         return 'numpy'
-    return 'native-' + kernels()
+    check_available()
+    return 'native'
 
 
 def is_native(engine_name):
-    """Whether a resolved engine name means the compiled kernels."""
-    return engine_name.startswith('native')
+    """Whether a resolved engine name means the compiled kernels.
+
+    (Folders of earlier versions recorded ``'native-avx2'`` and the like:
+    another arithmetic, which these kernels do not reproduce.)
+    """
+    return engine_name == 'native'
+
+
+def _as_column(x):
+    return numpy.ascontiguousarray(x, numpy.float32).reshape(-1)
+
+
+class NativeEnsemble(object):
+    """K replicas of ``MyChain`` with Adam, trained by the native engine.
+
+    The same experiment as :class:`~minibatch_hybrid.ensemble.Ensemble`
+    with :func:`~minibatch_hybrid.model.make_optimizer`, in the native
+    engine's arithmetic (see the module's documentation): replica ``k``
+    follows the path the single model would follow, to float32 rounding,
+    and its numbers do not depend on the other replicas.  Adam (Chainer's
+    defaults unless given) is part of the ensemble: :func:`train` takes it
+    with ``optimizer=None``.
+
+    Args:
+        models (list of MyChain): The replicas' initial weights (copied).
+        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters, as
+            :class:`chainer.optimizers.Adam`.
+
+    Attributes:
+        t (int): Adam's step count.
+
+    """
+
+    def __init__(self, models, alpha=0.001, beta1=0.9, beta2=0.999,
+                 eps=1e-8, eta=1.0):
+        check_available()
+        from minibatch_hybrid.model import InitialState
+        models = list(models)
+        if not models:
+            raise ValueError('an ensemble needs at least one model')
+        arrays = [InitialState(m).arrays for m in models]
+        shapes = {tuple(a[name].shape for name in _LINKS) for a in arrays}
+        if len(shapes) != 1 or set(arrays[0]) != set(_LINKS):
+            raise ValueError('all models of an ensemble must be MyChain with '
+                             'the same n_units')
+        self.n_units = n = arrays[0]['l2/W'].shape[0]
+        self.size = len(models)
+        self.groups = -(-self.size // GROUP)
+        flat = numpy.zeros((self.groups * GROUP, self.n_params), numpy.float32)
+        for k, a in enumerate(arrays):
+            flat[k] = numpy.concatenate([a[name].ravel() for name in _LINKS])
+        self.params = self._pack(flat)
+        self.m = numpy.zeros_like(self.params)
+        self.v = numpy.zeros_like(self.params)
+        self.hyperparams = dict(alpha=alpha, beta1=beta1, beta2=beta2,
+                                eps=eps, eta=eta)
+        self.t = 0
+        del n
+
+    @classmethod
+    def from_seeds(cls, seeds, n_units=100, **adam):
+        """Returns the replicas of ``make_model(n_units, seed)`` per seed."""
+        from minibatch_hybrid.model import make_model
+        return cls([make_model(n_units, seed) for seed in seeds], **adam)
+
+    @property
+    def n_params(self):
+        n = self.n_units
+        return n * n + 4 * n + 1
+
+    def __len__(self):
+        return self.size
+
+    def _pack(self, flat):
+        # (groups * GROUP, P) -> (groups, P, GROUP): lane = replica.
+        packed = flat.reshape(self.groups, GROUP, self.n_params)
+        return numpy.ascontiguousarray(packed.transpose(0, 2, 1))
+
+    def _unpack(self, packed):
+        flat = packed.transpose(0, 2, 1).reshape(-1, self.n_params)
+        return flat[:self.size]
+
+    def arrays(self, which='params'):
+        """Returns replica-stacked copies in Chainer's shapes.
+
+        Args:
+            which (str): ``'params'``, or Adam's ``'m'`` or ``'v'``.
+
+        Returns:
+            dict: ``'l1/W'`` to a ``(K, n, 1)`` array, and so on.
+
+        """
+        flat = self._unpack(getattr(self, which))
+        n, out, start = self.n_units, {}, 0
+        for name, shape in zip(_LINKS, ((n, 1), (n,), (n, n), (n,), (1, n),
+                                        (1,))):
+            size = int(numpy.prod(shape))
+            out[name] = flat[:, start:start + size].reshape((-1,) + shape)
+            start += size
+        return out
+
+    def replica(self, k):
+        """Returns replica ``k`` as a :class:`MyChain` (a copy)."""
+        from minibatch_hybrid.model import MyChain
+        model = MyChain(self.n_units)
+        arrays = self.arrays()
+        for name, param in model.namedparams():
+            param.array[...] = arrays[name.lstrip('/')][k]
+        return model
+
+    def _orders(self, orders, size):
+        orders = numpy.asarray(orders)
+        if orders.shape != (self.size, size):
+            raise ValueError('orders must have shape {}, got {}'.format(
+                (self.size, size), orders.shape))
+        out = numpy.empty((self.groups * GROUP, size), numpy.int32)
+        out[:self.size] = orders
+        out[self.size:] = numpy.arange(size)  # lanes without a replica
+        return out
+
+    def _alpha_t(self, steps):
+        # Chainer's formula (chainer.optimizers.adam._learning_rate), step
+        # by step, cast to float32 as NumPy casts it.
+        hp = self.hyperparams
+        t = numpy.arange(self.t + 1, self.t + steps + 1, dtype=numpy.float64)
+        out = numpy.empty(steps, numpy.float32)
+        for i, ti in enumerate(t):
+            fix1 = 1. - math.pow(hp['beta1'], ti)
+            fix2 = 1. - math.pow(hp['beta2'], ti)
+            out[i] = hp['alpha'] * math.sqrt(fix2) / fix1
+        return out
+
+    def train_epoch(self, x, y, orders, batchsize):
+        """Trains every replica for one epoch.
+
+        Args:
+            x, y: The data set's ``(N, 1)`` float32 inputs and targets.
+            orders: ``(K, N)`` integers, each replica's order of the epoch.
+            batchsize (int): Mini-batch size; the last batch is smaller if
+                it does not divide ``N``.
+
+        Returns:
+            numpy.ndarray: ``(K,)`` float64, each replica's sum over the
+            epoch's mini-batches of ``loss * len(batch)``.
+
+        """
+        x, y = _as_column(x), _as_column(y)
+        size = len(x)
+        check_batchsize(batchsize, size)
+        order = self._orders(orders, size)
+        steps = -(-size // batchsize)
+        alpha_t = self._alpha_t(steps)
+        sums = numpy.empty(self.groups * GROUP, numpy.float64)
+        hp = self.hyperparams
+        _apply_environment()
+        _parallel.run(lambda part: _native.train_epoch(
+            part.start, part.stop, self.n_units, batchsize, self.params,
+            self.m, self.v, x, y, order, alpha_t, hp['beta1'], hp['beta2'],
+            hp['eps'], hp['eta'], sums),
+            _parallel.slices(self.groups, _parallel.workers()))
+        self.t += steps
+        return sums[:self.size]
+
+    def evaluate(self, x, y):
+        """Returns each replica's mean squared error on a data set.
+
+        Args:
+            x, y: ``(N, 1)`` arrays shared by all replicas, or ``(K, N, 1)``
+                with one data set per replica.
+
+        Returns:
+            numpy.ndarray: ``(K,)`` float32.
+
+        """
+        x = numpy.asarray(x, numpy.float32)
+        y = numpy.asarray(y, numpy.float32)
+        lanes = self.groups * GROUP
+        if x.ndim == 2:
+            x = numpy.broadcast_to(x.reshape(-1), (lanes, x.shape[0]))
+            y = numpy.broadcast_to(y.reshape(-1), (lanes, y.shape[0]))
+        else:
+            if len(x) != self.size:
+                raise ValueError('per-replica data must have {} rows, got '
+                                 '{}'.format(self.size, len(x)))
+            pad = ((0, lanes - self.size), (0, 0))
+            x = numpy.pad(x.reshape(self.size, -1), pad, mode='edge')
+            y = numpy.pad(y.reshape(self.size, -1), pad, mode='edge')
+        x, y = numpy.ascontiguousarray(x), numpy.ascontiguousarray(y)
+        out = numpy.empty(lanes, numpy.float32)
+        _apply_environment()
+        _parallel.run(lambda part: _native.evaluate(
+            part.start, part.stop, self.n_units, self.params, x, y, out),
+            _parallel.slices(self.groups, _parallel.workers()))
+        return out[:self.size]

@@ -1,0 +1,205 @@
+/*
+ * The native engine's arithmetic, written once.
+ *
+ * _native.c includes this file once per kernel set, after defining the
+ * vocabulary below for that set's vectors.  Every value is a vector of VL
+ * lanes, one replica per lane, and every operation is elementwise across
+ * lanes: a replica's numbers never meet another replica's, and no sum runs
+ * along a vector.  Each output of a product is one chain of fused
+ * multiply-adds over its reduction index, in increasing order, from 0.
+ * All kernel sets therefore perform the same float32 operations on every
+ * lane, whatever VL or the register blocks (RB x RO) are: the same bits.
+ *
+ * Vocabulary (defined by the includer):
+ *   vec, VL           the vector type and its lanes
+ *   RB, RO            register block: rows of the batch x output columns
+ *   SUFFIX(name)      name of this set's copy of a function
+ *   TARGET            attributes of this set's functions
+ *   vzero() vset1(f) vload(p) vstore(p, a)
+ *   vadd vsub vmul vdiv vsqrt   IEEE float32, correctly rounded
+ *   vfma(a, b, c)     a * b + c, rounded once
+ *   vrelu(a)          a > 0 ? a : +0
+ *   vpos(h, g)        h > 0 ? g : +0
+ *
+ * Memory: a group's parameters (and Adam's m and v) are GROUP lanes wide;
+ * element e of lane l is at [e * GROUP + l].  A call works on VL lanes
+ * starting at the pointer it is given.  Scratch arrays are VL lanes wide.
+ */
+
+/* Element e of a group array (stride GROUP), as a vector. */
+#define LD(base, e) vload((base) + (idx)(e) * GROUP)
+#define ST(base, e, a) vstore((base) + (idx)(e) * GROUP, (a))
+/* Element e of a scratch array (stride VL). */
+#define SLD(base, e) vload((base) + (idx)(e) * VL)
+#define SST(base, e, a) vstore((base) + (idx)(e) * VL, (a))
+
+/* Row r of a block that starts at r0, clamped to the last real row: a
+ * block past the end repeats that row, and only real rows are stored. */
+#define CLAMP(r0, q, rows) ((r0) + (q) < (rows) ? (r0) + (q) : (rows) - 1)
+
+/* h1 = relu(x W1 + b1); h2 = relu(h1 W2^T + b2); d = h2 W3^T + b3 - t.
+ * Returns sum + the lanes' sum of d^2 over the batch (the chain goes on
+ * from sum, b in order). */
+TARGET static vec
+SUFFIX(forward)(int B, int n, const float *P, const float *x,
+                const float *t, float *h1, float *h2, float *d, vec sum)
+{
+    const float *W1 = P + OFF_W1(n) * GROUP, *b1 = P + OFF_B1(n) * GROUP;
+    const float *W2 = P + OFF_W2(n) * GROUP, *b2 = P + OFF_B2(n) * GROUP;
+    const float *W3 = P + OFF_W3(n) * GROUP, *b3 = P + OFF_B3(n) * GROUP;
+    for (int b = 0; b < B; b++) {
+        vec xb = SLD(x, b);
+        for (int i = 0; i < n; i++)
+            SST(h1, b * n + i,
+                vrelu(vadd(vmul(xb, LD(W1, i)), LD(b1, i))));
+    }
+    for (int b0 = 0; b0 < B; b0 += RB)
+        for (int o0 = 0; o0 < n; o0 += RO) {
+            vec acc[RB][RO];
+            int rows[RB], cols[RO];
+            for (int q = 0; q < RB; q++)
+                rows[q] = CLAMP(b0, q, B);
+            for (int r = 0; r < RO; r++)
+                cols[r] = CLAMP(o0, r, n);
+            for (int q = 0; q < RB; q++)
+                for (int r = 0; r < RO; r++)
+                    acc[q][r] = vzero();
+            for (int i = 0; i < n; i++) {
+                vec w[RO];
+                for (int r = 0; r < RO; r++)
+                    w[r] = LD(W2, (idx)cols[r] * n + i);
+                for (int q = 0; q < RB; q++) {
+                    vec h = SLD(h1, rows[q] * n + i);
+                    for (int r = 0; r < RO; r++)
+                        acc[q][r] = vfma(h, w[r], acc[q][r]);
+                }
+            }
+            for (int q = 0; q < RB && b0 + q < B; q++)
+                for (int r = 0; r < RO && o0 + r < n; r++)
+                    SST(h2, (b0 + q) * n + o0 + r,
+                        vrelu(vadd(acc[q][r], LD(b2, o0 + r))));
+        }
+    for (int b = 0; b < B; b++) {
+        vec y = vzero();
+        for (int o = 0; o < n; o++)
+            y = vfma(SLD(h2, b * n + o), LD(W3, o), y);
+        vec diff = vsub(vadd(y, LD(b3, 0)), SLD(t, b));
+        SST(d, b, diff);
+        sum = vfma(diff, diff, sum);
+    }
+    return sum;
+}
+
+/* sum[0 .. VL) += the lanes' sum of d^2 over a batch (evaluation). */
+TARGET static void
+SUFFIX(sq_error)(int B, int n, const float *P, const float *x,
+                 const float *t, float *h1, float *h2, float *d, float *sum)
+{
+    vstore(sum, SUFFIX(forward)(B, n, P, x, t, h1, h2, d, vload(sum)));
+}
+
+/* Chainer's Adam update of one element of every lane: its operations in
+ * its order (m += c1 (g - m); v += c2 (g g - v);
+ * p += -eta (alpha_t / (sqrt(v) + eps)) m). */
+TARGET static inline __attribute__((always_inline)) void
+SUFFIX(adam_at)(const adam_hp *h, vec alpha_t, float *p, float *m,
+                float *v, idx e, vec g)
+{
+    vec mi = LD(m, e), vi = LD(v, e);
+    mi = vadd(mi, vmul(vset1(h->one_minus_beta1), vsub(g, mi)));
+    vi = vadd(vi, vmul(vset1(h->one_minus_beta2), vsub(vmul(g, g), vi)));
+    vec a = vdiv(alpha_t, vadd(vsqrt(vi), vset1(h->eps)));
+    a = vmul(vset1(h->neg_eta), vmul(a, mi));
+    ST(m, e, mi);
+    ST(v, e, vi);
+    ST(p, e, vadd(LD(p, e), a));
+}
+
+/* One mini-batch step of VL lanes: forward, backward and Adam.  Writes
+ * each lane's loss (mean of d^2 over the batch) to loss[0 .. VL).
+ * Scratch: h1, h2 (B n each), d (B), gy (B), g1 (B n). */
+TARGET static void
+SUFFIX(step)(int B, int n, float *P, float *M, float *V, const float *x,
+             const float *t, const adam_hp *h, float alpha_t_f,
+             float *h1, float *h2, float *d, float *gy, float *g1,
+             float *loss)
+{
+    const vec sum = SUFFIX(forward)(B, n, P, x, t, h1, h2, d, vzero());
+    vstore(loss, vdiv(sum, vset1((float)B)));
+    const vec alpha_t = vset1(alpha_t_f);
+    /* As F.mean_squared_error's backward: gy = d * (2 / B). */
+    const vec scale = vset1((float)(2.0 / B));
+    for (int b = 0; b < B; b++)
+        SST(gy, b, vmul(SLD(d, b), scale));
+
+    /* Layer 3, then g2 = relu'(h2) * (gy W3), written over h2. */
+    {
+        float *W3 = P + OFF_W3(n) * GROUP;
+        vec gb3 = vzero();
+        for (int b = 0; b < B; b++)
+            gb3 = vadd(gb3, SLD(gy, b));
+        for (int o = 0; o < n; o++) {
+            vec w3 = LD(W3, o), gw = vzero(), gb = vzero();
+            for (int b = 0; b < B; b++) {
+                vec hb = SLD(h2, b * n + o), g = SLD(gy, b);
+                gw = vfma(g, hb, gw);
+                vec g2 = vpos(hb, vmul(g, w3));
+                SST(h2, b * n + o, g2);
+                gb = vadd(gb, g2);
+            }
+            SUFFIX(adam_at)(h, alpha_t, P, M, V, OFF_W3(n) + o, gw);
+            SUFFIX(adam_at)(h, alpha_t, P, M, V, OFF_B2(n) + o, gb);
+        }
+        SUFFIX(adam_at)(h, alpha_t, P, M, V, OFF_B3(n), gb3);
+    }
+    const float *g2 = h2;
+
+    /* Layer 2, fused with its Adam update: for each row o of W2, in
+     * order, g1 += g2[:, o] W2[o, :] (the chain over o) with the old
+     * weights, then gW2[o, i] = sum_b g2[b, o] h1[b, i] and the update. */
+    {
+        float *W2 = P + OFF_W2(n) * GROUP;
+        for (int e = 0; e < B * n; e++)
+            SST(g1, e, vzero());
+        for (int o = 0; o < n; o++) {
+            for (int i0 = 0; i0 < n; i0 += RO) {
+                int cols[RO];
+                vec w[RO], gw[RO];
+                for (int r = 0; r < RO; r++) {
+                    cols[r] = CLAMP(i0, r, n);
+                    w[r] = LD(W2, (idx)o * n + cols[r]);
+                    gw[r] = vzero();
+                }
+                for (int b = 0; b < B; b++) {
+                    vec g = SLD(g2, b * n + o);
+                    for (int r = 0; r < RO && i0 + r < n; r++) {
+                        idx e = (idx)b * n + i0 + r;
+                        gw[r] = vfma(g, SLD(h1, e), gw[r]);
+                        SST(g1, e, vfma(g, w[r], SLD(g1, e)));
+                    }
+                }
+                for (int r = 0; r < RO && i0 + r < n; r++)
+                    SUFFIX(adam_at)(h, alpha_t, P, M, V,
+                                    OFF_W2(n) + (idx)o * n + i0 + r, gw[r]);
+            }
+        }
+    }
+
+    /* Layer 1. */
+    for (int i = 0; i < n; i++) {
+        vec gw = vzero(), gb = vzero();
+        for (int b = 0; b < B; b++) {
+            vec g = vpos(SLD(h1, b * n + i), SLD(g1, b * n + i));
+            gw = vfma(g, SLD(x, b), gw);
+            gb = vadd(gb, g);
+        }
+        SUFFIX(adam_at)(h, alpha_t, P, M, V, OFF_W1(n) + i, gw);
+        SUFFIX(adam_at)(h, alpha_t, P, M, V, OFF_B1(n) + i, gb);
+    }
+}
+
+#undef LD
+#undef ST
+#undef SLD
+#undef SST
+#undef CLAMP
