@@ -38,7 +38,9 @@ class BuildExt(build_ext):
 # optional: without a C compiler the install goes on and the package runs
 # on NumPy alone.
 native = Extension('minibatch_hybrid._native',
-                   sources=['minibatch_hybrid/_native.c'], optional=True)
+                   sources=['minibatch_hybrid/_native.c'],
+                   depends=['minibatch_hybrid/_native_body.h'],
+                   optional=True)
 
 
 with open(os.path.join(here, 'README.md'), encoding='utf-8') as f:

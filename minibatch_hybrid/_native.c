@@ -57,33 +57,92 @@ typedef struct {
     float one_minus_beta1, one_minus_beta2, eps, neg_eta;
 } adam_hp;
 
+/* What product() does with each finished output. */
+enum { PUT_STORE, PUT_BIAS_RELU, PUT_ADAM };
+
+typedef struct {
+    int kind;
+    float *out;        /* PUT_STORE, PUT_BIAS_RELU: out[r * or + c * oc] */
+    idx or_, oc;
+    const float *bias; /* PUT_BIAS_RELU: + bias[c * GROUP], then relu */
+    float *P, *M, *V;  /* PUT_ADAM: the update of element e0 + r * er + c */
+    idx e0, er;
+    const adam_hp *h;
+} put;
+
 /* ------------------------------------------------------------------ */
 /* The kernel sets: one vocabulary each, then the body.                */
 
-/* Portable C: one lane per vector; fmaf is the fused multiply-add.  On
- * x86 it is compiled for CPUs with FMA, so that fmaf is one instruction. */
+/* Portable C: a vector is GCC's (and Clang's) generic vector of CL floats
+ * and every operation a loop over its lanes, which the compiler turns
+ * into the CPU's vectors (NEON, SSE, AVX) where it can; fmaf is the fused
+ * multiply-add.  On x86 the set is compiled for CPUs with FMA, so that
+ * fmaf is one instruction. */
 #ifdef MH_X86
 #define TARGET __attribute__((target("fma")))
+#define CL 8
 #else
 #define TARGET
+#define CL 4
 #endif
-#define vec float
-#define VL 1
+typedef float cvec __attribute__((vector_size(CL * sizeof(float))));
+#define CVEC_OP(name, expr)                                                \
+    TARGET static inline cvec name(cvec a, cvec b)                         \
+    {                                                                      \
+        cvec r;                                                            \
+        for (int i = 0; i < CL; i++)                                       \
+            r[i] = (expr);                                                 \
+        return r;                                                          \
+    }
+CVEC_OP(c_sqrt, sqrtf(a[i]))
+CVEC_OP(c_relu, a[i] > 0.f ? a[i] : 0.f)
+CVEC_OP(c_pos, a[i] > 0.f ? b[i] : 0.f)
+TARGET static inline cvec
+c_fma(cvec a, cvec b, cvec c)
+{
+    cvec r;
+    for (int i = 0; i < CL; i++)
+        r[i] = fmaf(a[i], b[i], c[i]);
+    return r;
+}
+TARGET static inline cvec
+c_set1(float f)
+{
+    cvec r;
+    for (int i = 0; i < CL; i++)
+        r[i] = f;
+    return r;
+}
+
+TARGET static inline cvec
+c_load(const float *p)
+{
+    cvec r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+TARGET static inline void
+c_store(float *p, cvec a)
+{
+    memcpy(p, &a, sizeof a);
+}
+#define vec cvec
+#define VL CL
 #define RB 5
 #define RO 2
 #define SUFFIX(name) name##_c
-#define vzero() 0.f
-#define vset1(f) (f)
-#define vload(p) (*(p))
-#define vstore(p, a) (*(p) = (a))
+#define vzero() ((cvec){0})
+#define vset1(f) c_set1(f)
+#define vload(p) c_load(p)
+#define vstore(p, a) c_store((p), (a))
 #define vadd(a, b) ((a) + (b))
 #define vsub(a, b) ((a) - (b))
 #define vmul(a, b) ((a) * (b))
 #define vdiv(a, b) ((a) / (b))
-#define vsqrt(a) sqrtf(a)
-#define vfma(a, b, c) fmaf((a), (b), (c))
-#define vrelu(a) ((a) > 0.f ? (a) : 0.f)
-#define vpos(h, g) ((h) > 0.f ? (g) : 0.f)
+#define vsqrt(a) c_sqrt((a), (a))
+#define vfma c_fma
+#define vrelu(a) c_relu((a), (a))
+#define vpos c_pos
 #include "_native_body.h"
 #undef TARGET
 #undef vec
@@ -206,7 +265,7 @@ typedef struct {
 
 enum { SET_C, SET_AVX2, SET_AVX512, SET_COUNT };
 static const kernel_set kernel_sets[SET_COUNT] = {
-    {"c", 1, step_c, sq_error_c},
+    {"c", CL, step_c, sq_error_c},
 #ifdef MH_X86
     {"avx2", 8, step_avx2, sq_error_avx2},
     {"avx512", 16, step_avx512, sq_error_avx512},

@@ -37,6 +37,55 @@
  * block past the end repeats that row, and only real rows are stored. */
 #define CLAMP(r0, q, rows) ((r0) + (q) < (rows) ? (r0) + (q) : (rows) - 1)
 
+TARGET static inline __attribute__((always_inline)) void
+SUFFIX(adam_at)(const adam_hp *h, vec alpha_t, float *p, float *m,
+                float *v, idx e, vec g);
+
+/* out(r, c) = sum over k < D of a(r, k) b(k, c), for r < R and c < C,
+ * each output one chain of fused multiply-adds from 0, k in order;
+ * a(r, k) = A[r * ar + k * ak], b(k, c) = Bm[k * bk + c * bc] (strides in
+ * floats).  Register blocks of RB x RO outputs. */
+TARGET static inline __attribute__((always_inline)) void
+SUFFIX(product)(int R, int C, int D, const float *A, idx ar, idx ak,
+                const float *Bm, idx bk, idx bc, const put *w, vec alpha_t)
+{
+    for (int r0 = 0; r0 < R; r0 += RB)
+        for (int c0 = 0; c0 < C; c0 += RO) {
+            const float *a[RB], *b[RO];
+            vec acc[RB][RO];
+            for (int q = 0; q < RB; q++)
+                a[q] = A + (idx)CLAMP(r0, q, R) * ar;
+            for (int u = 0; u < RO; u++)
+                b[u] = Bm + (idx)CLAMP(c0, u, C) * bc;
+            for (int q = 0; q < RB; q++)
+                for (int u = 0; u < RO; u++)
+                    acc[q][u] = vzero();
+            for (int k = 0; k < D; k++) {
+                vec bv[RO];
+                for (int u = 0; u < RO; u++)
+                    bv[u] = vload(b[u] + (idx)k * bk);
+                for (int q = 0; q < RB; q++) {
+                    vec av = vload(a[q] + (idx)k * ak);
+                    for (int u = 0; u < RO; u++)
+                        acc[q][u] = vfma(av, bv[u], acc[q][u]);
+                }
+            }
+            for (int q = 0; q < RB && r0 + q < R; q++)
+                for (int u = 0; u < RO && c0 + u < C; u++) {
+                    const idx r = r0 + q, c = c0 + u;
+                    if (w->kind == PUT_STORE)
+                        vstore(w->out + r * w->or_ + c * w->oc, acc[q][u]);
+                    else if (w->kind == PUT_BIAS_RELU)
+                        vstore(w->out + r * w->or_ + c * w->oc,
+                               vrelu(vadd(acc[q][u],
+                                          vload(w->bias + c * GROUP))));
+                    else
+                        SUFFIX(adam_at)(w->h, alpha_t, w->P, w->M, w->V,
+                                        w->e0 + r * w->er + c, acc[q][u]);
+                }
+        }
+}
+
 /* h1 = relu(x W1 + b1); h2 = relu(h1 W2^T + b2); d = h2 W3^T + b3 - t.
  * Returns sum + the lanes' sum of d^2 over the batch (the chain goes on
  * from sum, b in order). */
@@ -53,32 +102,10 @@ SUFFIX(forward)(int B, int n, const float *P, const float *x,
             SST(h1, b * n + i,
                 vrelu(vadd(vmul(xb, LD(W1, i)), LD(b1, i))));
     }
-    for (int b0 = 0; b0 < B; b0 += RB)
-        for (int o0 = 0; o0 < n; o0 += RO) {
-            vec acc[RB][RO];
-            int rows[RB], cols[RO];
-            for (int q = 0; q < RB; q++)
-                rows[q] = CLAMP(b0, q, B);
-            for (int r = 0; r < RO; r++)
-                cols[r] = CLAMP(o0, r, n);
-            for (int q = 0; q < RB; q++)
-                for (int r = 0; r < RO; r++)
-                    acc[q][r] = vzero();
-            for (int i = 0; i < n; i++) {
-                vec w[RO];
-                for (int r = 0; r < RO; r++)
-                    w[r] = LD(W2, (idx)cols[r] * n + i);
-                for (int q = 0; q < RB; q++) {
-                    vec h = SLD(h1, rows[q] * n + i);
-                    for (int r = 0; r < RO; r++)
-                        acc[q][r] = vfma(h, w[r], acc[q][r]);
-                }
-            }
-            for (int q = 0; q < RB && b0 + q < B; q++)
-                for (int r = 0; r < RO && o0 + r < n; r++)
-                    SST(h2, (b0 + q) * n + o0 + r,
-                        vrelu(vadd(acc[q][r], LD(b2, o0 + r))));
-        }
+    /* h2[b, o] = relu(sum_i h1[b, i] W2[o, i] + b2[o]) */
+    const put w = {PUT_BIAS_RELU, h2, (idx)n * VL, VL, b2};
+    SUFFIX(product)(B, n, n, h1, (idx)n * VL, VL, W2, GROUP,
+                    (idx)n * GROUP, &w, vzero());
     for (int b = 0; b < B; b++) {
         vec y = vzero();
         for (int o = 0; o < n; o++)
@@ -154,35 +181,17 @@ SUFFIX(step)(int B, int n, float *P, float *M, float *V, const float *x,
     }
     const float *g2 = h2;
 
-    /* Layer 2, fused with its Adam update: for each row o of W2, in
-     * order, g1 += g2[:, o] W2[o, :] (the chain over o) with the old
-     * weights, then gW2[o, i] = sum_b g2[b, o] h1[b, i] and the update. */
+    /* Layer 2: g1[b, i] = sum_o g2[b, o] W2[o, i] with the old weights,
+     * then gW2[o, i] = sum_b g2[b, o] h1[b, i] and the update. */
     {
-        float *W2 = P + OFF_W2(n) * GROUP;
-        for (int e = 0; e < B * n; e++)
-            SST(g1, e, vzero());
-        for (int o = 0; o < n; o++) {
-            for (int i0 = 0; i0 < n; i0 += RO) {
-                int cols[RO];
-                vec w[RO], gw[RO];
-                for (int r = 0; r < RO; r++) {
-                    cols[r] = CLAMP(i0, r, n);
-                    w[r] = LD(W2, (idx)o * n + cols[r]);
-                    gw[r] = vzero();
-                }
-                for (int b = 0; b < B; b++) {
-                    vec g = SLD(g2, b * n + o);
-                    for (int r = 0; r < RO && i0 + r < n; r++) {
-                        idx e = (idx)b * n + i0 + r;
-                        gw[r] = vfma(g, SLD(h1, e), gw[r]);
-                        SST(g1, e, vfma(g, w[r], SLD(g1, e)));
-                    }
-                }
-                for (int r = 0; r < RO && i0 + r < n; r++)
-                    SUFFIX(adam_at)(h, alpha_t, P, M, V,
-                                    OFF_W2(n) + (idx)o * n + i0 + r, gw[r]);
-            }
-        }
+        const put to_g1 = {PUT_STORE, g1, (idx)n * VL, VL};
+        SUFFIX(product)(B, n, n, g2, (idx)n * VL, VL,
+                        P + OFF_W2(n) * GROUP, (idx)n * GROUP, GROUP, &to_g1,
+                        alpha_t);
+        const put update = {PUT_ADAM, NULL, 0, 0, NULL, P, M, V, OFF_W2(n),
+                            n, h};
+        SUFFIX(product)(n, n, B, g2, VL, (idx)n * VL, h1, (idx)n * VL, VL,
+                        &update, alpha_t);
     }
 
     /* Layer 1. */
