@@ -256,22 +256,25 @@ typedef void (*sq_error_fn)(int, int, const float *, const float *,
                             const float *, float *, float *, float *,
                             float *);
 
+typedef void (*peak_fn)(long, float *);
+
 typedef struct {
     const char *name;
     int lanes;
     step_fn step;
     sq_error_fn sq_error;
+    peak_fn fma_peak;
 } kernel_set;
 
 enum { SET_C, SET_AVX2, SET_AVX512, SET_COUNT };
 static const kernel_set kernel_sets[SET_COUNT] = {
-    {"c", CL, step_c, sq_error_c},
+    {"c", CL, step_c, sq_error_c, fma_peak_c},
 #ifdef MH_X86
-    {"avx2", 8, step_avx2, sq_error_avx2},
-    {"avx512", 16, step_avx512, sq_error_avx512},
+    {"avx2", 8, step_avx2, sq_error_avx2, fma_peak_avx2},
+    {"avx512", 16, step_avx512, sq_error_avx512, fma_peak_avx512},
 #else
-    {"avx2", 0, NULL, NULL},
-    {"avx512", 0, NULL, NULL},
+    {"avx2", 0, NULL, NULL, NULL},
+    {"avx512", 0, NULL, NULL, NULL},
 #endif
 };
 static int current_set = SET_C;
@@ -865,7 +868,31 @@ set_flush(PyObject *self, PyObject *arg)
     return PyBool_FromLong(previous);
 }
 
+PyDoc_STRVAR(fma_peak_doc,
+"fma_peak(rounds) -> int\n\n"
+"Runs rounds x 12 vector fused multiply-adds of the kernel set in use, in\n"
+"registers, without the GIL; returns the floating-point operations done.");
+
+static PyObject *
+fma_peak(PyObject *self, PyObject *arg)
+{
+    long rounds = PyLong_AsLong(arg);
+    if (rounds == -1 && PyErr_Occurred())
+        return NULL;
+    if (rounds < 1) {
+        PyErr_SetString(PyExc_ValueError, "rounds must be positive");
+        return NULL;
+    }
+    const kernel_set *ks = &kernel_sets[current_set];
+    float out;
+    Py_BEGIN_ALLOW_THREADS
+    ks->fma_peak(rounds, &out);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLongLong((long long)rounds * 12 * ks->lanes * 2);
+}
+
 static PyMethodDef methods[] = {
+    {"fma_peak", fma_peak, METH_O, fma_peak_doc},
     {"train_epoch", train_epoch, METH_VARARGS, train_epoch_doc},
     {"evaluate", evaluate, METH_VARARGS, evaluate_doc},
     {"adam", adam, METH_VARARGS, adam_doc},

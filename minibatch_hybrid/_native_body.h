@@ -212,3 +212,26 @@ SUFFIX(step)(int B, int n, float *P, float *M, float *V, const float *x,
 #undef SLD
 #undef SST
 #undef CLAMP
+
+/* The CPU's peak: `rounds` rounds of PEAK_CHAINS independent chains of
+ * fused multiply-adds, in registers (for the benchmark).  Writes a lane of
+ * the result, so that the work is not optimised away. */
+#define PEAK_CHAINS 12
+TARGET static void
+SUFFIX(fma_peak)(long rounds, float *out)
+{
+    vec acc[PEAK_CHAINS];
+    const vec a = vset1(0.999999f), b = vset1(1e-7f);
+    for (int j = 0; j < PEAK_CHAINS; j++)
+        acc[j] = vset1((float)j);
+    for (long r = 0; r < rounds; r++)
+        for (int j = 0; j < PEAK_CHAINS; j++)
+            acc[j] = vfma(acc[j], a, b);
+    vec sum = acc[0];
+    for (int j = 1; j < PEAK_CHAINS; j++)
+        sum = vadd(sum, acc[j]);
+    float lanes[VL];
+    vstore(lanes, sum);
+    *out = lanes[0];
+}
+#undef PEAK_CHAINS

@@ -1,25 +1,50 @@
-"""Benchmark: the post's loop, the package's loop and the ensemble, side by side.
+"""Benchmark of the real workload: the study's ensembles in late training.
 
-Everything is measured in one process, one after another, so the ratios are
-comparable even where absolute times drift.  Throughput is in model-steps
-per second: one step is one mini-batch update of one model.
+What users run is a study: K replicas, half in random order and half in
+the post's hybrid order, for 500 epochs.  Late in training many ReLU units
+are dead, their weights' gradients are exactly zero, and Adam's first
+moment of those weights decays into the subnormal range, which costs Intel
+CPUs a microcode assist per operand.  A benchmark from fresh weights sees
+none of that, so this one times a *window* of a real run well past the
+switch:
+
+1. The study's replicas (seed ``k // 2``; ``random`` for even ``k``,
+   ``fixed:E/2+random:E/2`` for odd ``k``) are trained by the native engine
+   under IEEE semantics for ``warmup`` epochs (default 300 of 500, 50 past
+   the switch), so the state holds what an IEEE run would hold,
+   subnormals included.
+2. Every contender starts from that state (weights, Adam's moments and
+   step count) and trains the next ``window`` epochs in the schedules'
+   orders: the post's loop (:mod:`~minibatch_hybrid.reference`, Chainer's
+   Adam) and the package's loop on single replicas, the numpy engine's
+   ensemble, and the native engine with each kernel set the CPU runs.
+3. Contenders take turns, ``repeat`` rounds, so that drift of the machine
+   touches all alike; each figure is the median over rounds, with the
+   lowest and highest.
+
+The same is measured from fresh weights (epoch 0), labelled as such.
+Throughput is in model-steps per second: one step is one mini-batch update
+of one model.
 """
-import importlib.util
-import os
 import statistics
 import time
 
+import chainer
 import numpy
 
+from minibatch_hybrid import _parallel
 from minibatch_hybrid import native
+from minibatch_hybrid import reference
 from minibatch_hybrid.adam import FusedAdam
 from minibatch_hybrid.data import make_sin_dataset
-from minibatch_hybrid.device import get_device
 from minibatch_hybrid.ensemble import Ensemble
-from minibatch_hybrid.model import make_model
-from minibatch_hybrid.schedules import Random
+from minibatch_hybrid.model import MyChain
 from minibatch_hybrid.schedules import Replay
+from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.training import train
+
+#: Epochs of a run in the study; the hybrid switches at half.
+EPOCHS = 500
 
 
 def flops_per_step(n_units=100, batchsize=10):
@@ -37,175 +62,283 @@ def flops_per_step(n_units=100, batchsize=10):
     return forward + backward + 10 * params
 
 
-def matmul_rate(xp, shape, repeat=5):
-    """Measured FLOP/s of ``a @ w`` for ``a, w`` of shapes ``shape``.
+def fma_peak(kernels, seconds=0.3):
+    """The CPU's float32 FMA rate with a kernel set, on all cores (FLOP/s).
 
-    Args:
-        xp: numpy or cupy.
-        shape (tuple): ``(K, M, N, P)``: K products of ``(M, N) @ (N, P)``.
+    Independent chains of fused multiply-adds in registers, one thread per
+    core: what no real kernel exceeds.
+    """
+    with native.using_kernels(kernels):
+        rounds = 1 << 16
+        while True:  # about `seconds` per thread
+            start = time.perf_counter()
+            native._native.fma_peak(rounds)
+            if time.perf_counter() - start > seconds / 4:
+                break
+            rounds *= 2
+        parts = _parallel.slices(_parallel.workers(), _parallel.workers())
+        flops = [0] * len(parts)
+
+        def work(part):
+            flops[part.start] = native._native.fma_peak(rounds * 4)
+
+        start = time.perf_counter()
+        _parallel.run(work, parts)
+        return sum(flops) / (time.perf_counter() - start)
+
+
+def study_schedules(replicas, epochs=EPOCHS):
+    """The study's runs, interleaved: ``(seed, schedule text)`` per replica."""
+    half = epochs // 2
+    texts = ('random', 'fixed:{}+random:{}'.format(half, epochs - half))
+    return [(k // 2, texts[k % 2]) for k in range(replicas)]
+
+
+class LateState(object):
+    """The replicas' state after ``warmup`` epochs of their real schedules.
+
+    Attributes:
+        params, m, v (dict): Chainer's parameter names to ``(K, ...)``
+            arrays: weights and Adam's moments.
+        t (int): Adam's step count.
+        epoch (int): The next epoch to run.
+        schedules (list): Each replica's schedule.
 
     """
-    k, m, n, p = shape
-    a = xp.ones((k, m, n), numpy.float32)
-    w = xp.ones((k, n, p), numpy.float32)
-    times = []
-    for _ in range(repeat + 1):
-        start = time.perf_counter()
-        for _ in range(10):
-            c = a @ w
-        float(c[0, 0, 0])  # synchronises a GPU
-        times.append(time.perf_counter() - start)
-    return 10 * 2 * k * m * n * p / min(times[1:])
+
+    def __init__(self, replicas, warmup, n_units=100, batchsize=10):
+        runs = study_schedules(replicas)
+        self.schedules = [parse_schedule(text, seed) for seed, text in runs]
+        self.dataset = make_sin_dataset(1000)
+        self.batchsize = batchsize
+        ensemble = native.NativeEnsemble.from_seeds(
+            [seed for seed, _ in runs], n_units)
+        size = len(self.dataset)
+        with native.ieee_subnormals():
+            for epoch in range(warmup):  # the first epochs of 500
+                ensemble.train_epoch(
+                    self.dataset.x, self.dataset.y,
+                    [s.order(epoch, size) for s in self.schedules], batchsize)
+        self.params = ensemble.arrays('params')
+        self.m = ensemble.arrays('m')
+        self.v = ensemble.arrays('v')
+        self.t = ensemble.t
+        self.epoch = warmup
+        self.n_units = n_units
+
+    def subnormal_fraction(self):
+        """The share of Adam's first moments that are subnormal."""
+        m = numpy.concatenate([a.ravel() for a in self.m.values()])
+        tiny = numpy.finfo(numpy.float32).tiny
+        return float(numpy.mean((m != 0) & (numpy.abs(m) < tiny)))
+
+    def orders(self, k, window):
+        """Replica ``k``'s orders of the window's epochs."""
+        return [self.schedules[k].order(self.epoch + e, len(self.dataset))
+                for e in range(window)]
+
+    def model(self, k):
+        """Replica ``k`` as a MyChain."""
+        model = MyChain(self.n_units)
+        for name, param in model.namedparams():
+            param.array[...] = self.params[name.lstrip('/')][k]
+        return model
+
+    def load_adam(self, optimizer, model, replicas):
+        """Puts the replicas' Adam state into a Chainer optimizer.
+
+        ``replicas``: an index (a single model) or a slice (an ensemble).
+        """
+        names = dict(zip(('W1', 'b1', 'W2', 'b2', 'W3', 'b3'),
+                         ('l1/W', 'l1/b', 'l2/W', 'l2/b', 'l3/W', 'l3/b')))
+        for name, param in model.namedparams():
+            key = names.get(name.lstrip('/'), name.lstrip('/'))
+            rule = param.update_rule
+            # Chainer's own deserializer fills this dict the same way.
+            rule._state = {'m': self.m[key][replicas].copy(),
+                           'v': self.v[key][replicas].copy()}
+            rule.t = self.t
 
 
-def load_reference():
-    """Imports the post's loop, ported, from the repository's tests."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
-                        'tests', 'blog_reference.py')
-    if not os.path.exists(path):
-        raise ValueError(
-            'the benchmark compares against the post\'s loop in '
-            'tests/blog_reference.py, which is not here ({}); run it from a '
-            'checkout of the repository (pip install -e .)'.format(path))
-    spec = importlib.util.spec_from_file_location('blog_reference', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _contenders(state, replicas, singles, window):
+    """Returns ``{name: (setup, run, model_steps)}`` for one window."""
+    steps = window * -(-len(state.dataset) // state.batchsize)
+    contenders = {}
+    x64, y64 = reference.get_dataset(len(state.dataset))
+
+    def post_setup():
+        runs = []
+        for k in singles:
+            model = reference.MyChain(state.n_units)
+            for (_, dst), (_, src) in zip(sorted(model.namedparams()),
+                                          sorted(state.model(k)
+                                                 .namedparams())):
+                dst.array[...] = src.array
+            optimizer = chainer.optimizers.Adam()
+            optimizer.setup(model)
+            state.load_adam(optimizer, model, k)
+            runs.append((model, optimizer, iter(state.orders(k, window))))
+        return runs
+
+    def post_run(runs):
+        for model, optimizer, feed in runs:
+            reference.normal_loop(model, optimizer, x64, y64, window,
+                                  state.batchsize, lambda n: next(feed))
+
+    contenders["post's loop"] = (post_setup, post_run, len(singles) * steps)
+
+    def single_setup():
+        runs = []
+        for k in singles:
+            model = state.model(k)
+            optimizer = FusedAdam().setup(model)
+            state.load_adam(optimizer, model, k)
+            runs.append((model, optimizer, Replay(state.orders(k, window))))
+        return runs
+
+    def single_run(runs):
+        for model, optimizer, schedule in runs:
+            train(model, optimizer, state.dataset, schedule, window,
+                  state.batchsize, train_loss='never')
+
+    contenders['package loop'] = (single_setup, single_run,
+                                  len(singles) * steps)
+
+    def schedules():
+        return [Replay(state.orders(k, window)) for k in range(replicas)]
+
+    def numpy_setup():
+        ensemble = Ensemble([state.model(k) for k in range(replicas)])
+        optimizer = FusedAdam().setup(ensemble)
+        state.load_adam(optimizer, ensemble, slice(0, replicas))
+        return ensemble, optimizer, schedules()
+
+    def ensemble_run(run):
+        ensemble, optimizer, scheds = run
+        train(ensemble, optimizer, state.dataset, scheds, window,
+              state.batchsize, train_loss='never')
+
+    contenders['numpy K={}'.format(replicas)] = (
+        numpy_setup, ensemble_run, replicas * steps)
+
+    for kernels in native.supported_kernels():
+        def native_setup(kernels=kernels):
+            ensemble = native.NativeEnsemble(
+                [state.model(k) for k in range(replicas)])
+            lanes = native.GROUP * ensemble.groups
+            for which in ('m', 'v'):
+                flat = numpy.zeros((lanes, ensemble.n_params), numpy.float32)
+                flat[:replicas] = numpy.concatenate(
+                    [getattr(state, which)[name][:replicas].reshape(
+                        replicas, -1) for name in native._LINKS], axis=1)
+                setattr(ensemble, which, ensemble._pack(flat))
+            ensemble.t = state.t
+            return ensemble, kernels, schedules()
+
+        def native_run(run):
+            ensemble, kernels, scheds = run
+            with native.using_kernels(kernels):
+                train(ensemble, None, state.dataset, scheds, window,
+                      state.batchsize, train_loss='never')
+
+        contenders['native-{} K={}'.format(kernels, replicas)] = (
+            native_setup, native_run, replicas * steps)
+    return contenders
 
 
-def _median_time(run, repeat):
-    run()  # warm-up
-    return statistics.median(_timed(run) for _ in range(repeat))
-
-
-def _timed(run):
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
-def bench_post_and_single(epochs=1, repeat=3, n_units=100, batchsize=10):
-    """Times the post's loop and the package's loop on identical work.
+def measure(state, replicas, singles, window, repeat, log=print):
+    """Times each contender ``repeat`` times, taking turns.
 
     Returns:
-        dict: steps/s of each, and whether their losses were bitwise equal.
+        dict: contender to ``{'median', 'min', 'max'}`` model-steps/s.
 
     """
-    import chainer
-    blog = load_reference()
-    x64, y64 = blog.get_dataset(1000)
-    dataset = make_sin_dataset(1000)
-    orders = [Random(0).order(e, 1000) for e in range(epochs)]
-    steps = epochs * -(-1000 // batchsize)
-    seed_model = make_model(n_units, seed=0)
-    losses = {}
-
-    def post():
-        model = blog.MyChain(n_units)
-        for (_, dst), (_, src) in zip(sorted(model.namedparams()),
-                                      sorted(seed_model.namedparams())):
-            dst.array[...] = src.array
-        optimizer = chainer.optimizers.Adam()
-        optimizer.setup(model)
-        feed = iter(orders)
-        losses['post'] = blog.normal_loop(
-            model, optimizer, x64, y64, epochs, batchsize,
-            lambda n: next(feed))
-
-    def single():
-        model = seed_model.copy(mode='copy')
-        losses['single'] = train(model, FusedAdam().setup(model), dataset,
-                                 Replay(orders), epochs, batchsize,
-                                 train_loss='never').loss
-
-    t_post = _median_time(post, repeat)
-    t_single = _median_time(single, repeat)
-    return {
-        'post_steps_per_s': steps / t_post,
-        'single_steps_per_s': steps / t_single,
-        'single_bitwise_equal_to_post': bool(numpy.array_equal(
-            numpy.asarray(losses['post'], numpy.float64), losses['single'])),
-    }
+    contenders = _contenders(state, replicas, singles, window)
+    speeds = {name: [] for name in contenders}
+    for round_ in range(repeat + 1):  # round 0 warms caches up, untimed
+        for name, (setup, run, steps) in contenders.items():
+            work = setup()
+            start = time.perf_counter()
+            run(work)
+            seconds = time.perf_counter() - start
+            if round_:
+                speeds[name].append(steps / seconds)
+        if round_:
+            log('round {}/{} done'.format(round_, repeat))
+    return {name: {'median': statistics.median(v), 'min': min(v),
+                   'max': max(v)} for name, v in speeds.items()}
 
 
-def bench_ensemble(replicas, device='@numpy', steps=100, repeat=3,
-                   n_units=100, batchsize=10, native=False):
-    """Times the ensemble's loop; returns model-steps/s.
-
-    ``native``: with the compiled kernels (:mod:`~minibatch_hybrid.native`).
-    """
-    device = get_device(device)
-    dataset = make_sin_dataset(steps * batchsize)
-    ensemble = Ensemble([make_model(n_units, seed=0)] * replicas, native)
-    ensemble.to_device(device)
-    optimizer = FusedAdam().setup(ensemble)
-    schedules = [Random(k) for k in range(replicas)]
-
-    def run():
-        train(ensemble, optimizer, dataset, schedules, 1, batchsize,
-              train_loss='never')
-
-    return replicas * steps / _median_time(run, repeat)
-
-
-def run_benchmark(replicas=(1, 16, 64, 128, 256, 1024), device='@numpy',
-                  log=print):
+def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
+                  singles=2, log=print):
     """Runs the whole benchmark; returns a JSON-ready dict.
 
-    The ensemble is measured with each engine there is: NumPy's (or
-    CuPy's) operations, and on the CPU the compiled kernels if they are
-    built.  ``result['ensemble'][engine][K]`` is in model-steps/s.
+    Args:
+        replicas (list of int): Ensemble sizes (the study trains 64
+            replicas at once: 32 seeds x 2 schedules).
+        warmup (int): Epochs before the timed window (0: fresh weights
+            only).
+        window (int): Epochs timed per contender and round.
+        repeat (int): Rounds.
+        singles (int): Replicas the single-model loops train per round
+            (one in random order, one hybrid).
+        log (callable): Takes one line of progress.
+
     """
-    device_obj = get_device(device)
-    log('measuring the post\'s loop and the package\'s loop ...')
-    result = bench_post_and_single()
-    result['device'] = str(device_obj)
-    result['flops_per_step'] = flops_per_step()
-    # The machine's peak (one large product) bounds any implementation; the
-    # rate of the ensemble's own small batched products shows how much of
-    # it NumPy's batched matmul reaches.
-    result['matmul_flops_per_s'] = matmul_rate(device_obj.xp,
-                                               (1, 2048, 2048, 2048))
-    result['batched_matmul_flops_per_s'] = matmul_rate(device_obj.xp,
-                                                       (256, 10, 100, 100))
-    result['compute_bound_steps_per_s'] = (result['matmul_flops_per_s'] /
-                                           result['flops_per_step'])
-    engines = ['numpy']  # on a GPU: CuPy's operations
-    if device_obj.xp is numpy:
-        if native.available():
-            engines.append('native')
-        else:
-            log('the compiled kernels are not built: {}'.format(
-                native._IMPORT_ERROR))
-    result['ensemble'] = {}
-    for engine in engines:
-        name = native.resolve_engine(engine, device_obj)
-        result['ensemble'][name] = speeds = {}
+    native.check_available()
+    if not 0 <= warmup < EPOCHS or window < 1 or repeat < 1 or singles < 1:
+        raise ValueError(
+            'need 0 <= warmup < {}, window >= 1, repeat >= 1 and singles >= '
+            '1; got warmup={}, window={}, repeat={}, singles={}'.format(
+                EPOCHS, warmup, window, repeat, singles))
+    largest = max(max(replicas), singles)
+    result = {'flops_per_step': flops_per_step(), 'workloads': {},
+              'warmup': warmup, 'window': window, 'repeat': repeat,
+              'fma_peak_flops_per_s': {k: fma_peak(k) for k in
+                                       native.supported_kernels()}}
+    for label, epochs in (('late', warmup), ('fresh', 0)):
+        if label == 'late' and not warmup:
+            continue
+        log('preparing {} replicas, {} epochs (IEEE) ...'.format(largest,
+                                                                epochs))
+        state = LateState(largest, epochs)
+        entry = {'epoch': epochs,
+                 'subnormal_m_fraction': state.subnormal_fraction(),
+                 'speeds': {}}
         for k in replicas:
-            log('measuring the ensemble ({}) at K = {} ...'.format(name, k))
-            speeds[k] = bench_ensemble(k, device, native=engine == 'native')
+            log('measuring the {} workload at K = {} ...'.format(label, k))
+            entry['speeds'].update(measure(
+                state, k, list(range(singles)), window, repeat, log))
+        result['workloads'][label] = entry
     return result
 
 
 def table(result):
-    """Returns the benchmark as lines of a table."""
-    base = result['post_steps_per_s']
-    bound = result['compute_bound_steps_per_s']
-    rows = [('post\'s loop', base), ('package loop', result['single_steps_per_s'])]
-    rows += [('{} K={}'.format(engine, k), v)
-             for engine, speeds in result['ensemble'].items()
-             for k, v in speeds.items()]
-    lines = ['{:<20} {:>16} {:>10} {:>14}'.format(
-        'what', 'model-steps/s', 'x post', '% of bound')]
-    for name, value in rows:
-        lines.append('{:<20} {:>16,.0f} {:>10.2f} {:>13.1f}%'.format(
-            name, value, value / base, 100 * value / bound))
-    lines.append('compute bound {:,.0f} model-steps/s: {:,} FLOP per step at '
-                 '{:.1f} GFLOP/s (peak matmul; the ensemble\'s 10x100x100 '
-                 'batched products reach {:.1f})'.format(
-                     bound, result['flops_per_step'],
-                     result['matmul_flops_per_s'] / 1e9,
-                     result['batched_matmul_flops_per_s'] / 1e9))
-    lines.append('package loop bitwise equal to the post\'s: {}'.format(
-        result['single_bitwise_equal_to_post']))
+    """Returns the benchmark as lines of text, one table per workload."""
+    lines = []
+    best_peak = max(result['fma_peak_flops_per_s'].values())
+    for label, entry in result['workloads'].items():
+        speeds = entry['speeds']
+        base = speeds["post's loop"]['median']
+        lines.append('{} workload: epochs {}-{} ({:.1%} of Adam\'s m '
+                     'subnormal at the start)'.format(
+                         'late-training' if label == 'late'
+                         else 'fresh-weights',
+                         entry['epoch'] + 1, entry['epoch'] + result['window'],
+                         entry['subnormal_m_fraction']))
+        lines.append('{:<20} {:>14} {:>19} {:>8} {:>8}'.format(
+            'what', 'model-steps/s', 'min-max', 'x post', '% peak'))
+        for name, s in speeds.items():
+            rate = s['median'] * result['flops_per_step']
+            lines.append('{:<20} {:>14,.0f} {:>19} {:>8.1f} {:>7.1f}%'.format(
+                name, s['median'], '{:,.0f}-{:,.0f}'.format(s['min'],
+                                                           s['max']),
+                s['median'] / base, 100 * rate / best_peak))
+        lines.append('')
+    lines.append('peak: {} (float32 FMA in registers, all cores); % peak '
+                 'counts {:,} FLOP per step'.format(
+                     ', '.join('{} {:.0f} GFLOP/s'.format(k, v / 1e9)
+                               for k, v in
+                               result['fma_peak_flops_per_s'].items()),
+                     result['flops_per_step']))
     return lines

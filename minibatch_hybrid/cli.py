@@ -51,6 +51,11 @@ def build_parser():
                    help="run the hybrid as the post's code did: 249 fixed + "
                    "249 random epochs of 500 (its Python 2 range); the "
                    "default follows its text, 250 + 250")
+    p.add_argument('--engine', choices=('numpy', 'native'), default='numpy',
+                   help="numpy: Chainer's operations, bit for bit the post's "
+                   "loop (whose bits follow the CPU's BLAS kernels); native: "
+                   "the compiled kernels' one arithmetic, the same numbers on "
+                   "every CPU (default: numpy)")
     p.add_argument('--quick', action='store_true',
                    help='a quick look: {} epochs unless --epoch is given'
                    .format(QUICK_EPOCHS))
@@ -83,14 +88,24 @@ def build_parser():
 
     p = commands.add_parser(
         'bench', help='speed of the post\'s loop, the package\'s loop and '
-        'the ensemble, side by side',
-        description='Measures in one process and prints a table; writes '
-        'bench.json into the output folder.')
-    p.add_argument('--replicas', '-k', default='1,16,64,128,256,1024',
-                   help='ensemble sizes to measure (default: 1,16,64,128,'
-                   '256,1024)')
-    p.add_argument('--device', '-d', default='@numpy',
-                   help='device of the ensemble (default: @numpy)')
+        'both engines on the study\'s real workload, side by side',
+        description='Trains the study\'s replicas (half random, half '
+        'hybrid) to late training, then times a window of epochs from that '
+        'state for each contender in turn, several rounds: the post\'s '
+        'loop, the package\'s loop, the numpy engine and the native engine '
+        'with each kernel set the CPU runs; the same from fresh weights. '
+        'Prints medians with their spread and writes bench.json into the '
+        'output folder.')
+    p.add_argument('--replicas', '-k', default='64,128',
+                   help='ensemble sizes (default: 64,128; a study chunk '
+                   'trains 64)')
+    p.add_argument('--warmup', type=int, default=300,
+                   help='epochs trained before the timed window (default: '
+                   '300, of the study\'s 500: 50 past the switch)')
+    p.add_argument('--window', type=int, default=2,
+                   help='epochs timed per contender and round (default: 2)')
+    p.add_argument('--repeat', type=int, default=5,
+                   help='rounds (default: 5)')
     p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
                    help='output folder (default: results/bench)')
     p.set_defaults(func=_bench)
@@ -110,8 +125,9 @@ def _add_study_options(p, seeds, chunk, out):
     _add_training_options(p)
     p.add_argument('--engine', choices=native.ENGINES, default='auto',
                    help='the ensemble\'s arithmetic: native (compiled '
-                   'kernels, CPU), numpy, or auto: native where built '
-                   '(default: auto); engines agree to float32 rounding')
+                   'kernels, CPU; the same bits on every CPU), numpy, or '
+                   'auto: native where it runs (default: auto); engines '
+                   'agree to float32 rounding')
     p.add_argument('--chunk', type=int, default=chunk,
                    help='seeds trained at once and saved together '
                    '(default: {}); changes speed, not results'.format(chunk))
@@ -194,7 +210,8 @@ def _bench(args):
     if any(k < 1 for k in replicas):
         raise ValueError('--replicas must be comma-separated positive '
                          'integers, got {!r}'.format(args.replicas))
-    result = bench.run_benchmark(replicas, args.device,
+    result = bench.run_benchmark(replicas, args.warmup, args.window,
+                                 args.repeat,
                                  log=lambda line: print(line,
                                                         file=sys.stderr))
     for line in bench.table(result):
@@ -210,7 +227,8 @@ def _reproduce(args):
         epochs = QUICK_EPOCHS if args.quick else 500
     config = reproduce.ReproductionConfig(
         seed=args.seed, epochs=epochs, batchsize=args.batchsize,
-        n_units=args.units, literal=args.literal, device=args.device)
+        n_units=args.units, literal=args.literal, device=args.device,
+        engine=args.engine)
     get_device(config.device)  # a bad device fails before anything starts
     print('start...')
     outcome = reproduce.run_reproduction(config)

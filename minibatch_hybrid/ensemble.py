@@ -3,8 +3,6 @@ import chainer
 from chainer import backend
 import numpy
 
-from minibatch_hybrid import native as native_kernels
-from minibatch_hybrid.functions import Buffers
 from minibatch_hybrid.functions import mlp_loss
 from minibatch_hybrid.model import InitialState
 from minibatch_hybrid.model import MyChain
@@ -25,22 +23,16 @@ class Ensemble(chainer.Link):
     (:func:`~minibatch_hybrid.training.train`) with one schedule per
     replica, and an elementwise optimizer such as Adam, replica ``k``
     follows the same path as the single model would, to float32 rounding.
+    This is the ``numpy`` engine (CuPy's on a GPU); the native engine's
+    ensemble is :class:`~minibatch_hybrid.native.NativeEnsemble`.
 
     Args:
         models (list of MyChain): The replicas' initial weights (copied).
-        native (bool): Compute the loss and its gradients with the
-            compiled kernels (:mod:`~minibatch_hybrid.native`; CPU only):
-            several times faster, equal to NumPy's results to float32
-            rounding.
 
     """
 
-    def __init__(self, models, native=False):
+    def __init__(self, models):
         super().__init__()
-        self.native = bool(native)
-        if self.native:
-            native_kernels.check_available()
-        self._buffers = Buffers()
         models = list(models)
         if not models:
             raise ValueError('an ensemble needs at least one model')
@@ -56,9 +48,9 @@ class Ensemble(chainer.Link):
                     numpy.stack([a[link] for a in arrays])))
 
     @classmethod
-    def from_seeds(cls, seeds, n_units=100, native=False):
+    def from_seeds(cls, seeds, n_units=100):
         """Returns the replicas of ``make_model(n_units, seed)`` per seed."""
-        return cls([make_model(n_units, seed) for seed in seeds], native)
+        return cls([make_model(n_units, seed) for seed in seeds])
 
     def __len__(self):
         return self.W1.shape[0]
@@ -81,5 +73,4 @@ class Ensemble(chainer.Link):
             shape = (len(self),) + x.shape
             x = xp.ascontiguousarray(xp.broadcast_to(x, shape))
             t = xp.ascontiguousarray(xp.broadcast_to(t, shape))
-        return mlp_loss(x, t, tuple(getattr(self, name) for name in _NAMES),
-                        self.native, self._buffers)
+        return mlp_loss(x, t, tuple(getattr(self, name) for name in _NAMES))

@@ -11,19 +11,14 @@ so it gives the same bits (``tests/test_functions.py`` checks forward and
 gradients against Chainer's own functions, and the training loop is
 checked against the post's loop).  With a leading replica axis (3-D inputs)
 the products are batched; replica ``k``'s values depend only on replica
-``k``'s inputs, and equal one model's to float32 rounding.  Stacked inputs
-on the CPU can instead go through the compiled kernels of
-:mod:`~minibatch_hybrid.native` (``native=True``): one call per pass.
+``k``'s inputs, and equal one model's to float32 rounding.
 """
-import sys
-
 import chainer
 from chainer import backend
 from chainer import function_node
 import numpy
 
 from minibatch_hybrid import _parallel
-from minibatch_hybrid import native as native_kernels
 
 
 def _t(a):
@@ -42,40 +37,6 @@ def _split(xp, x, part, ranges=False):
         part(slice(0, len(x)) if ranges else Ellipsis)
 
 
-class Buffers(object):
-    """CPU arrays reused from step to step once nobody holds them.
-
-    An ensemble's step needs a few large arrays (activations, gradients);
-    fresh ones cost the operating system a page-zeroing pass each step.
-    :meth:`empty` hands out an array it handed out before only when no one
-    else refers to it any more (not the graph, a parameter's ``grad``, a
-    view), judged by its reference count; else it makes a new one.
-    """
-
-    #: Arrays kept per shape.
-    KEEP = 8
-
-    def __init__(self):
-        self._arrays = {}
-        probe = [numpy.empty(0, numpy.float32)]
-        self._unused = self._references(probe, 0)
-
-    @staticmethod
-    def _references(arrays, i):
-        return sys.getrefcount(arrays[i])
-
-    def empty(self, shape):
-        """Returns an uninitialised float32 array of ``shape``."""
-        arrays = self._arrays.setdefault(shape, [])
-        for i in range(len(arrays)):
-            if self._references(arrays, i) == self._unused:
-                return arrays[i]
-        array = numpy.empty(shape, numpy.float32)
-        if len(arrays) < self.KEEP:
-            arrays.append(array)
-        return array
-
-
 class MLPLoss(function_node.FunctionNode):
     """Mean squared error of ``Linear -> ReLU -> Linear -> ReLU -> Linear``.
 
@@ -84,25 +45,9 @@ class MLPLoss(function_node.FunctionNode):
     leading replica axis of length K.  Output: the loss, of shape ``()`` or
     ``(K,)``.  Gradients flow to the six parameters (not to ``x`` or ``t``).
     Double backpropagation is not supported.
-
-    Args:
-        native (bool): Compute with the compiled kernels
-            (:mod:`~minibatch_hybrid.native`; stacked float32 arrays on
-            the CPU only).
-        buffers (Buffers): Where the compiled kernels' arrays come from
-            (default: new arrays).
-
     """
 
-    def __init__(self, native=False, buffers=None):
-        if native:
-            native_kernels.check_available()
-        self.native = native
-        self.buffers = buffers
-
     def forward(self, inputs):
-        if self.native:
-            return self._forward_native(inputs)
         x, t, W1, b1, W2, b2, W3, b3 = inputs
         xp = backend.get_array_module(x)
         lead = x.shape[:-2]
@@ -135,10 +80,6 @@ class MLPLoss(function_node.FunctionNode):
         x, h1, h2, diff, W2, W3 = self._saved
         xp = backend.get_array_module(x)
         gloss = grad_outputs[0].array
-        if self.native:
-            grads = self._backward_native(gloss)
-            return tuple(chainer.Variable(grads[i - 2]) if i >= 2 else None
-                         for i in indexes)
         # As F.mean_squared_error: (gy * diff) * (2 / size), in x's dtype.
         scale = 2.0 / (diff.size if diff.ndim == 2 else diff.shape[1])
         gy = gloss[..., None, None] * diff
@@ -166,43 +107,6 @@ class MLPLoss(function_node.FunctionNode):
                      for i in indexes)
 
 
-    def _empty(self, shape):
-        # Buffers serve training steps; a pass without a graph (evaluating
-        # a whole data set) takes fresh arrays, not to keep them around.
-        if self.buffers is None or not chainer.config.enable_backprop:
-            return numpy.empty(shape, numpy.float32)
-        return self.buffers.empty(shape)
-
-    def _forward_native(self, inputs):
-        x, t = inputs[:2]
-        if (backend.get_array_module(x) is not numpy or x.ndim != 3 or
-                any(a.dtype != numpy.float32 for a in inputs)):
-            raise ValueError(
-                'the native kernels take stacked (K, B, 1) float32 arrays on '
-                'the CPU; got {}-D {} arrays on {}'.format(
-                    x.ndim, x.dtype, backend.get_device_from_array(x)))
-        inputs = [numpy.ascontiguousarray(a) for a in inputs]
-        x, t, W1, b1, W2, b2, W3, b3 = inputs
-        (k, batch, _), n = x.shape, W2.shape[-1]
-        empty = self._empty
-        h1, h2 = empty((k, batch, n)), empty((k, batch, n))
-        diff, loss = empty((k, batch, 1)), empty((k,))
-        _split(numpy, x, lambda part: native_kernels._native.mlp_forward(
-            part.start, part.stop, *inputs, h1, h2, diff, loss),
-            ranges=True)
-        self._saved = (x, h1, h2, diff, W2, W3)
-        return loss,
-
-    def _backward_native(self, gloss):
-        x, h1, h2, diff, W2, W3 = self._saved
-        gloss = numpy.ascontiguousarray(gloss, numpy.float32)
-        g1, g2 = self._empty(h1.shape), self._empty(h1.shape)
-        grads = [self._empty(p.shape) for p in self.inputs[2:]]
-        _split(numpy, x, lambda part: native_kernels._native.mlp_backward(
-            part.start, part.stop, gloss, x, W2, W3, h1, h2, diff, g1, g2,
-            *grads), ranges=True)
-        return grads
-
 
 def _affine(xp, x, W, b, out):
     # As Linear's forward: y = x W^T, then y += b.
@@ -210,19 +114,16 @@ def _affine(xp, x, W, b, out):
     out += b[..., None, :]
 
 
-def mlp_loss(x, t, params, native=False, buffers=None):
+def mlp_loss(x, t, params):
     """Returns the mean squared error of the post's network, in one node.
 
     Args:
         x, t: Inputs and targets, ``(B, 1)`` or ``(K, B, 1)``.
         params: ``(W1, b1, W2, b2, W3, b3)`` as variables or arrays.
-        native (bool): Use the compiled kernels (stacked inputs on the
-            CPU; see :class:`MLPLoss`).
-        buffers (Buffers): Arrays for the compiled kernels to reuse.
 
     Returns:
         chainer.Variable: The loss, ``()`` or ``(K,)``.
 
     """
-    loss, = MLPLoss(native, buffers).apply((x, t) + tuple(params))
+    loss, = MLPLoss().apply((x, t) + tuple(params))
     return loss

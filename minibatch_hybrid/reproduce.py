@@ -7,6 +7,7 @@ import numpy
 
 from minibatch_hybrid._checks import check_run
 from minibatch_hybrid._checks import check_seed
+from minibatch_hybrid import native
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid.data import make_heldout_dataset
 from minibatch_hybrid.data import make_sin_dataset
@@ -42,6 +43,11 @@ class ReproductionConfig:
             gives each phase 249 epochs of 500 (498 in all).  The default
             gives each phase half of ``epochs`` (250 + 250).
         device: Chainer device specifier (``'@numpy'``, ``'@cupy:0'``, ...).
+        engine (str): ``'numpy'``: Chainer's operations, the post's loop
+            bit for bit (whose bits follow the BLAS library's kernels, so
+            they differ between CPUs); ``'native'``: the native engine's
+            one arithmetic, the same bits on every CPU that runs it (see
+            :mod:`~minibatch_hybrid.native`; CPU only).
 
     """
 
@@ -53,8 +59,13 @@ class ReproductionConfig:
     n_heldout: int = 1000
     literal: bool = False
     device: object = '@numpy'
+    engine: str = 'numpy'
 
     def __post_init__(self):
+        if self.engine not in ('numpy', 'native'):
+            raise ValueError("unknown engine {!r}: choose 'numpy' (Chainer, "
+                             "the post's loop) or 'native'".format(
+                                 self.engine))
         check_seed(self.seed)
         check_run(self.epochs, self.batchsize, self.n_units, self.n_data,
                   self.n_heldout)
@@ -144,6 +155,8 @@ def run_reproduction(config, log=print, progress_stream=None, observer=None):
 
     """
     device = get_device(config.device)
+    if config.engine == 'native':
+        native.resolve_engine('native', device)  # CPU and kernels, or why not
     dataset = make_sin_dataset(config.n_data).to_device(device)
     heldout = make_heldout_dataset(config.n_heldout,
                                    config.seed).to_device(device)
@@ -158,18 +171,45 @@ def run_reproduction(config, log=print, progress_stream=None, observer=None):
     done_before = 0
     try:
         for run, schedule in schedules.items():
-            initial.restore(model, optimizer)
             reporter = _RunReporter(run, schedule, log, progress, done_before)
-            if observer is not None:
-                reporter.observe = functools.partial(observer, run,
-                                                     model=model)
-            outcome[run] = train(model, optimizer, dataset, schedule,
-                                 epochs[run], config.batchsize,
-                                 heldout=heldout, callback=reporter)
+            if config.engine == 'native':
+                outcome[run] = _train_native(initial, schedule, epochs[run],
+                                             config.batchsize, dataset,
+                                             heldout, reporter, observer, run)
+            else:
+                initial.restore(model, optimizer)
+                if observer is not None:
+                    reporter.observe = functools.partial(observer, run,
+                                                         model=model)
+                outcome[run] = train(model, optimizer, dataset, schedule,
+                                     epochs[run], config.batchsize,
+                                     heldout=heldout, callback=reporter)
             done_before += epochs[run]
     finally:
         progress.close()
     return outcome
+
+
+def _train_native(initial, schedule, epochs, batchsize, dataset, heldout,
+                  reporter, observer, run):
+    """One run in the native engine: an ensemble of one replica."""
+    model = make_model(initial.arrays['l2/W'].shape[0])
+    initial.restore(model)
+    ensemble = native.NativeEnsemble([model])
+
+    def callback(entry):
+        reporter(entry._replace(loss=float(entry.loss[0]),
+                                train_loss=float(entry.train_loss[0])))
+        if observer is not None:
+            observer(run, entry, model=ensemble.replica(0))
+
+    result = train(ensemble, None, dataset, [schedule], epochs, batchsize,
+                   heldout=heldout, callback=callback)
+    result.schedule = result.schedule[0]
+    result.loss = result.loss[:, 0]
+    result.train_loss = result.train_loss[:, 0]
+    result.heldout_mse = float(result.heldout_mse[0])
+    return result
 
 
 def write_outputs(outcome, config, out):

@@ -57,7 +57,8 @@ class StudyConfig:
         engine (str): ``'auto'``, ``'native'`` or ``'numpy'``: the
             ensemble's arithmetic (:func:`native.resolve_engine`).  Engines
             agree to float32 rounding, so a study records the one it ran
-            with and is continued only with the same.
+            with and is continued only with the same; the native engine
+            gives the same bits on every CPU that runs it.
 
     """
 
@@ -124,7 +125,8 @@ class StudyResult(object):
         final_loss (numpy.ndarray): ``(schedules, seeds)``: the full-data
             training loss after the last epoch.
         heldout_mse (numpy.ndarray): ``(schedules, seeds)``.
-        engine (str): The engine that ran, e.g. ``'native-avx2'``.
+        engine (str): The engine that ran: ``'native'``, ``'numpy'`` or
+            ``'cupy'``.
 
     """
 
@@ -160,6 +162,13 @@ def _check_out(config, engine, out):
                     out, ', '.join(changed)))
         # Studies saved before engines existed ran on NumPy.
         ran = saved.get('engine', 'numpy')
+        if ran.startswith('native-'):
+            raise ValueError(
+                '{} holds a study run by the {} kernels of an earlier '
+                'version, whose arithmetic depended on the CPU; the native '
+                'engine now computes other (CPU-independent) bits, so it '
+                'cannot continue that study. Give another --out, or delete '
+                'that folder to start over'.format(out, ran))
         if ran != engine:
             raise ValueError(
                 '{} holds a study run by the {} engine, and this run would '
@@ -184,10 +193,15 @@ def _heldout(config, seeds):
 
 def _train_chunk(config, engine, seeds, device, dataset, progress,
                  done_before):
-    ensemble = Ensemble.from_seeds(
-        [seed for _ in config.schedules for seed in seeds], config.n_units,
-        native=native.is_native(engine))
-    ensemble.to_device(device)
+    replica_seeds = [seed for _ in config.schedules for seed in seeds]
+    if native.is_native(engine):
+        ensemble = native.NativeEnsemble.from_seeds(replica_seeds,
+                                                    config.n_units)
+        optimizer = None
+    else:
+        ensemble = Ensemble.from_seeds(replica_seeds, config.n_units)
+        ensemble.to_device(device)
+        optimizer = make_optimizer(ensemble)
     schedules = [parse_schedule(text, seed)
                  for text in config.schedules for seed in seeds]
 
@@ -195,7 +209,7 @@ def _train_chunk(config, engine, seeds, device, dataset, progress,
         progress.update(done_before + entry.epoch, 'median loss {:.3e}'.format(
             float(numpy.median(entry.loss))))
 
-    result = train(ensemble, make_optimizer(ensemble), dataset, schedules,
+    result = train(ensemble, optimizer, dataset, schedules,
                    config.epochs, config.batchsize,
                    heldout=_heldout(config, seeds), callback=callback,
                    train_loss='last')

@@ -8,6 +8,7 @@ import numpy
 
 from minibatch_hybrid._checks import check_batchsize
 from minibatch_hybrid.ensemble import Ensemble
+from minibatch_hybrid.native import NativeEnsemble
 from minibatch_hybrid.schedules import Schedule
 
 #: What the loop tells its callback after each epoch.
@@ -63,9 +64,12 @@ def evaluate(model, dataset):
 
     Returns:
         float for a single model; a NumPy array with one value per replica
-        for an :class:`~minibatch_hybrid.ensemble.Ensemble`.
+        for an :class:`~minibatch_hybrid.ensemble.Ensemble` or a
+        :class:`~minibatch_hybrid.native.NativeEnsemble`.
 
     """
+    if isinstance(model, NativeEnsemble):
+        return model.evaluate(dataset.x, dataset.y)
     dataset = dataset.to_device(model.device)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         loss = model(dataset.x, dataset.y).array
@@ -90,11 +94,16 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     The same loop trains an :class:`~minibatch_hybrid.ensemble.Ensemble`
     of K replicas, given one schedule per replica: each replica then gets
     its own mini-batch of its own order, and every recorded loss has one
-    value per replica.
+    value per replica.  A :class:`~minibatch_hybrid.native.NativeEnsemble`
+    (the native engine) is trained the same way, except that one compiled
+    call runs a whole epoch of mini-batch steps, Adam included.
 
     Args:
-        model (MyChain or Ensemble): The model, on the device to train on.
-        optimizer (chainer.Optimizer): Set up on ``model``.
+        model (MyChain, Ensemble or NativeEnsemble): The model, on the
+            device to train on.
+        optimizer (chainer.Optimizer): Set up on ``model``; ``None`` for a
+            :class:`~minibatch_hybrid.native.NativeEnsemble`, which carries
+            its own Adam.
         dataset (SinDataset): Training data (on any device).
         schedule (Schedule or list of Schedule): Gives the order of each
             epoch, as ``schedule.order(epoch, len(dataset))``; for an
@@ -123,7 +132,12 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
                          '{!r}'.format(train_loss))
     single = isinstance(schedule, Schedule)
     schedules = [schedule] if single else list(schedule)
-    if single == isinstance(model, Ensemble):
+    native = isinstance(model, NativeEnsemble)
+    if native != (optimizer is None):
+        raise ValueError(
+            'a NativeEnsemble carries its own Adam: pass optimizer=None for '
+            'it, and an optimizer set up on any other model')
+    if single == isinstance(model, (Ensemble, NativeEnsemble)):
         raise ValueError(
             'give one schedule for one model, and a list of schedules (one '
             'per replica) for an Ensemble; got {} for a {}'.format(
@@ -134,7 +148,7 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
             '{}'.format(len(model), len(schedules)))
     for s in schedules:
         s.check_epochs(epochs)
-    device = model.device
+    device = chainer.get_device('@numpy') if native else model.device
     dataset = dataset.to_device(device)
     x, y = dataset.x, dataset.y
     xp = device.xp
@@ -145,17 +159,11 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     start = time.perf_counter()
     for epoch in range(epochs):
         order = device.send(_orders(schedules, single, epoch, size))
-        sum_loss = xp.zeros(shape[1:], numpy.float64)
-        for i in range(0, size, batchsize):
-            index = order[..., i:i + batchsize]
-            model.cleargrads()
-            loss = model(x[index], y[index])
-            sum_loss += loss.array.astype(numpy.float64) * index.shape[-1]
-            if loss.ndim:  # an ensemble: one loss per replica
-                loss.grad = xp.ones_like(loss.array)
-            loss.backward()
-            optimizer.update()
-        losses[epoch] = backend.CpuDevice().send(sum_loss / size)
+        if native:
+            losses[epoch] = model.train_epoch(x, y, order, batchsize) / size
+        else:
+            losses[epoch] = _epoch(model, optimizer, x, y, order, batchsize,
+                                   xp)
         if train_loss == 'every' or (train_loss == 'last' and
                                      epoch == epochs - 1):
             train_losses[epoch] = evaluate(model, dataset)
@@ -169,3 +177,19 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     names = [str(s) for s in schedules]
     return TrainResult(names[0] if single else names, losses, train_losses,
                        heldout_mse, time.perf_counter() - start)
+
+
+def _epoch(model, optimizer, x, y, order, batchsize, xp):
+    """The post's epoch: returns its metric, sum(loss_b * len(b)) / N."""
+    size = order.shape[-1]
+    sum_loss = xp.zeros(order.shape[:-1], numpy.float64)
+    for i in range(0, size, batchsize):
+        index = order[..., i:i + batchsize]
+        model.cleargrads()
+        loss = model(x[index], y[index])
+        sum_loss += loss.array.astype(numpy.float64) * index.shape[-1]
+        if loss.ndim:  # an ensemble: one loss per replica
+            loss.grad = xp.ones_like(loss.array)
+        loss.backward()
+        optimizer.update()
+    return backend.CpuDevice().send(sum_loss / size)

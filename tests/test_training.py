@@ -8,7 +8,7 @@ import minibatch_hybrid as mh
 from minibatch_hybrid.reproduce import ReproductionConfig
 from minibatch_hybrid.schedules import Replay
 
-import blog_reference as blog
+from minibatch_hybrid import reference as blog
 
 
 def reference_model(package_model, n_units):
