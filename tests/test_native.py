@@ -1,166 +1,272 @@
-"""The compiled kernels against NumPy's operations, kernel set by kernel set."""
+"""The native engine: one arithmetic on every kernel set, checked against an
+independent NumPy port of that arithmetic and against Chainer's path."""
+import os
+import subprocess
+import sys
+
 import chainer
 import numpy
 import pytest
 
 import minibatch_hybrid as mh
+from minibatch_hybrid import _parallel
 from minibatch_hybrid import native
-from minibatch_hybrid.ensemble import Ensemble
-from minibatch_hybrid.functions import Buffers
-from minibatch_hybrid.functions import mlp_loss
+from minibatch_hybrid.native import NativeEnsemble
 
-# Where the extension is not built the package runs on NumPy; the kernel
-# tests then have nothing to test (`make test` checks that it is built).
+import native_reference as ref
+
+# `make test` checks that the extension is built; elsewhere the native
+# tests have nothing to run.
 needs_native = pytest.mark.skipif(not native.available(),
-                                  reason='minibatch_hybrid._native not built')
-KERNELS = native.supported_kernels() or ['c']
+                                  reason='minibatch_hybrid._native not built '
+                                  'or this CPU has no FMA')
+KERNELS = native.supported_kernels()
+TINY = numpy.finfo(numpy.float32).tiny
 
 
-def stacked(k, batch, n, seed):
-    """Random stacked inputs and parameters, some units dead (ReLU off)."""
-    rng = numpy.random.default_rng(seed)
-    f32 = numpy.float32
-    x = rng.uniform(0, 2 * numpy.pi, (k, batch, 1)).astype(f32)
-    t = numpy.sin(x)
-    params = [rng.standard_normal(shape).astype(f32) * scale
-              for shape, scale in [((k, n, 1), 1), ((k, n), 0.5),
-                                   ((k, n, n), n ** -0.5), ((k, n), 0.1),
-                                   ((k, 1, n), n ** -0.5), ((k, 1), 0.1)]]
-    return x, t, params
+def orders_for(schedules, epoch, size):
+    return numpy.stack([s.order(epoch, size) for s in schedules])
 
 
-def loss_and_grads(x, t, params, native_, buffers=None):
-    variables = [chainer.Variable(p.copy()) for p in params]
-    loss = mlp_loss(x, t, variables, native=native_, buffers=buffers)
-    loss.grad = numpy.linspace(0.5, 1.5, len(x)).astype(numpy.float32)
-    loss.backward()
-    return loss.array, [v.grad for v in variables]
+def trained(kernels, seeds, n_units, epochs, batchsize, size=100):
+    """A NativeEnsemble trained with the given kernel set; its record."""
+    dataset = mh.make_sin_dataset(size)
+    schedules = [mh.parse_schedule(t, s) for t in ('random', 'fixed')
+                 for s in seeds]
+    ensemble = NativeEnsemble.from_seeds(list(seeds) * 2, n_units)
+    losses = []
+    with native.using_kernels(kernels):
+        for epoch in range(epochs):
+            losses.append(ensemble.train_epoch(
+                dataset.x, dataset.y, orders_for(schedules, epoch, size),
+                batchsize))
+        heldout = mh.data.make_heldout_dataset(37, 1)
+        mse = ensemble.evaluate(heldout.x, heldout.y)
+    return numpy.array(losses), ensemble, mse
+
+
+@needs_native
+@pytest.mark.parametrize('n_units,batchsize', [(100, 10), (7, 3), (33, 16)])
+def test_every_kernel_set_gives_the_same_bits(n_units, batchsize):
+    # 2 x 9 replicas: a full group and a part-filled one; batch sizes that
+    # do not divide the data (a short last batch), widths that leave
+    # partial register blocks.
+    if len(KERNELS) < 2:
+        pytest.skip('this CPU runs one kernel set only: {}'.format(KERNELS))
+    runs = {k: trained(k, range(9), n_units, 3, batchsize) for k in KERNELS}
+    (l0, e0, mse0) = runs[KERNELS[0]]
+    for k in KERNELS[1:]:
+        losses, ensemble, mse = runs[k]
+        numpy.testing.assert_array_equal(losses, l0, err_msg=k)
+        numpy.testing.assert_array_equal(mse, mse0, err_msg=k)
+        for which in ('params', 'm', 'v'):
+            numpy.testing.assert_array_equal(getattr(ensemble, which),
+                                             getattr(e0, which),
+                                             err_msg=which)
 
 
 @needs_native
 @pytest.mark.parametrize('kernels', KERNELS)
-@pytest.mark.parametrize('k,batch,n', [(3, 10, 100), (1, 1, 1), (2, 3, 7),
-                                       (9, 6, 17), (4, 5, 16), (2, 12, 33)])
-def test_forward_and_backward_equal_numpys_to_rounding(kernels, k, batch, n):
-    # Sizes that fill the register blocks exactly and sizes that leave
-    # tails of rows and of 8-wide vectors; k = 9 splits across threads.
-    x, t, params = stacked(k, batch, n, seed=n)
-    expected, expected_grads = loss_and_grads(x, t, params, False)
+@pytest.mark.parametrize('n_units,batchsize,size', [(100, 10, 10),
+                                                    (9, 4, 4)])
+def test_one_step_equals_the_numpy_port_bit_for_bit(kernels, n_units,
+                                                    batchsize, size):
+    # One epoch of one step from the seeds' weights (and a second step, so
+    # that Adam's moments are not zero), replica by replica.
+    seeds = [0, 1, 2]
+    dataset = mh.make_sin_dataset(size)
+    rng = numpy.random.default_rng(4)
+    orders = [numpy.stack([rng.permutation(size) for _ in seeds])
+              for _ in range(2)]
+    ensemble = NativeEnsemble.from_seeds(seeds, n_units)
     with native.using_kernels(kernels):
-        loss, grads = loss_and_grads(x, t, params, True)
-    numpy.testing.assert_allclose(loss, expected, rtol=2e-6)
-    for name, g, e in zip(('W1', 'b1', 'W2', 'b2', 'W3', 'b3'), grads,
-                          expected_grads):
-        assert g.shape == e.shape and g.dtype == numpy.float32
-        scale = numpy.abs(e).max()
-        numpy.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6 * scale,
-                                      err_msg=name)
+        sums = [ensemble.train_epoch(dataset.x, dataset.y, o, batchsize)
+                for o in orders]
+        got_mse = ensemble.evaluate(dataset.x, dataset.y)
+    hp = chainer.optimizers.Adam().hyperparam
+    x, y = dataset.x[:, 0], dataset.y[:, 0]
+    for k, seed in enumerate(seeds):
+        model = mh.make_model(n_units, seed)
+        params = {name.lstrip('/'): p.array.copy()
+                  for name, p in model.namedparams()}
+        m = {name: numpy.zeros_like(a) for name, a in params.items()}
+        v = {name: numpy.zeros_like(a) for name, a in params.items()}
+        for t, order in enumerate(orders, start=1):
+            index = order[k][:batchsize]
+            alpha_t = chainer.optimizers.adam._learning_rate(hp, t)
+            loss, params, m, v = ref.step(params, m, v, x[index], y[index],
+                                          alpha_t)
+            assert sums[t - 1][k] == float(loss) * batchsize
+        for which, expected in (('params', params), ('m', m), ('v', v)):
+            arrays = ensemble.arrays(which)
+            for name, a in expected.items():
+                numpy.testing.assert_array_equal(
+                    arrays[name][k], a, err_msg='{} {}'.format(which, name))
+        assert got_mse[k] == ref.mse(params, x, y)
+
+
+def test_the_reference_fma_rounds_once():
+    # (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 is a float32 tie; + 2^-80 puts the
+    # exact sum just above it, but float64 rounds it back onto the tie,
+    # which float32 would then round down to even.  Once: up.
+    a = numpy.float32(1 + 2 ** -12)
+    got = ref.fma32(a, a, numpy.float32(2 ** -80))
+    assert got == numpy.float32(1 + 2 ** -11 + 2 ** -23)
+    naive = numpy.float32(numpy.float64(a) * numpy.float64(a) + 2 ** -80)
+    assert naive == numpy.float32(1 + 2 ** -11)
+    assert ref.fma32(a, a, numpy.float32(-2 ** -80)) == naive
 
 
 @needs_native
-@pytest.mark.parametrize('kernels', KERNELS)
-def test_a_replica_gives_the_same_bits_alone_or_among_others(kernels):
-    # Nine replicas are split across threads; each alone is not.
-    x, t, params = stacked(9, 10, 100, seed=1)
-    gloss = numpy.linspace(0.5, 1.5, 9).astype(numpy.float32)
-    with native.using_kernels(kernels):
-        loss, grads = loss_and_grads(x, t, params, True)
-        for k in (0, 4, 8):
-            variables = [chainer.Variable(p[k:k + 1].copy()) for p in params]
-            one = mlp_loss(x[k:k + 1], t[k:k + 1], variables, native=True)
-            one.grad = gloss[k:k + 1].copy()
-            one.backward()
-            assert one.array[0] == loss[k]
-            for v, g in zip(variables, grads):
-                numpy.testing.assert_array_equal(v.grad[0], g[k])
+def test_a_replica_does_not_depend_on_its_neighbours_or_the_threads(
+        monkeypatch):
+    losses, ensemble, mse = trained(KERNELS[-1], range(9), 20, 2, 10)
+    alone_losses, alone, alone_mse = trained(KERNELS[-1], [4], 20, 2, 10)
+    # Replica 4 (random, seed 4) and 13 (fixed, seed 4) of the 18.
+    numpy.testing.assert_array_equal(losses[:, [4, 13]], alone_losses)
+    numpy.testing.assert_array_equal(mse[[4, 13]], alone_mse)
+    monkeypatch.setattr(_parallel, 'workers', lambda: 1)
+    one_thread, _, _ = trained(KERNELS[-1], range(9), 20, 2, 10)
+    numpy.testing.assert_array_equal(one_thread, losses)
 
 
 @needs_native
-def test_the_same_seed_gives_the_same_bits():
-    results = []
-    for _ in range(2):
-        ensemble = Ensemble.from_seeds(range(8), 20, native=True)
-        schedules = [mh.Random(s) for s in range(8)]
-        results.append(mh.train(ensemble, mh.make_optimizer(ensemble),
-                                mh.make_sin_dataset(100), schedules, 3).loss)
-    numpy.testing.assert_array_equal(*results)
+def test_flushing_subnormals_changes_no_result():
+    # 12 epochs of 100 steps: Adam's first moment of weights with zero
+    # gradients (dead units) decays by 0.9 a step into the subnormals.
+    runs = {}
+    for mode in ('flush', 'ieee'):
+        dataset = mh.make_sin_dataset(1000)
+        schedules = [mh.parse_schedule('random', s) for s in range(16)]
+        ensemble = NativeEnsemble.from_seeds(range(16), 100)
+        losses = []
+        if mode == 'ieee':
+            context = native.ieee_subnormals()
+        else:
+            context = native.using_kernels(native.kernels())
+        with context:
+            for epoch in range(12):
+                losses.append(ensemble.train_epoch(
+                    dataset.x, dataset.y, orders_for(schedules, epoch, 1000),
+                    10))
+            mse = ensemble.evaluate(dataset.x, dataset.y)
+        runs[mode] = numpy.array(losses), ensemble, mse
+    (l_f, e_f, mse_f), (l_i, e_i, mse_i) = runs['flush'], runs['ieee']
+    subnormal = (e_i.m != 0) & (numpy.abs(e_i.m) < TINY)
+    assert subnormal.sum() > 1000  # the IEEE run did meet subnormals
+    assert not ((e_f.m != 0) & (numpy.abs(e_f.m) < TINY)).any()
+    numpy.testing.assert_array_equal(l_f, l_i)
+    numpy.testing.assert_array_equal(mse_f, mse_i)
+    numpy.testing.assert_array_equal(e_f.params, e_i.params)
+    # Only moments below ten times the smallest normal number differ: there
+    # a decrement (a tenth of the moment) is subnormal, so flushed, and the
+    # moment stops decaying, or is flushed to zero.  Either moves a weight
+    # by less than alpha / eps * 1.2e-37 = 1.2e-32.
+    differ = e_f.m != e_i.m
+    assert differ.any()
+    assert (numpy.abs(e_f.m[differ]) < 10 * TINY).all()
+    assert (numpy.abs(e_i.m[differ]) < 10 * TINY).all()
+    numpy.testing.assert_array_equal(e_f.v, e_i.v)
 
 
 @needs_native
-def test_reused_buffers_never_overwrite_what_a_graph_still_needs():
-    # Two forward passes before one backward: the first graph's saved
-    # activations must survive the second pass.
-    x, t, params = stacked(3, 10, 16, seed=2)
-    x2, t2, _ = stacked(3, 10, 16, seed=3)
-    variables = [chainer.Variable(p.copy()) for p in params]
-    buffers = Buffers()
-    a = mlp_loss(x, t, variables, native=True, buffers=buffers)
-    b = mlp_loss(x2, t2, variables, native=True, buffers=buffers)
-    chainer.functions.sum(a + b).backward()
-    fresh = [chainer.Variable(p.copy()) for p in params]
-    chainer.functions.sum(
-        mlp_loss(x, t, fresh, native=True) +
-        mlp_loss(x2, t2, fresh, native=True)).backward()
-    for v, f in zip(variables, fresh):
-        numpy.testing.assert_array_equal(v.grad, f.grad)
+def test_native_ensemble_follows_chainers_path_to_rounding():
+    # A few steps, before rounding differences grow: the engines agree to
+    # float32 rounding (they sum in other orders).
+    dataset = mh.make_sin_dataset(100)
+    schedules = [mh.Random(s) for s in range(3)]
+    ensemble = NativeEnsemble.from_seeds(range(3), 100)
+    result = mh.train(ensemble, None, dataset, schedules, 2)
+    for k in range(3):
+        model = mh.make_model(100, k)
+        single = mh.train(model, mh.make_optimizer(model), dataset,
+                          schedules[k], 2)
+        numpy.testing.assert_allclose(result.loss[:, k], single.loss,
+                                      rtol=1e-5)
+        numpy.testing.assert_allclose(result.train_loss[:, k],
+                                      single.train_loss, rtol=1e-4)
+        numpy.testing.assert_allclose(ensemble.replica(k).l2.W.array,
+                                      model.l2.W.array, rtol=1e-4, atol=1e-6)
 
 
-def test_buffers_reuse_only_what_nobody_holds():
-    buffers = Buffers()
-    first = buffers.empty((4, 5))
-    second = buffers.empty((4, 5))
-    assert second is not first  # `first` is still held here
-    view = first[1:]
-    del first
-    assert buffers.empty((4, 5)) is not view.base  # held through a view
-    del view
-    third = buffers.empty((4, 5))
-    assert third.shape == (4, 5) and third.dtype == numpy.float32
-    assert buffers.empty((4, 5)) is not third
-    assert buffers.empty((2, 2)).shape == (2, 2)
+@needs_native
+def test_native_ensemble_round_trips_and_checks_its_input():
+    models = [mh.make_model(5, s) for s in (3, 4)]
+    ensemble = NativeEnsemble(models)
+    assert len(ensemble) == 2 and ensemble.groups == 1
+    for k, model in enumerate(models):
+        copy = ensemble.replica(k)
+        for (_, a), (_, b) in zip(sorted(model.namedparams()),
+                                  sorted(copy.namedparams())):
+            numpy.testing.assert_array_equal(a.array, b.array)
+    dataset = mh.make_sin_dataset(20)
+    with pytest.raises(ValueError, match=r'orders must have shape \(2, 20\)'):
+        ensemble.train_epoch(dataset.x, dataset.y, numpy.zeros((3, 20)), 5)
+    with pytest.raises(ValueError, match='batch size must be an integer from '
+                       '1 to the data set size 20, got 21'):
+        ensemble.train_epoch(dataset.x, dataset.y, numpy.zeros((2, 20)), 21)
+    with pytest.raises(ValueError, match='order holds index 20, out of range'):
+        ensemble.train_epoch(dataset.x, dataset.y,
+                             numpy.full((2, 20), 20), 5)
+    with pytest.raises(ValueError, match='an ensemble needs at least one'):
+        NativeEnsemble([])
+    with pytest.raises(ValueError, match='the same n_units'):
+        NativeEnsemble([mh.make_model(5, 0), mh.make_model(6, 0)])
+    with pytest.raises(ValueError, match='optimizer=None'):
+        mh.train(ensemble, mh.make_optimizer(models[0]), dataset,
+                 [mh.Random(0)] * 2, 1)
 
 
 @needs_native
 def test_kernel_arguments_are_checked():
     kernels = native._native
-    x, t, params = stacked(2, 3, 4, seed=0)
-    arrays = [a.reshape(2, -1) for a in [x, t] + params]
-    out = [numpy.empty((2, 12), numpy.float32), numpy.empty((2, 12),
-           numpy.float32), numpy.empty((2, 3), numpy.float32),
-           numpy.empty(2, numpy.float32)]
-    kernels.mlp_forward(0, 2, *arrays, *out)  # well formed
-    with pytest.raises(TypeError, match='W2 must be float32'):
-        kernels.mlp_forward(0, 2, *arrays[:4], arrays[4].astype(numpy.float64),
-                            *arrays[5:], *out)
-    with pytest.raises(TypeError, match='h1 must be a C-contiguous, writable '
-                       'float32 array'):
-        kernels.mlp_forward(0, 2, *arrays, out[0].T, *out[1:])
-    with pytest.raises(ValueError, match='b2 has 6 elements; expected 8'):
-        kernels.mlp_forward(0, 2, *arrays[:5], arrays[5][:, :3].copy(),
-                            *arrays[6:], *out)
-    with pytest.raises(ValueError, match=r'replica range \[1, 3\) is not '
-                       r'within \[0, 2\)'):
-        kernels.mlp_forward(1, 3, *arrays, *out)
+    params = numpy.zeros((1, 5 * 5 + 4 * 5 + 1, 16), numpy.float32)
+    x = numpy.zeros(20, numpy.float32)
+    order = numpy.zeros((16, 20), numpy.int32)
+    alpha = numpy.zeros(4, numpy.float32)
+    sums = numpy.zeros(16)
+    args = [0, 1, 5, 5, params, params.copy(), params.copy(), x, x, order,
+            alpha, 0.9, 0.999, 1e-8, 1.0, sums]
+    kernels.train_epoch(*args)  # well formed
+    bad = list(args)
+    bad[9] = order.astype(numpy.int64)
+    with pytest.raises(TypeError, match="order must be int32, not 'l'"):
+        kernels.train_epoch(*bad)
+    bad = list(args)
+    bad[10] = alpha[:3]
+    with pytest.raises(ValueError, match='alpha_t has 3 elements; expected 4'):
+        kernels.train_epoch(*bad)
+    bad = list(args)
+    bad[4] = params[:, :, ::2]
+    with pytest.raises(TypeError, match='params must be a C-contiguous, '
+                       'writable float32 array'):
+        kernels.train_epoch(*bad)
+    with pytest.raises(ValueError, match=r'group range \[0, 2\) is not '
+                       r'within \[0, 1\)'):
+        kernels.train_epoch(0, 2, *args[2:])
+    with pytest.raises(ValueError, match="unknown kernel set 'sse': choose "
+                       "'avx512', 'avx2' or 'c'"):
+        kernels.set_kernels('sse')
     p = numpy.zeros(10, numpy.float32)
     with pytest.raises(ValueError, match='v has 9 elements, param has 10'):
         kernels.adam(p, p.copy(), p.copy(), p[:9].copy(), 0.9, 0.999, 1e-8,
                      1e-3, 1.0, 0, 10)
-    with pytest.raises(ValueError, match=r'range \[0, 11\) is not within'):
-        kernels.adam(p, p.copy(), p.copy(), p.copy(), 0.9, 0.999, 1e-8,
-                     1e-3, 1.0, 0, 11)
-    with pytest.raises(ValueError, match="unknown kernels 'sse': choose "
-                       "'avx512', 'avx2' or 'c'"):
-        kernels.set_kernels('sse')
 
 
 @needs_native
-def test_native_needs_stacked_float32_on_the_cpu():
-    model = mh.make_model(4, 0)
-    x = numpy.zeros((10, 1), numpy.float32)
-    with pytest.raises(ValueError, match=r'stacked \(K, B, 1\) float32 '
-                       'arrays on the CPU; got 2-D float32'):
-        mlp_loss(x, x, (model.l1.W, model.l1.b, model.l2.W, model.l2.b,
-                        model.l3.W, model.l3.b), native=True)
+@pytest.mark.parametrize('value,expected', [('c', 'c'), ('sse', None)])
+def test_the_environment_forces_a_kernel_set(value, expected):
+    code = ('from minibatch_hybrid import native\n'
+            'try:\n    print(native.kernels())\n'
+            'except native.NativeUnavailable as e:\n    print("error:", e)\n')
+    env = dict(os.environ, MINIBATCH_HYBRID_KERNELS=value)
+    out = subprocess.run([sys.executable, '-c', code], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    if expected:
+        assert out.strip() == expected
+    else:
+        assert out.startswith("error: MINIBATCH_HYBRID_KERNELS=sse: unknown "
+                              "kernel set 'sse'")
 
 
 def test_engines_resolve_and_explain(monkeypatch):
@@ -169,8 +275,7 @@ def test_engines_resolve_and_explain(monkeypatch):
     with pytest.raises(ValueError, match="unknown engine 'gpu'"):
         native.resolve_engine('gpu', cpu)
     if native.available():
-        assert native.resolve_engine('auto', cpu) == \
-            'native-' + native.kernels()
+        assert native.resolve_engine('auto', cpu) == 'native'
     # As on a machine without a C compiler:
     monkeypatch.setattr(native, '_native', None)
     monkeypatch.setattr(native, '_IMPORT_ERROR', ImportError('not built'))
@@ -180,7 +285,7 @@ def test_engines_resolve_and_explain(monkeypatch):
                        'Install a C compiler'):
         native.resolve_engine('native', cpu)
     with pytest.raises(native.NativeUnavailable):
-        Ensemble.from_seeds([0], 4, native=True)
+        NativeEnsemble.from_seeds([0], 4)
     # FusedAdam falls back to NumPy's operations (the same bits).
     assert not mh.adam.FusedAdam().setup(mh.make_model(4, 0)) \
         .create_update_rule().native
