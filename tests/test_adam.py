@@ -6,13 +6,13 @@ import minibatch_hybrid as mh
 from minibatch_hybrid import adam
 from minibatch_hybrid import native
 
-KERNELS = native.supported_kernels()
+COMPILED = [False] + ([True] if native.available() else [])
 
 
-@pytest.mark.parametrize('kernels', [None] + KERNELS)
+@pytest.mark.parametrize('compiled', COMPILED)
 @pytest.mark.parametrize('shape', [(3,), (13, 7), (100, 100), (300, 1000)])
-def test_fused_adam_gives_chainers_bits(shape, kernels):
-    # None: NumPy's operations.  (300, 1000) is above CHUNK and NATIVE_SPLIT:
+def test_fused_adam_gives_chainers_bits(shape, compiled):
+    # compiled=False: NumPy's operations.  (300, 1000) is above CHUNK and NATIVE_SPLIT:
     # chunked or split across threads; (13, 7) leaves a tail after the
     # kernels' 8-wide vectors.
     assert numpy.prod(shape) < adam.NATIVE_SPLIT or \
@@ -20,7 +20,7 @@ def test_fused_adam_gives_chainers_bits(shape, kernels):
     rng = numpy.random.default_rng(0)
     start = rng.standard_normal(shape).astype(numpy.float32)
     finals = []
-    fused = adam.FusedAdam(native=kernels is not None)
+    fused = adam.FusedAdam(native=compiled)
     for optimizer in (chainer.optimizers.Adam(), fused):
         link = chainer.Link()
         with link.init_scope():
@@ -29,11 +29,7 @@ def test_fused_adam_gives_chainers_bits(shape, kernels):
         grads = numpy.random.default_rng(1)
         for _ in range(5):
             link.p.grad = grads.standard_normal(shape).astype(numpy.float32)
-            if kernels is None or optimizer is not fused:
-                optimizer.update()
-            else:
-                with native.using_kernels(kernels):
-                    optimizer.update()
+            optimizer.update()
         finals.append((link.p.array.copy(),
                        link.p.update_rule.state['m'].copy(),
                        link.p.update_rule.state['v'].copy()))

@@ -4,6 +4,9 @@ import pytest
 import minibatch_hybrid as mh
 from minibatch_hybrid import bench
 
+needs_native = pytest.mark.skipif(not mh.native.available(),
+                                  reason='the native engine is not built')
+
 
 def test_flops_per_step_counts_the_products():
     # forward 2*B*n*(n+2), backward twice the weight products plus the
@@ -14,27 +17,64 @@ def test_flops_per_step_counts_the_products():
                                           2 * b * n * (n + 1) + 10 * params)
 
 
-def test_single_loop_is_bitwise_the_posts_in_the_benchmark():
-    result = bench.bench_post_and_single(epochs=1, repeat=1, n_units=16)
-    assert result['single_bitwise_equal_to_post'] is True
-    assert result['post_steps_per_s'] > 0 and result['single_steps_per_s'] > 0
+def test_study_schedules_interleave_random_and_hybrid():
+    assert bench.study_schedules(4, 10) == [
+        (0, 'random'), (0, 'fixed:5+random:5'), (1, 'random'),
+        (1, 'fixed:5+random:5')]
 
 
-@pytest.mark.parametrize('native', [False, True] if mh.native.available()
-                         else [False])
-def test_ensemble_bench_and_table(native):
-    speed = bench.bench_ensemble(4, steps=5, repeat=1, n_units=8,
-                                 native=native)
-    assert speed > 0
-    result = {'post_steps_per_s': 100.0, 'single_steps_per_s': 250.0,
-              'ensemble': {'numpy': {4: speed}, 'native-avx2': {8: 1e4}},
-              'compute_bound_steps_per_s': 1e6,
-              'flops_per_step': 1000, 'matmul_flops_per_s': 1e9,
-              'batched_matmul_flops_per_s': 5e8,
-              'single_bitwise_equal_to_post': True}
+def _params(model):
+    return [p.array.copy() for _, p in sorted(model.namedparams())]
+
+
+@needs_native
+def test_every_contender_starts_from_the_same_late_state():
+    state = bench.LateState(4, warmup=3, n_units=100)
+    assert state.epoch == 3 and state.t == 300
+    contenders = bench._contenders(state, 4, [0, 1], window=1)
+    assert list(contenders)[:3] == ["post's loop", 'package loop',
+                                    'numpy K=4']
+    work = {}
+    for name, (setup, run, steps) in contenders.items():
+        work[name] = setup()
+        run(work[name])
+        assert steps == (200 if name in ("post's loop", 'package loop')
+                         else 400)
+    # From the same weights and Adam state, the package's loop is the
+    # post's, bit for bit ...
+    for (post, _, _), (single, _, _) in zip(work["post's loop"],
+                                            work['package loop']):
+        for a, b in zip(_params(post), _params(single)):
+            numpy.testing.assert_array_equal(a, b)
+    # ... the numpy engine's ensemble is those models, to rounding, and the
+    # native engine agrees with it to rounding.
+    ensemble = work['numpy K=4'][0]
+    for k, (single, _, _) in enumerate(work['package loop']):
+        numpy.testing.assert_allclose(ensemble.replica(k).l2.W.array,
+                                      single.l2.W.array, rtol=1e-4,
+                                      atol=1e-6)
+    for name in contenders:
+        if name.startswith('native'):
+            native_ensemble = work[name][0]
+            numpy.testing.assert_allclose(
+                native_ensemble.arrays()['l2/W'],
+                ensemble.W2.array, rtol=1e-3, atol=1e-5)
+            assert native_ensemble.t == state.t + 100
+
+
+@needs_native
+def test_benchmark_runs_and_tabulates():
+    result = bench.run_benchmark(replicas=[2], warmup=2, window=1, repeat=1,
+                                 singles=1, log=lambda line: None)
+    assert set(result['workloads']) == {'late', 'fresh'}
+    for entry in result['workloads'].values():
+        speeds = entry['speeds']
+        assert {"post's loop", 'package loop', 'numpy K=2'} <= set(speeds)
+        assert all(s['min'] <= s['median'] <= s['max'] and s['min'] > 0
+                   for s in speeds.values())
     lines = bench.table(result)
-    assert lines[2].split()[-3:] == ['250', '2.50', '0.0%']
-    assert lines[3].startswith('numpy K=4 ')
-    assert lines[4].split() == ['native-avx2', 'K=8', '10,000', '100.00',
-                                '1.0%']
-    assert numpy.isfinite(bench.matmul_rate(numpy, (2, 4, 4, 4), repeat=1))
+    assert lines[0].startswith('late-training workload: epochs 3-3 (')
+    assert lines[2].split()[-2:] == ['1.0', lines[2].split()[-1]]
+    assert lines[-1].startswith('peak: c ')
+    with pytest.raises(ValueError, match='need 0 <= warmup < 500'):
+        bench.run_benchmark(warmup=500)

@@ -1,5 +1,3 @@
-import contextlib
-
 import numpy
 import pytest
 
@@ -9,28 +7,27 @@ from minibatch_hybrid.ensemble import Ensemble
 SEEDS = [0, 1, 2, 3]
 
 
-# NumPy, and each set of compiled kernels this CPU runs.
-KERNELS = [None] + mh.native.supported_kernels()
+# The numpy engine's Ensemble and, where it runs, the native engine's.
+ENGINES = ['numpy'] + (['native'] if mh.native.available() else [])
 
 
-def kernels(name):
-    return contextlib.nullcontext() if name is None else \
-        mh.native.using_kernels(name)
+def build(engine, seeds):
+    """Returns an ensemble of the engine and its optimizer (None: native)."""
+    if engine == 'native':
+        return mh.native.NativeEnsemble.from_seeds(seeds, 100), None
+    ensemble = Ensemble.from_seeds(seeds, 100)
+    return ensemble, mh.make_optimizer(ensemble)
 
 
-@pytest.fixture(scope='module', params=KERNELS,
-                ids=[k or 'numpy' for k in KERNELS])
+@pytest.fixture(scope='module', params=ENGINES)
 def together(request):
     dataset = mh.make_sin_dataset()
     schedules = [mh.parse_schedule(t, s) for t in ('random', 'fixed:2+random')
                  for s in SEEDS[:2]]
-    ensemble = Ensemble.from_seeds(SEEDS, 100,
-                                   native=request.param is not None)
-    ensemble.kernels = request.param
-    with kernels(request.param):
-        result = mh.train(ensemble, mh.make_optimizer(ensemble), dataset,
-                          schedules, 4, heldout=mh.data.make_heldout_dataset(
-                              200, 0))
+    ensemble, optimizer = build(request.param, SEEDS)
+    ensemble.engine = request.param
+    result = mh.train(ensemble, optimizer, dataset, schedules, 4,
+                      heldout=mh.data.make_heldout_dataset(200, 0))
     return dataset, schedules, ensemble, result
 
 
@@ -56,7 +53,7 @@ def test_ensemble_equals_models_trained_one_by_one(together):
         model = mh.make_model(100, seed)
         single = mh.train(model, mh.make_optimizer(model), dataset, schedule,
                           4, heldout=mh.data.make_heldout_dataset(200, 0))
-        if not ensemble.native:
+        if ensemble.engine == 'numpy':
             # NumPy's batched products: the single model's numbers.
             numpy.testing.assert_allclose(result.loss[:, k], single.loss,
                                           rtol=1e-5)
@@ -69,7 +66,7 @@ def test_ensemble_equals_models_trained_one_by_one(together):
                                           model.l2.W.array, rtol=1e-4,
                                           atol=1e-6)
             continue
-        # The compiled kernels sum in another order. Training amplifies
+        # The native engine sums in another order. Training amplifies
         # rounding differences (fixed order most), so the yardstick is the
         # single model itself with its l2.W moved by one float32 ulp.
         nudged = mh.make_model(100, seed)
@@ -86,10 +83,8 @@ def test_ensemble_equals_models_trained_one_by_one(together):
 
 def test_a_replicas_result_does_not_depend_on_its_neighbours(together):
     dataset, schedules, ensemble, result = together
-    alone = Ensemble.from_seeds([SEEDS[2]], 100, native=ensemble.native)
-    with kernels(ensemble.kernels):
-        single = mh.train(alone, mh.make_optimizer(alone), dataset,
-                          [schedules[2]], 4)
+    alone, optimizer = build(ensemble.engine, [SEEDS[2]])
+    single = mh.train(alone, optimizer, dataset, [schedules[2]], 4)
     numpy.testing.assert_array_equal(single.loss[:, 0], result.loss[:, 2])
 
 

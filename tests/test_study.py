@@ -120,19 +120,58 @@ def test_summary_and_outputs(uninterrupted):
     assert saved['summary']['engine'] == result.engine
 
 
+@pytest.mark.skipif(not mh.native.available(),
+                    reason='the native engine is not built here')
 def test_engine_is_recorded_and_not_mixed(uninterrupted, tmp_path):
     out, result = uninterrupted
-    if not mh.native.available():
-        assert result.engine == 'numpy'
-        return
-    assert result.engine == 'native-' + mh.native.kernels()
-    with pytest.raises(ValueError, match='holds a study run by the {} engine, '
-                       'and this run would use numpy'.format(result.engine)):
+    assert result.engine == 'native'
+    with pytest.raises(ValueError, match='holds a study run by the native '
+                       'engine, and this run would use numpy'):
         study.run_study(config(engine='numpy'), out, log=quiet)
     # The engines agree to rounding over a short run.
     other = study.run_study(config(engine='numpy'), str(tmp_path), log=quiet)
     assert other.engine == 'numpy'
     numpy.testing.assert_allclose(other.loss, result.loss, rtol=1e-5)
+
+
+@pytest.mark.skipif(len(mh.native.supported_kernels()) < 2,
+                    reason='this CPU runs one kernel set only')
+def test_a_study_continues_on_another_kernel_set_to_the_same_bytes(
+        uninterrupted, tmp_path, monkeypatch):
+    # As a study started on one CPU and continued on another: the first
+    # chunk with the portable set, the rest with the fastest.
+    _, result = uninterrupted
+    out = str(tmp_path)
+    real = study._train_chunk
+    calls = []
+
+    def first_only(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study, '_train_chunk', first_only)
+    with mh.native.using_kernels('c'), pytest.raises(KeyboardInterrupt):
+        study.run_study(config(), out, log=quiet)
+    monkeypatch.setattr(study, '_train_chunk', real)
+    fastest = mh.native.supported_kernels()[-1]
+    with mh.native.using_kernels(fastest):
+        resumed = study.run_study(config(), out, log=quiet)
+    for name in ('loss', 'final_loss', 'heldout_mse'):
+        numpy.testing.assert_array_equal(getattr(resumed, name),
+                                         getattr(result, name))
+
+
+def test_a_folder_of_the_old_cpu_dependent_kernels_is_refused(tmp_path):
+    out = str(tmp_path)
+    with open(os.path.join(out, 'study.json'), 'w') as f:
+        json.dump({'config': config().identity(), 'engine': 'native-avx512'},
+                  f)
+    with pytest.raises(ValueError, match='run by the native-avx512 kernels '
+                       'of an earlier version, whose arithmetic depended on '
+                       'the CPU'):
+        study.run_study(config(engine='auto'), out, log=quiet)
 
 
 @pytest.mark.parametrize('kwargs,message', [
