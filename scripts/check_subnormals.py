@@ -1,0 +1,119 @@
+"""Does flushing subnormals change the study?  Runs it both ways and compares.
+
+The native engine flushes subnormal numbers to zero (FTZ/DAZ) so that
+Intel CPUs take no microcode assists.  This trains every run of a study
+(by default the default study: 64 seeds, random and the post's hybrid, 500
+epochs) twice with the native engine, flushing and under IEEE semantics,
+and compares per-epoch losses, final training loss, held-out error, the
+final weights and Adam's moments bit for bit.  It also reports how many of
+Adam's first moments were subnormal in the IEEE run.  Writes a JSON report.
+
+    python scripts/check_subnormals.py [--seeds 64] [--epoch 500]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy
+
+from minibatch_hybrid import native
+from minibatch_hybrid import results as results_io
+from minibatch_hybrid.data import SinDataset
+from minibatch_hybrid.data import make_heldout_dataset
+from minibatch_hybrid.data import make_sin_dataset
+from minibatch_hybrid.schedules import parse_schedule
+from minibatch_hybrid.training import train
+
+TINY = numpy.finfo(numpy.float32).tiny
+
+
+def subnormal(a):
+    return (a != 0) & (numpy.abs(a) < TINY)
+
+
+def run_chunk(seeds, texts, epochs, ieee):
+    """Trains the runs of one chunk; returns what they recorded."""
+    runs = [(seed, text) for text in texts for seed in seeds]
+    ensemble = native.NativeEnsemble.from_seeds([s for s, _ in runs])
+    schedules = [parse_schedule(text, seed) for seed, text in runs]
+    sets = [make_heldout_dataset(1000, seed) for seed, _ in runs]
+    heldout = SinDataset(numpy.stack([h.x for h in sets]),
+                         numpy.stack([h.y for h in sets]))
+    fractions = []
+
+    def callback(entry):
+        if entry.epoch % 100 == 0:
+            fractions.append(float(subnormal(ensemble.m).mean()))
+
+    start = time.perf_counter()
+    if ieee:
+        with native.ieee_subnormals():
+            result = train(ensemble, None, make_sin_dataset(), schedules,
+                           epochs, heldout=heldout, callback=callback,
+                           train_loss='last')
+    else:
+        result = train(ensemble, None, make_sin_dataset(), schedules, epochs,
+                       heldout=heldout, callback=callback, train_loss='last')
+    return {'loss': result.loss, 'final': result.train_loss[-1],
+            'heldout': result.heldout_mse, 'params': ensemble.params,
+            'm': ensemble.m, 'v': ensemble.v, 'fractions': fractions,
+            'seconds': time.perf_counter() - start}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, default=64)
+    parser.add_argument('--epoch', '-e', type=int, default=500)
+    parser.add_argument('--chunk', type=int, default=32)
+    parser.add_argument('--out', '-o', default=os.path.join(
+        'results', 'subnormals'))
+    args = parser.parse_args(argv)
+    native.check_available()
+    half = args.epoch // 2
+    texts = ['random', 'fixed:{}+random:{}'.format(half, args.epoch - half)]
+    seeds = list(range(args.seeds))
+    report = {'seeds': args.seeds, 'epochs': args.epoch, 'schedules': texts,
+              'kernels': native.kernels(), 'chunks': []}
+    for c in range(0, args.seeds, args.chunk):
+        chunk = seeds[c:c + args.chunk]
+        flush = run_chunk(chunk, texts, args.epoch, ieee=False)
+        ieee = run_chunk(chunk, texts, args.epoch, ieee=True)
+        differ = flush['m'] != ieee['m']
+        row = {
+            'seeds': [chunk[0], chunk[-1]],
+            'runs': len(chunk) * len(texts),
+            'epoch_losses_equal': bool(numpy.array_equal(flush['loss'],
+                                                         ieee['loss'])),
+            'final_loss_equal': bool(numpy.array_equal(flush['final'],
+                                                       ieee['final'])),
+            'heldout_equal': bool(numpy.array_equal(flush['heldout'],
+                                                    ieee['heldout'])),
+            'weights_equal': bool(numpy.array_equal(flush['params'],
+                                                    ieee['params'])),
+            'v_equal': bool(numpy.array_equal(flush['v'], ieee['v'])),
+            'm_values_differing': int(differ.sum()),
+            'm_largest_differing': float(max(
+                numpy.abs(flush['m'][differ]).max(initial=0),
+                numpy.abs(ieee['m'][differ]).max(initial=0))),
+            'ieee_m_subnormal_fraction_per_100_epochs': ieee['fractions'],
+            'flush_m_subnormal': int(subnormal(flush['m']).sum()),
+            'seconds_flush': flush['seconds'],
+            'seconds_ieee': ieee['seconds'],
+        }
+        report['chunks'].append(row)
+        print(json.dumps(row), flush=True)
+    same = all(r[k] for r in report['chunks'] for k in (
+        'epoch_losses_equal', 'final_loss_equal', 'heldout_equal',
+        'weights_equal', 'v_equal'))
+    report['all_results_equal'] = same
+    report['environment'] = results_io.environment()
+    results_io.write_json(os.path.join(args.out, 'report.json'), report)
+    print('every loss, held-out error and weight the same bits: {}; wrote {}'
+          .format(same, os.path.join(args.out, 'report.json')))
+    return 0 if same else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
