@@ -38,7 +38,10 @@ from minibatch_hybrid import reference
 from minibatch_hybrid.adam import FusedAdam
 from minibatch_hybrid.data import make_sin_dataset
 from minibatch_hybrid.ensemble import Ensemble
+from minibatch_hybrid.device import get_device
+from minibatch_hybrid.model import InitialState
 from minibatch_hybrid.model import MyChain
+from minibatch_hybrid.model import make_model
 from minibatch_hybrid.schedules import Replay
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.training import train
@@ -111,6 +114,17 @@ class LateState(object):
         self.schedules = [parse_schedule(text, seed) for seed, text in runs]
         self.dataset = make_sin_dataset(1000)
         self.batchsize = batchsize
+        self.epoch = warmup
+        self.n_units = n_units
+        if not warmup:  # fresh weights: no compiled kernels needed
+            models = [make_model(n_units, seed) for seed, _ in runs]
+            self.params = {name: numpy.stack([InitialState(m).arrays[name]
+                                              for m in models])
+                           for name in native._LINKS}
+            self.m = {k: numpy.zeros_like(a) for k, a in self.params.items()}
+            self.v = {k: numpy.zeros_like(a) for k, a in self.params.items()}
+            self.t = 0
+            return
         ensemble = native.NativeEnsemble.from_seeds(
             [seed for seed, _ in runs], n_units)
         size = len(self.dataset)
@@ -123,8 +137,6 @@ class LateState(object):
         self.m = ensemble.arrays('m')
         self.v = ensemble.arrays('v')
         self.t = ensemble.t
-        self.epoch = warmup
-        self.n_units = n_units
 
     def subnormal_fraction(self):
         """The share of Adam's first moments that are subnormal."""
@@ -160,7 +172,7 @@ class LateState(object):
             rule.t = self.t
 
 
-def _contenders(state, replicas, singles, window):
+def _contenders(state, replicas, singles, window, device='@numpy'):
     """Returns ``{name: (setup, run, model_steps)}`` for one window."""
     steps = window * -(-len(state.dataset) // state.batchsize)
     contenders = {}
@@ -207,8 +219,11 @@ def _contenders(state, replicas, singles, window):
     def schedules():
         return [Replay(state.orders(k, window)) for k in range(replicas)]
 
+    device = get_device(device)
+
     def numpy_setup():
         ensemble = Ensemble([state.model(k) for k in range(replicas)])
+        ensemble.to_device(device)
         optimizer = FusedAdam().setup(ensemble)
         state.load_adam(optimizer, ensemble, slice(0, replicas))
         return ensemble, optimizer, schedules()
@@ -217,11 +232,14 @@ def _contenders(state, replicas, singles, window):
         ensemble, optimizer, scheds = run
         train(ensemble, optimizer, state.dataset, scheds, window,
               state.batchsize, train_loss='never')
+        if device.xp is not numpy:  # wait for the GPU
+            device.device.synchronize()
 
-    contenders['numpy K={}'.format(replicas)] = (
+    engine = 'numpy' if device.xp is numpy else 'cupy'
+    contenders['{} K={}'.format(engine, replicas)] = (
         numpy_setup, ensemble_run, replicas * steps)
 
-    for kernels in native.supported_kernels():
+    for kernels in native.supported_kernels() if native.available() else []:
         def native_setup(kernels=kernels):
             ensemble = native.NativeEnsemble(
                 [state.model(k) for k in range(replicas)])
@@ -246,14 +264,15 @@ def _contenders(state, replicas, singles, window):
     return contenders
 
 
-def measure(state, replicas, singles, window, repeat, log=print):
+def measure(state, replicas, singles, window, repeat, device='@numpy',
+            log=print):
     """Times each contender ``repeat`` times, taking turns.
 
     Returns:
         dict: contender to ``{'median', 'min', 'max'}`` model-steps/s.
 
     """
-    contenders = _contenders(state, replicas, singles, window)
+    contenders = _contenders(state, replicas, singles, window, device)
     speeds = {name: [] for name in contenders}
     for round_ in range(repeat + 1):  # round 0 warms caches up, untimed
         for name, (setup, run, steps) in contenders.items():
@@ -270,7 +289,7 @@ def measure(state, replicas, singles, window, repeat, log=print):
 
 
 def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
-                  singles=2, log=print):
+                  singles=2, device='@numpy', log=print):
     """Runs the whole benchmark; returns a JSON-ready dict.
 
     Args:
@@ -282,10 +301,17 @@ def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
         repeat (int): Rounds.
         singles (int): Replicas the single-model loops train per round
             (one in random order, one hybrid).
+        device: Where the numpy engine's ensemble runs (``'@cupy:0'``: the
+            CuPy ensemble on a GPU); everything else runs on the CPU.
         log (callable): Takes one line of progress.
 
+    Without the compiled kernels there is no native contender, and no
+    late-training workload (the native engine prepares it).
     """
-    native.check_available()
+    if not native.available():
+        log('the native engine is not available here ({}): fresh weights '
+            'only, without it'.format(native._IMPORT_ERROR or 'no FMA'))
+        warmup = 0
     if not 0 <= warmup < EPOCHS or window < 1 or repeat < 1 or singles < 1:
         raise ValueError(
             'need 0 <= warmup < {}, window >= 1, repeat >= 1 and singles >= '
@@ -294,6 +320,7 @@ def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
     largest = max(max(replicas), singles)
     result = {'flops_per_step': flops_per_step(), 'workloads': {},
               'warmup': warmup, 'window': window, 'repeat': repeat,
+              'device': str(get_device(device)),
               'fma_peak_flops_per_s': {k: fma_peak(k) for k in
                                        native.supported_kernels()}}
     for label, epochs in (('late', warmup), ('fresh', 0)):
@@ -308,7 +335,7 @@ def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
         for k in replicas:
             log('measuring the {} workload at K = {} ...'.format(label, k))
             entry['speeds'].update(measure(
-                state, k, list(range(singles)), window, repeat, log))
+                state, k, list(range(singles)), window, repeat, device, log))
         result['workloads'][label] = entry
     return result
 
@@ -316,7 +343,7 @@ def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
 def table(result):
     """Returns the benchmark as lines of text, one table per workload."""
     lines = []
-    best_peak = max(result['fma_peak_flops_per_s'].values())
+    best_peak = max(result['fma_peak_flops_per_s'].values(), default=0)
     for label, entry in result['workloads'].items():
         speeds = entry['speeds']
         base = speeds["post's loop"]['median']
@@ -330,13 +357,15 @@ def table(result):
             'what', 'model-steps/s', 'min-max', 'x post', '% peak'))
         for name, s in speeds.items():
             rate = s['median'] * result['flops_per_step']
-            lines.append('{:<20} {:>14,.0f} {:>19} {:>8.1f} {:>7.1f}%'.format(
+            peak = '{:7.1f}%'.format(100 * rate / best_peak) \
+                if best_peak and not name.startswith('cupy') else '      -'
+            lines.append('{:<20} {:>14,.0f} {:>19} {:>8.1f} {}'.format(
                 name, s['median'], '{:,.0f}-{:,.0f}'.format(s['min'],
                                                            s['max']),
-                s['median'] / base, 100 * rate / best_peak))
+                s['median'] / base, peak))
         lines.append('')
-    lines.append('peak: {} (float32 FMA in registers, all cores); % peak '
-                 'counts {:,} FLOP per step'.format(
+    lines.append('CPU peak: {} (float32 FMA in registers, all cores); % '
+                 'peak counts {:,} FLOP per step'.format(
                      ', '.join('{} {:.0f} GFLOP/s'.format(k, v / 1e9)
                                for k, v in
                                result['fma_peak_flops_per_s'].items()),

@@ -106,6 +106,9 @@ def build_parser():
                    help='epochs timed per contender and round (default: 2)')
     p.add_argument('--repeat', type=int, default=5,
                    help='rounds (default: 5)')
+    p.add_argument('--device', '-d', default='@numpy',
+                   help='device of the numpy engine\'s ensemble, e.g. '
+                   '@cupy:0 (default: @numpy); the rest runs on the CPU')
     p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
                    help='output folder (default: results/bench)')
     p.set_defaults(func=_bench)
@@ -211,7 +214,7 @@ def _bench(args):
         raise ValueError('--replicas must be comma-separated positive '
                          'integers, got {!r}'.format(args.replicas))
     result = bench.run_benchmark(replicas, args.warmup, args.window,
-                                 args.repeat,
+                                 args.repeat, device=args.device,
                                  log=lambda line: print(line,
                                                         file=sys.stderr))
     for line in bench.table(result):

@@ -75,6 +75,20 @@ def test_benchmark_runs_and_tabulates():
     lines = bench.table(result)
     assert lines[0].startswith('late-training workload: epochs 3-3 (')
     assert lines[2].split()[-2:] == ['1.0', lines[2].split()[-1]]
-    assert lines[-1].startswith('peak: c ')
+    assert lines[-1].startswith("CPU peak: c ")
     with pytest.raises(ValueError, match='need 0 <= warmup < 500'):
         bench.run_benchmark(warmup=500)
+
+
+def test_without_the_kernels_the_benchmark_measures_fresh_weights(
+        monkeypatch):
+    monkeypatch.setattr(mh.native, '_native', None)
+    monkeypatch.setattr(mh.native, '_IMPORT_ERROR', ImportError('not built'))
+    lines = []
+    result = bench.run_benchmark(replicas=[2], warmup=5, window=1, repeat=1,
+                                 singles=1, log=lines.append)
+    assert list(result['workloads']) == ['fresh']
+    assert set(result['workloads']['fresh']['speeds']) == {
+        "post's loop", 'package loop', 'numpy K=2'}
+    assert 'not available here (not built)' in lines[0]
+    assert bench.table(result)[0].startswith('fresh-weights workload')
