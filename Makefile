@@ -17,13 +17,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c
+$(VENV)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c minibatch_hybrid/_native_body.h
 	$(PYTHON) -m venv $(VENV)
 	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy1.txt" \
 	    $(VENV)/bin/python -m pip install -e '.[dev]'
 	touch $@
 
-$(VENV2)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c
+$(VENV2)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c minibatch_hybrid/_native_body.h
 	$(PYTHON) -m venv $(VENV2)
 	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy2.txt" \
 	    $(VENV2)/bin/python -m pip install -e '.[dev]'

@@ -22,8 +22,10 @@
  * unless the code says so.  The GIL is released while a kernel runs, so
  * Python threads can run disjoint groups in parallel.
  */
+#ifndef MH_NO_PYTHON  /* scripts/check_arm.sh builds the kernels alone */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#endif
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -503,6 +505,7 @@ adam_avx2(update_hp h, float *p, const float *g, float *m, float *v, idx n)
 }
 #endif
 
+#ifndef MH_NO_PYTHON
 /* ------------------------------------------------------------------ */
 /* Python interface.                                                   */
 
@@ -924,3 +927,4 @@ PyInit__native(void)
             current_set = k;
     return PyModule_Create(&module);
 }
+#endif /* MH_NO_PYTHON */
