@@ -146,24 +146,6 @@ c_store(float *p, cvec a)
 #define vrelu(a) c_relu((a), (a))
 #define vpos c_pos
 #include "_native_body.h"
-#undef TARGET
-#undef vec
-#undef VL
-#undef RB
-#undef RO
-#undef SUFFIX
-#undef vzero
-#undef vset1
-#undef vload
-#undef vstore
-#undef vadd
-#undef vsub
-#undef vmul
-#undef vdiv
-#undef vsqrt
-#undef vfma
-#undef vrelu
-#undef vpos
 
 #ifdef MH_X86
 /* AVX2 and FMA: 8 lanes. */
@@ -188,24 +170,6 @@ c_store(float *p, cvec a)
 #define vpos(h, g) _mm256_and_ps( \
     _mm256_cmp_ps((h), _mm256_setzero_ps(), _CMP_GT_OQ), (g))
 #include "_native_body.h"
-#undef TARGET
-#undef vec
-#undef VL
-#undef RB
-#undef RO
-#undef SUFFIX
-#undef vzero
-#undef vset1
-#undef vload
-#undef vstore
-#undef vadd
-#undef vsub
-#undef vmul
-#undef vdiv
-#undef vsqrt
-#undef vfma
-#undef vrelu
-#undef vpos
 
 /* AVX-512F: 16 lanes, 32 registers. */
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
@@ -228,24 +192,6 @@ c_store(float *p, cvec a)
 #define vpos(h, g) _mm512_maskz_mov_ps( \
     _mm512_cmp_ps_mask((h), _mm512_setzero_ps(), _CMP_GT_OQ), (g))
 #include "_native_body.h"
-#undef TARGET
-#undef vec
-#undef VL
-#undef RB
-#undef RO
-#undef SUFFIX
-#undef vzero
-#undef vset1
-#undef vload
-#undef vstore
-#undef vadd
-#undef vsub
-#undef vmul
-#undef vdiv
-#undef vsqrt
-#undef vfma
-#undef vrelu
-#undef vpos
 #endif /* MH_X86 */
 
 /* ------------------------------------------------------------------ */

@@ -21,6 +21,8 @@
  *   vrelu(a)          a > 0 ? a : +0
  *   vpos(h, g)        h > 0 ? g : +0
  *
+ * The body undefines the vocabulary at its end, ready for the next set.
+ *
  * Memory: a group's parameters (and Adam's m and v) are GROUP lanes wide;
  * element e of lane l is at [e * GROUP + l].  A call works on VL lanes
  * starting at the pointer it is given.  Scratch arrays are VL lanes wide.
@@ -235,3 +237,22 @@ SUFFIX(fma_peak)(long rounds, float *out)
     *out = lanes[0];
 }
 #undef PEAK_CHAINS
+
+#undef TARGET
+#undef vec
+#undef VL
+#undef RB
+#undef RO
+#undef SUFFIX
+#undef vzero
+#undef vset1
+#undef vload
+#undef vstore
+#undef vadd
+#undef vsub
+#undef vmul
+#undef vdiv
+#undef vsqrt
+#undef vfma
+#undef vrelu
+#undef vpos

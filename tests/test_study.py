@@ -25,6 +25,22 @@ def quiet(line):
     pass
 
 
+def stop_after_first_chunk(monkeypatch):
+    """Makes run_study raise KeyboardInterrupt as the second chunk starts;
+    returns a function that undoes it."""
+    real = study._train_chunk
+    calls = []
+
+    def first_only(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study, '_train_chunk', first_only)
+    return lambda: monkeypatch.setattr(study, '_train_chunk', real)
+
+
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('study'))
@@ -60,20 +76,11 @@ def test_interrupted_study_continues_to_the_same_results(
         uninterrupted, tmp_path, monkeypatch):
     _, result = uninterrupted
     out = str(tmp_path)
-    real = study._train_chunk
-    calls = []
-
-    def interrupt_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(study, '_train_chunk', interrupt_second)
+    undo = stop_after_first_chunk(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         study.run_study(config(), out, log=quiet)
     assert os.listdir(os.path.join(out, 'chunks')) == ['chunk-00000.npz']
-    monkeypatch.setattr(study, '_train_chunk', real)
+    undo()
     lines = []
     resumed = study.run_study(config(), out, log=lines.append)
     assert lines == ['continuing: 1 of 2 chunks already saved in ' + out]
@@ -142,19 +149,10 @@ def test_a_study_continues_on_another_kernel_set_to_the_same_bytes(
     # chunk with the portable set, the rest with the fastest.
     _, result = uninterrupted
     out = str(tmp_path)
-    real = study._train_chunk
-    calls = []
-
-    def first_only(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(study, '_train_chunk', first_only)
+    undo = stop_after_first_chunk(monkeypatch)
     with mh.native.using_kernels('c'), pytest.raises(KeyboardInterrupt):
         study.run_study(config(), out, log=quiet)
-    monkeypatch.setattr(study, '_train_chunk', real)
+    undo()
     fastest = mh.native.supported_kernels()[-1]
     with mh.native.using_kernels(fastest):
         resumed = study.run_study(config(), out, log=quiet)
