@@ -85,7 +85,22 @@ def environment(device=None):
         info['device'] = str(device)
     info['minibatch_hybrid'] = __version__
     info['compat_shims'] = list(_compat.APPLIED)
+    from minibatch_hybrid import native  # the kernel set changes no result
+    info['cpu'] = _cpu_model()
+    info['native_kernels'] = native.kernels() if native.available() else None
     return info
+
+
+def _cpu_model():
+    """The CPU's model name (Linux), else the platform's processor."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith(('model name', 'Model')):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def save_figure(figure, path):
