@@ -84,6 +84,7 @@ def test_reproduce_is_deterministic_and_literal_mode(tmp_path):
     (['--units', '0'], 'n_units must be a positive integer'),
     (['-d', '@cupy:0'], "cannot use device '@cupy:0'.*CuPy could not be used"),
     (['-d', 'gpu'], "cannot use device 'gpu'"),
+    (['--engine', 'fast'], "argument --engine: invalid choice: 'fast'"),
 ])
 def test_reproduce_bad_options_exit_2_with_a_message(tmp_path, args,
                                                      message, capsys):
@@ -132,3 +133,20 @@ def test_console_entry_point_is_installed():
     (entry,) = [e for e in entry_points(group='console_scripts')
                 if e.name == 'minibatch-hybrid']
     assert entry.value == 'minibatch_hybrid.cli:main'
+
+
+@pytest.mark.skipif(not __import__('minibatch_hybrid').native.available(),
+                    reason='the native engine is not built here')
+def test_reproduce_with_the_native_engine(tmp_path):
+    out = tmp_path / 'out'
+    proc = run_cli('reproduce', '-e', '6', '--units', '8', '--engine',
+                   'native', '-o', str(out))
+    assert proc.returncode == 0, proc.stderr
+    with open(out / 'config.json') as f:
+        saved = json.load(f)
+    assert saved['config']['engine'] == 'native'
+    assert saved['environment']['native_kernels'] in ('c', 'avx2', 'avx512')
+    with open(out / 'losses.json') as f:
+        losses = json.load(f)
+    assert len(losses['normal']['loss']) == 6
+    assert all(numpy.isfinite(losses['hybrid']['train_loss']))

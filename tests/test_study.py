@@ -253,3 +253,20 @@ def test_interrupted_study_command_says_how_to_continue(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert 'the chunks finished so far are saved in {}; rerun the same ' \
         'command to continue'.format(out) in err
+
+
+@pytest.mark.skipif(not mh.native.available(),
+                    reason='the native engine is not built here')
+def test_reproduce_native_equals_the_studys_runs_of_its_seed(uninterrupted):
+    import io
+    from minibatch_hybrid.reproduce import ReproductionConfig
+    from minibatch_hybrid.reproduce import run_reproduction
+    outcome = run_reproduction(
+        ReproductionConfig(seed=1, epochs=6, n_units=16, n_data=200,
+                           n_heldout=50, engine='native'),
+        log=quiet, progress_stream=io.StringIO())
+    _, result = uninterrupted
+    for i, run in enumerate(('normal', 'hybrid')):
+        numpy.testing.assert_array_equal(outcome[run].loss, result.loss[i, 1])
+        assert outcome[run].heldout_mse == result.heldout_mse[i, 1]
+        assert outcome[run].train_loss[-1] == result.final_loss[i, 1]
