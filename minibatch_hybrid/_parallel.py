@@ -10,9 +10,17 @@ import os
 
 _pool = None
 
+#: The environment variable that caps the threads (a local Dask cluster
+#: gives each worker process its share of the cores).
+THREADS_VARIABLE = 'MINIBATCH_HYBRID_THREADS'
+
 
 def workers():
-    """Returns the number of cores this process may use."""
+    """Returns the number of threads to use: the cores this process may use,
+    or ``MINIBATCH_HYBRID_THREADS`` if that is set."""
+    value = os.environ.get(THREADS_VARIABLE, '').strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

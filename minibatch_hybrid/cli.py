@@ -1,11 +1,15 @@
 """The ``minibatch-hybrid`` command."""
 import argparse
+import contextlib
 import os
 import sys
 
 from minibatch_hybrid import native
 from minibatch_hybrid import reproduce
 from minibatch_hybrid.device import get_device
+
+#: The environment variable that names a Dask scheduler (--scheduler).
+SCHEDULER_VARIABLE = 'MINIBATCH_HYBRID_SCHEDULER'
 
 #: Epochs of ``reproduce --quick``: enough to see both phases.
 QUICK_EPOCHS = 40
@@ -136,17 +140,36 @@ def _add_study_options(p, seeds, chunk, out):
                    '(default: {}); changes speed, not results'.format(chunk))
     p.add_argument('--out', '-o', default=os.path.join('results', out),
                    help='output folder (default: results/{})'.format(out))
+    p.add_argument('--scheduler', default=None, metavar='ADDRESS',
+                   help='run the chunks as tasks on the Dask cluster whose '
+                   'scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786; '
+                   'default: ${} if set); the results are the same '
+                   'bytes'.format(SCHEDULER_VARIABLE))
+    p.add_argument('--workers', type=int, default=None, metavar='N',
+                   help='run the chunks on a local Dask cluster of N worker '
+                   'processes')
     p.add_argument('--quick', action='store_true',
                    help='a quick look: {} epochs, 4 seeds unless given'
                    .format(QUICK_EPOCHS))
 
 
-def _study_config(args, schedules):
-    from minibatch_hybrid.study import StudyConfig
-    return StudyConfig(
-        schedules, seeds=args.seeds, first_seed=args.first_seed,
-        epochs=args.epoch, batchsize=args.batchsize, n_units=args.units,
-        chunk=args.chunk, device=args.device, engine=args.engine)
+def _settings(args):
+    """The StudyConfig settings the study and sweep options give."""
+    return dict(seeds=args.seeds, first_seed=args.first_seed,
+                batchsize=args.batchsize, n_units=args.units,
+                chunk=args.chunk, device=args.device, engine=args.engine)
+
+
+def _cluster(args):
+    """The Dask cluster the options ask for, or None (then no Dask)."""
+    scheduler = args.scheduler or os.environ.get(SCHEDULER_VARIABLE) or None
+    if scheduler and args.workers is not None:
+        raise ValueError('give --scheduler (or ${}) or --workers, not '
+                         'both'.format(SCHEDULER_VARIABLE))
+    if scheduler is None and args.workers is None:
+        return None
+    from minibatch_hybrid.study.distributed import Cluster
+    return Cluster(scheduler=scheduler, workers=args.workers)
 
 
 def _apply_quick(args):
@@ -164,8 +187,13 @@ def _study(args):
     if text is None:
         half = args.epoch // 2
         text = 'random,fixed:{}+random:{}'.format(half, args.epoch - half)
-    config = _study_config(args, [t.strip() for t in text.split(',')])
-    result = study.run_study(config, args.out)
+    config = study.StudyConfig([t.strip() for t in text.split(',')],
+                               epochs=args.epoch, **_settings(args))
+    with contextlib.ExitStack() as stack:
+        cluster = _cluster(args)
+        if cluster is not None:
+            stack.enter_context(cluster)
+        result = study.run_study(config, args.out, cluster=cluster)
     summary = study.summarize(result)
     study.write_study_outputs(result, summary, args.out)
     for line in study.summary_table(summary):
@@ -182,25 +210,18 @@ def _sweep(args):
     except ValueError:
         raise ValueError('--fractions must be comma-separated numbers in '
                          '[0, 1], got {!r}'.format(args.fractions)) from None
-    sweep = study.sweep_schedules(args.epoch, fractions,
-                                  reverse=not args.no_reverse)
-    texts = list(dict.fromkeys(t for entries in sweep.values()
-                               for _, t in entries))
-    config = _study_config(args, texts)
-    result = study.run_study(config, args.out)
-    summary = study.summarize(result)
-    study.write_study_outputs(result, summary, args.out, paired_figure=False)
-    rows = study.write_sweep_outputs(result, sweep, args.out)
-    print('{} seeds, {} epochs, {} engine; final training loss:'.format(
-        args.seeds, args.epoch, result.engine))
-    print('{:<13} {:>9} {:<28} {:>10} {:>10} {:>10} {:>6}'.format(
-        'order', 'fixed', 'schedule', 'q25', 'median', 'q75', 'stuck'))
-    for row in rows:
-        print('{:<13} {:>9.2f} {:<28} {:>10.3e} {:>10.3e} {:>10.3e} {:>6}'
-              .format(*row))
-    print('wrote {}'.format(', '.join(os.path.join(args.out, name) for name in
-                                      ('sweep.csv', 'sweep.png',
-                                       'summary.json', 'curves.png'))))
+    sweep, config = study.sweep_config(fractions, not args.no_reverse,
+                                       args.epoch, **_settings(args))
+    with contextlib.ExitStack() as stack:
+        cluster = _cluster(args)
+        if cluster is not None:
+            stack.enter_context(cluster)
+        result, rows = study.run_sweep(sweep, config, args.out,
+                                       cluster=cluster)
+    for line in study.sweep_table(result, rows):
+        print(line)
+    print('wrote {}'.format(', '.join(os.path.join(args.out, name)
+                                      for name in study.SWEEP_FILES)))
 
 
 def _bench(args):

@@ -28,7 +28,7 @@ def quiet(line):
 def stop_after_first_chunk(monkeypatch):
     """Makes run_study raise KeyboardInterrupt as the second chunk starts;
     returns a function that undoes it."""
-    real = study._train_chunk
+    real = study.run.train_chunk
     calls = []
 
     def first_only(*args, **kwargs):
@@ -37,8 +37,8 @@ def stop_after_first_chunk(monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study, '_train_chunk', first_only)
-    return lambda: monkeypatch.setattr(study, '_train_chunk', real)
+    monkeypatch.setattr(study.run, 'train_chunk', first_only)
+    return lambda: monkeypatch.setattr(study.run, 'train_chunk', real)
 
 
 @pytest.fixture(scope='module')

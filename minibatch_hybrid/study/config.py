@@ -1,0 +1,173 @@
+"""The settings of a study, checked whole before anything runs."""
+import dataclasses
+import os
+
+import numpy
+
+from minibatch_hybrid import native
+from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_run
+from minibatch_hybrid._checks import check_seed
+from minibatch_hybrid.schedules import parse_schedule
+
+#: Seeds are those of numpy.random.RandomState: below 2**32.
+SEED_LIMIT = 2 ** 32
+
+
+def available_memory():
+    """Bytes of memory this machine has free for a new allocation."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """The settings of a study.
+
+    Args:
+        schedules (list of str): Text forms of the schedules to compare,
+            each covering ``epochs`` epochs (``'random'`` does; a phased
+            schedule's phases must add up to it).
+        seeds (int): Number of seeds: ``first_seed``, ``first_seed + 1``, ...
+        first_seed (int): The first seed.
+        epochs (int): Epochs of every run.
+        batchsize (int): Mini-batch size.
+        n_units (int): Hidden width.
+        n_data (int): Training points.
+        n_heldout (int): Held-out points (drawn with each run's seed).
+        chunk (int): Seeds per saved chunk; each chunk trains
+            ``chunk * len(schedules)`` replicas at once.  It changes speed
+            and memory, never the results.
+        device: Chainer device specifier.
+        engine (str): ``'auto'``, ``'native'`` or ``'numpy'``: the
+            ensemble's arithmetic (:func:`native.resolve_engine`).  Engines
+            agree to float32 rounding, so a study records the one it ran
+            with and is continued only with the same; the native engine
+            gives the same bits on every CPU that runs it.
+
+    """
+
+    schedules: list
+    seeds: int = 64
+    first_seed: int = 0
+    epochs: int = 500
+    batchsize: int = 10
+    n_units: int = 100
+    n_data: int = 1000
+    n_heldout: int = 1000
+    chunk: int = 32
+    device: object = '@numpy'
+    engine: str = 'auto'
+
+    def __post_init__(self):
+        native.check_engine(self.engine)
+        check_positive_int(self.seeds, 'the number of seeds')
+        check_positive_int(self.chunk, 'chunk')
+        check_seed(self.first_seed, 'the first seed')
+        if self.first_seed + self.seeds > SEED_LIMIT:
+            raise ValueError(
+                'seeds must be below 2**32 (NumPy\'s RandomState draws the '
+                'initial weights), but {} seeds from {} reach {}; lower '
+                '--first-seed or --seeds'.format(
+                    self.seeds, self.first_seed,
+                    self.first_seed + self.seeds - 1))
+        check_run(self.epochs, self.batchsize, self.n_units, self.n_data,
+                  self.n_heldout)
+        if not isinstance(self.schedules, (list, tuple)) or \
+                not self.schedules:
+            raise ValueError('a study needs at least one schedule')
+        texts = []
+        for text in self.schedules:
+            schedule = parse_schedule(text, 0)
+            schedule.check_epochs(self.epochs)
+            texts.append(str(schedule))
+        if len(set(texts)) != len(texts):
+            raise ValueError('schedules are listed twice: {}'.format(texts))
+        self.schedules = texts
+
+    def seed_list(self):
+        return list(range(self.first_seed, self.first_seed + self.seeds))
+
+    def chunks(self):
+        """Returns the seeds of each chunk."""
+        seeds = self.seed_list()
+        return [seeds[i:i + self.chunk]
+                for i in range(0, len(seeds), self.chunk)]
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def identity(self):
+        """The settings that determine the results, but for the engine.
+
+        (The device and the chunk size change speed only; the engine that
+        ran is recorded apart, as resolved.)
+        """
+        settings = self.to_dict()
+        del settings['device'], settings['engine']
+        return settings
+
+    def memory_needed(self):
+        """Bytes a run needs at its peak, roughly: results and one chunk.
+
+        The results keep every run's per-epoch loss in float64 (twice, while
+        they are put together); a chunk's ensemble keeps, per replica, the
+        weights, Adam's two moments and the activations of a batch.
+        """
+        runs = len(self.schedules) * self.seeds
+        results = 2 * runs * (self.epochs + 2) * 8
+        n, replicas = self.n_units, len(self.schedules) * min(self.chunk,
+                                                              self.seeds)
+        per_replica = 4 * (3 * (n * n + 4 * n + 1) + 3 * self.batchsize * n +
+                           2 * (self.n_data + self.n_heldout))
+        return results + replicas * per_replica
+
+    def check_memory(self, available=None):
+        """Raises ValueError if the study cannot fit in memory here."""
+        available = available_memory() if available is None else available
+        needed = self.memory_needed()
+        if available is not None and needed > available:
+            raise ValueError(
+                'this study needs about {:.3g} GB of memory ({} runs of {} '
+                'epochs, chunks of {} seeds), and this machine has {:.3g} GB '
+                'free; use fewer --seeds, --epoch or a smaller --chunk'.format(
+                    needed / 1e9, len(self.schedules) * self.seeds,
+                    self.epochs, self.chunk, available / 1e9))
+
+
+class StudyResult(object):
+    """The results of a study, one row per (schedule, seed).
+
+    Attributes:
+        config (StudyConfig): Its settings.
+        loss (numpy.ndarray): ``(schedules, seeds, epochs)``: the post's
+            per-epoch loss of each run.
+        final_loss (numpy.ndarray): ``(schedules, seeds)``: the full-data
+            training loss after the last epoch.
+        heldout_mse (numpy.ndarray): ``(schedules, seeds)``.
+        engine (str): The engine that ran: ``'native'``, ``'numpy'`` or
+            ``'cupy'``.
+
+    """
+
+    def __init__(self, config, loss, final_loss, heldout_mse, engine):
+        self.config = config
+        self.engine = engine
+        self.loss = loss
+        self.final_loss = final_loss
+        self.heldout_mse = heldout_mse
+
+    def stuck(self):
+        """``(schedules, seeds)`` booleans: runs that ended on a plateau."""
+        from minibatch_hybrid import stats
+        return numpy.array([[stats.plateau(c) for c in runs]
+                            for runs in self.loss])

@@ -1,0 +1,149 @@
+"""Running a study: chunks of seeds, trained here or on a Dask cluster.
+
+A study trains every schedule from every seed's initial weights (the same
+weights for all schedules of a seed) as one ensemble per chunk of seeds,
+and saves each chunk as soon as it is done: rerunning an interrupted study
+continues where it stopped and ends with the same numbers as an
+uninterrupted run, because a replica's results do not depend on which
+other replicas share its ensemble, nor (with the native engine) on the CPU
+that ran it.  :func:`train_chunk` is the unit of work, a pure function of
+its arguments; :mod:`~minibatch_hybrid.study.distributed` runs it as Dask
+tasks.
+"""
+import numpy
+
+from minibatch_hybrid import native
+from minibatch_hybrid._version import __version__
+from minibatch_hybrid.data import SinDataset
+from minibatch_hybrid.data import make_heldout_dataset
+from minibatch_hybrid.data import make_sin_dataset
+from minibatch_hybrid.device import get_device
+from minibatch_hybrid.ensemble import Ensemble
+from minibatch_hybrid.model import make_optimizer
+from minibatch_hybrid.progress import Progress
+from minibatch_hybrid.schedules import parse_schedule
+from minibatch_hybrid.study.config import StudyResult
+from minibatch_hybrid.study.folder import StudyFolder
+from minibatch_hybrid.training import train
+
+
+def _heldout(config, seeds):
+    # Each run is measured on its own seed's held-out points, as in
+    # ``reproduce``: a (K, N, 1) data set, one slice per replica.
+    sets = [make_heldout_dataset(config.n_heldout, seed) for seed in seeds]
+    sets = sets * len(config.schedules)
+    return SinDataset(numpy.stack([h.x for h in sets]),
+                      numpy.stack([h.y for h in sets]))
+
+
+def train_chunk(config, engine, seeds, version=__version__, callback=None):
+    """Trains one chunk of a study; returns its results.
+
+    Args:
+        config (StudyConfig): The study's settings.
+        engine (str): The resolved engine (``'native'``, ``'numpy'``, ...).
+        seeds (list of int): The chunk's seeds.
+        version (str): The package version the caller runs; a process
+            that runs another refuses (its numbers could differ).
+        callback (callable): Called with each epoch's
+            :data:`~minibatch_hybrid.training.EpochLog`.
+
+    Returns:
+        dict: ``seeds``, ``loss`` ``(schedules, seeds, epochs)``,
+        ``final_loss`` and ``heldout_mse`` ``(schedules, seeds)``.
+
+    """
+    if version != __version__:
+        raise RuntimeError(
+            'this process runs minibatch_hybrid {}, the study {}: their '
+            'numbers may differ, so it does not train for it; install the '
+            'same version everywhere'.format(__version__, version))
+    device = get_device(config.device)
+    replica_seeds = [seed for _ in config.schedules for seed in seeds]
+    if native.is_native(engine):
+        ensemble = native.NativeEnsemble.from_seeds(replica_seeds,
+                                                    config.n_units)
+        optimizer = None
+    else:
+        ensemble = Ensemble.from_seeds(replica_seeds, config.n_units)
+        ensemble.to_device(device)
+        optimizer = make_optimizer(ensemble)
+    schedules = [parse_schedule(text, seed)
+                 for text in config.schedules for seed in seeds]
+    dataset = make_sin_dataset(config.n_data).to_device(device)
+    result = train(ensemble, optimizer, dataset, schedules, config.epochs,
+                   config.batchsize, heldout=_heldout(config, seeds),
+                   callback=callback, train_loss='last')
+    shape = (len(config.schedules), len(seeds))
+    return {
+        'seeds': numpy.array(seeds),
+        'loss': result.loss.T.reshape(shape + (config.epochs,)),
+        'final_loss': result.train_loss[-1].reshape(shape),
+        'heldout_mse': result.heldout_mse.reshape(shape),
+    }
+
+
+def _run_here(config, engine, folder, todo, progress):
+    """Trains the chunks ``todo`` in this process, saving each."""
+    for n, index in enumerate(todo):
+        done_before = n * config.epochs
+
+        def callback(entry, done_before=done_before):
+            progress.update(done_before + entry.epoch,
+                            'median loss {:.3e}'.format(
+                                float(numpy.median(entry.loss))))
+
+        folder.save(index, train_chunk(config, engine,
+                                       config.chunks()[index],
+                                       callback=callback))
+
+
+def run_study(config, out, log=print, progress_stream=None, cluster=None):
+    """Runs (or continues) a study, saving each chunk when it is done.
+
+    Args:
+        config (StudyConfig): The settings.
+        out (str): Output folder; chunks go to ``out/chunks``.  A folder
+            with chunks of the same study is continued; one that holds
+            anything else is refused, as is a folder another run holds.
+        log (callable): Takes one line of text.
+        progress_stream: Where the progress bar goes (standard error).
+        cluster (~minibatch_hybrid.study.distributed.Cluster): If given,
+            the chunks run as tasks on its Dask cluster; the results are
+            the same bytes.
+
+    Returns:
+        StudyResult
+
+    """
+    config.check_memory()
+    device = get_device(config.device)
+    engine = native.resolve_engine(config.engine, device)
+    if cluster is not None:
+        cluster.check_workers(engine)
+    with StudyFolder(out, config, engine) as folder:
+        chunks = config.chunks()
+        saved = folder.saved()
+        if saved:
+            log('continuing: {} of {} chunks already saved in {}'.format(
+                len(saved), len(chunks), out))
+        todo = [i for i in range(len(chunks)) if i not in saved]
+        if cluster is None:
+            progress = Progress(len(todo) * config.epochs, progress_stream)
+            try:
+                _run_here(config, engine, folder, todo, progress)
+            finally:
+                progress.close()
+        else:
+            progress = Progress(len(todo), progress_stream)
+            try:
+                cluster.run(config, engine, folder, todo, progress)
+            finally:
+                progress.close()
+        parts = [folder.load(i) for i in range(len(chunks))]
+    return StudyResult(
+        config,
+        numpy.concatenate([p['loss'] for p in parts], axis=1),
+        numpy.concatenate([p['final_loss'] for p in parts], axis=1),
+        numpy.concatenate([p['heldout_mse'] for p in parts], axis=1),
+        engine)

@@ -1,0 +1,114 @@
+"""A study's summary: per schedule, pair by pair, as tables and files."""
+import itertools
+import os
+
+import numpy
+
+from minibatch_hybrid import plots
+from minibatch_hybrid import results as results_io
+from minibatch_hybrid import stats
+from minibatch_hybrid.device import get_device
+from minibatch_hybrid.study.folder import save_npz
+
+#: Seed of the bootstrap resamples of :func:`summarize`.
+BOOTSTRAP_SEED = 20161127
+
+
+def summarize(result):
+    """Returns the study's summary: per schedule and per pair of schedules.
+
+    Per schedule: quartiles of the final training loss and of the held-out
+    MSE, and how many runs ended on a plateau (:func:`stats.plateau`).  Per
+    pair ``(a, b)`` of schedules, in the order given: the fraction of seeds
+    where ``b`` ended lower, the median of ``a / b`` over seeds, and its
+    bootstrap 95% interval (resamples drawn with :data:`BOOTSTRAP_SEED`).
+    """
+    config = result.config
+    stuck = result.stuck()
+    rng = numpy.random.default_rng(BOOTSTRAP_SEED)
+    summary = {
+        'seeds': config.seeds, 'first_seed': config.first_seed,
+        'epochs': config.epochs, 'engine': result.engine,
+        'plateau': {
+            'criterion': 'loss within a factor {} over the last {:.0%} of '
+                         'epochs, above {}'.format(
+                             stats.PLATEAU_FLATNESS, stats.PLATEAU_FRACTION,
+                             stats.PLATEAU_LOSS)},
+        'schedules': {}, 'pairs': []}
+    for i, text in enumerate(config.schedules):
+        summary['schedules'][text] = {
+            'final_loss': dict(zip(('q25', 'median', 'q75'),
+                                   stats.quartiles(result.final_loss[i]))),
+            'heldout_mse': dict(zip(('q25', 'median', 'q75'),
+                                    stats.quartiles(result.heldout_mse[i]))),
+            'stuck': int(stuck[i].sum()),
+        }
+    for i, j in itertools.combinations(range(len(config.schedules)), 2):
+        pair = {'a': config.schedules[i], 'b': config.schedules[j]}
+        pair.update(stats.paired(result.final_loss[i], result.final_loss[j],
+                                 rng))
+        summary['pairs'].append(pair)
+    return summary
+
+
+def summary_table(summary):
+    """Returns the summary as lines of text."""
+    lines = ['{} seeds, {} epochs, {} engine; final training loss (full '
+             'data):'.format(summary['seeds'], summary['epochs'],
+                             summary['engine'])]
+    lines.append('{:<28} {:>10} {:>10} {:>10} {:>8}'.format(
+        'schedule', 'q25', 'median', 'q75', 'stuck'))
+    for text, row in summary['schedules'].items():
+        q = row['final_loss']
+        lines.append('{:<28} {:>10.3e} {:>10.3e} {:>10.3e} {:>8}'.format(
+            text, q['q25'], q['median'], q['q75'], row['stuck']))
+    if summary['pairs']:
+        lines.append('{:<28} {:<28} {:>7} {:>9} {:>19}'.format(
+            'a', 'b', 'b wins', 'a/b med', '95% CI'))
+    for pair in summary['pairs']:
+        lines.append('{:<28} {:<28} {:>6.0%} {:>9.3g} [{:>7.3g}, {:>7.3g}]'
+                     .format(pair['a'], pair['b'], pair['b_wins'],
+                             pair['median_ratio'], *pair['ratio_ci']))
+    lines.append('stuck: ' + summary['plateau']['criterion'])
+    return lines
+
+
+#: Files that :func:`write_study_outputs` writes.
+STUDY_FILES = ('curves.npz', 'final.csv', 'summary.json', 'curves.png',
+               'paired.png')
+
+
+def write_study_outputs(result, summary, out, paired_figure=True):
+    """Writes curves, per-run finals, the summary and the figures."""
+    config = result.config
+    stuck = result.stuck()
+    seeds = config.seed_list()
+
+    # No time stamps: the same results give the same bytes.
+    save_npz(os.path.join(out, 'curves.npz'),
+             {'loss': result.loss.astype(numpy.float32),
+              'schedules': numpy.array(config.schedules),
+              'seeds': numpy.array(seeds)}, compress=True)
+    rows = [[seed, text, float(result.loss[i, k, -1]),
+             float(result.final_loss[i, k]), float(result.heldout_mse[i, k]),
+             int(stuck[i, k])]
+            for i, text in enumerate(config.schedules)
+            for k, seed in enumerate(seeds)]
+    results_io.write_csv(os.path.join(out, 'final.csv'),
+                         ['seed', 'schedule', 'last_epoch_loss',
+                          'final_train_loss', 'heldout_mse', 'stuck'], rows)
+    results_io.write_json(os.path.join(out, 'summary.json'), {
+        'summary': summary, 'config': config.to_dict(),
+        'environment': results_io.environment(get_device(config.device))})
+    results_io.save_figure(
+        plots.band_figure({text: result.loss[i]
+                           for i, text in enumerate(config.schedules)}),
+        os.path.join(out, 'curves.png'))
+    if paired_figure and len(config.schedules) > 1:
+        labels = config.schedules
+        results_io.save_figure(plots.paired_figure(
+            (labels[0], result.final_loss[0]),
+            [(labels[i], result.final_loss[i])
+             for i in range(1, len(labels))],
+            {label: stuck[i] for i, label in enumerate(labels)}),
+            os.path.join(out, 'paired.png'))

@@ -1,0 +1,127 @@
+"""The switch-point sweep: a study over a generated list of schedules.
+
+At a fixed total of epochs, a fraction f of them in fixed order, first (the
+post's hybrid at f = 0.5) or last (the reverse hybrid); every fraction from
+the same initial weights per seed.  :func:`run_sweep` is the whole thing:
+the schedules, the study, its files and the table.
+"""
+import os
+
+from minibatch_hybrid import plots
+from minibatch_hybrid import results as results_io
+from minibatch_hybrid import stats
+from minibatch_hybrid.study.config import StudyConfig
+from minibatch_hybrid.study.run import run_study
+from minibatch_hybrid.study.summary import summarize
+from minibatch_hybrid.study.summary import write_study_outputs
+
+#: Files that :func:`run_sweep` writes, besides the study's chunks.
+SWEEP_FILES = ('sweep.csv', 'sweep.png', 'summary.json', 'curves.png',
+               'curves.npz', 'final.csv')
+
+
+def sweep_schedules(epochs, fractions, reverse=True):
+    """Returns the schedules of a switch-point sweep at ``epochs`` epochs.
+
+    Args:
+        epochs (int): Epochs of every run.
+        fractions (list of float): Fractions of the epochs in fixed order,
+            each in [0, 1]; rounded to whole epochs.
+        reverse (bool): Also run each fraction with random order first.
+
+    Returns:
+        dict: ``'fixed first'`` (and ``'random first'``) to a list of
+        ``(fraction, schedule text)``; fraction 0 is ``random`` and 1 is
+        ``fixed`` in both.
+
+    """
+    if not fractions:
+        raise ValueError('a sweep needs at least one fraction')
+    out = {'fixed first': []}
+    if reverse:
+        out['random first'] = []
+    for f in fractions:
+        if not 0 <= f <= 1:
+            raise ValueError('fractions must lie in [0, 1], got {}'.format(f))
+        k = int(round(f * epochs))
+        for direction in out:
+            if k == 0:
+                text = 'random'
+            elif k == epochs:
+                text = 'fixed'
+            elif direction == 'fixed first':
+                text = 'fixed:{}+random:{}'.format(k, epochs - k)
+            else:
+                text = 'random:{}+fixed:{}'.format(epochs - k, k)
+            out[direction].append((k / epochs, text))
+    return out
+
+
+def write_sweep_outputs(result, sweep, out):
+    """Writes the sweep's table and figure: final loss against fraction."""
+    index = {text: i for i, text in enumerate(result.config.schedules)}
+    rows, quartiles, fractions, stuck_rate = [], {}, {}, {}
+    stuck = result.stuck()
+    for direction, entries in sweep.items():
+        qs = [stats.quartiles(result.final_loss[index[text]])
+              for _, text in entries]
+        fractions[direction] = [f for f, _ in entries]
+        quartiles[direction] = list(zip(*qs))
+        stuck_rate[direction] = [stuck[index[text]].mean()
+                                 for _, text in entries]
+        for (f, text), q in zip(entries, qs):
+            rows.append([direction, f, text, q[0], q[1], q[2],
+                         int(stuck[index[text]].sum())])
+    results_io.write_csv(os.path.join(out, 'sweep.csv'),
+                         ['order', 'fixed_fraction', 'schedule', 'q25',
+                          'median', 'q75', 'stuck'], rows)
+    results_io.save_figure(plots.sweep_figure(fractions, quartiles,
+                                              stuck_rate),
+                           os.path.join(out, 'sweep.png'))
+    return rows
+
+
+def sweep_config(fractions, reverse=True, epochs=500, **settings):
+    """Returns ``(sweep, config)``: the sweep's schedules and its study.
+
+    ``settings`` are :class:`StudyConfig`'s (seeds, chunk, engine, ...).
+    """
+    sweep = sweep_schedules(epochs, fractions, reverse)
+    texts = list(dict.fromkeys(t for entries in sweep.values()
+                               for _, t in entries))
+    return sweep, StudyConfig(texts, epochs=epochs, **settings)
+
+
+def run_sweep(sweep, config, out, log=print, progress_stream=None,
+              cluster=None):
+    """Runs (or continues) a sweep and writes its files.
+
+    Args:
+        sweep (dict): From :func:`sweep_config` (or :func:`sweep_schedules`).
+        config (StudyConfig): Its study.
+        out (str): Output folder.
+        log, progress_stream, cluster: As :func:`run_study`.
+
+    Returns:
+        tuple: ``(result, rows)``: the StudyResult and the table's rows
+        (see :func:`sweep_table`).
+
+    """
+    result = run_study(config, out, log=log, progress_stream=progress_stream,
+                       cluster=cluster)
+    write_study_outputs(result, summarize(result), out, paired_figure=False)
+    rows = write_sweep_outputs(result, sweep, out)
+    return result, rows
+
+
+def sweep_table(result, rows):
+    """Returns the sweep's table as lines of text."""
+    config = result.config
+    lines = ['{} seeds, {} epochs, {} engine; final training loss:'.format(
+        config.seeds, config.epochs, result.engine)]
+    lines.append('{:<13} {:>9} {:<28} {:>10} {:>10} {:>10} {:>6}'.format(
+        'order', 'fixed', 'schedule', 'q25', 'median', 'q75', 'stuck'))
+    for row in rows:
+        lines.append('{:<13} {:>9.2f} {:<28} {:>10.3e} {:>10.3e} {:>10.3e} '
+                     '{:>6}'.format(*row))
+    return lines
