@@ -72,8 +72,10 @@ setup(
         'matplotlib>=3.10,<3.12',
     ],
     extras_require={
-        'test': ['pytest>=8', 'nbmake>=1.5'],
-        'dev': ['pytest>=8', 'nbmake>=1.5'],
+        # Studies on a Dask cluster (study/sweep --scheduler, --workers).
+        'distributed': ['dask[distributed]>=2024.1'],
+        'test': ['pytest>=8', 'nbmake>=1.5', 'dask[distributed]>=2024.1'],
+        'dev': ['pytest>=8', 'nbmake>=1.5', 'dask[distributed]>=2024.1'],
         # CUDA 12: CuPy 13 (NumPy 1.22 to 2.5).
         'cuda12': ['cupy-cuda12x>=13,<14'],
         # CUDA 13: CuPy 14, which needs NumPy 2.

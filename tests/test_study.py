@@ -233,6 +233,10 @@ def test_study_and_sweep_commands(tmp_path):
     (['study', '-e', '10', '-s', 'random,fixed:4'], 'defines 4 epochs'),
     (['sweep', '--fractions', '0,a'], '--fractions must be comma-separated'),
     (['bench', '-k', '0'], '--replicas must be comma-separated positive'),
+    (['study', '--workers', '2', '--scheduler', 'tcp://h:1'],
+     'give --scheduler (or $MINIBATCH_HYBRID_SCHEDULER) or --workers, not '
+     'both'),
+    (['sweep', '--workers', '0'], '--workers must be a positive integer'),
 ])
 def test_bad_options(tmp_path, args, message):
     proc = run_cli(*(args + ['-o', str(tmp_path / 'x')]))

@@ -146,7 +146,8 @@ class Cluster(object):
                 pure=False)
             futures[future] = index
         try:
-            for n, future in enumerate(distributed.as_completed(futures), 1):
+            done = distributed.as_completed(futures, loop=self.client.loop)
+            for n, future in enumerate(done, 1):
                 index = futures[future]
                 folder.save(index, future.result())
                 progress.update(n, 'chunk {} saved'.format(index))

@@ -80,12 +80,20 @@ def load_chunk(out, index, record):
     """
     path = chunk_path(out, index)
     try:
-        with numpy.load(path, allow_pickle=False) as data:
+        # Opened here: numpy.load leaves a file open if it is not a zip.
+        with open(path, 'rb') as f:
+            with zipfile.ZipFile(f) as zf:
+                bad = zf.testzip()  # numpy.load does not check CRCs
+            if bad is not None:
+                raise _damaged(path, 'bad CRC in {}'.format(bad))
+            f.seek(0)
+            data = numpy.load(f, allow_pickle=False)
             missing = [k for k in ('meta',) + CHUNK_ARRAYS
                        if k not in data.files]
             if missing:
                 raise _damaged(path, 'no {}'.format(', '.join(missing)))
             arrays = {k: data[k] for k in data.files}
+            data.close()
         saved = json.loads(str(arrays.pop('meta')))
     except StudyFolderError:
         raise
