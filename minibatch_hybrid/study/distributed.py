@@ -48,6 +48,9 @@ def worker_info():
 class Cluster(object):
     """A Dask cluster to run a study's chunks on; a context manager.
 
+    A local cluster starts worker processes: in a script, create it under
+    ``if __name__ == '__main__':``, as for any multiprocessing code.
+
     Args:
         scheduler (str): Address of a running scheduler, e.g.
             ``'tcp://10.0.0.5:8786'`` (``dask scheduler`` prints it).
