@@ -228,7 +228,9 @@ static const kernel_set kernel_sets[SET_COUNT] = {
 static int current_set = SET_C;
 static int flush_subnormals = 1;
 
-/* Whether this CPU (and build) runs kernel set k. */
+/* Whether this CPU (and build) runs kernel set k.  The kernels need a
+ * fused multiply-add in hardware and a flush-to-zero mode that behaves as
+ * x86's does: x86-64 with FMA3, and 64-bit ARM.  Elsewhere none runs. */
 static int
 supports(int k)
 {
@@ -242,44 +244,50 @@ supports(int k)
         return fma && __builtin_cpu_supports("avx2") &&
                __builtin_cpu_supports("avx512f");
     return 0;
-#else
-    return k == SET_C;
-#endif
-}
-
-/* Subnormals flushed to zero for the calling thread; returns the state to
- * restore. */
-static uintptr_t
-enter_flush(void)
-{
-    if (!flush_subnormals)
-        return 0;
-#ifdef MH_X86
-    unsigned int csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8040);  /* FTZ (bit 15) | DAZ (bit 6) */
-    return csr;
 #elif defined(__aarch64__)
-    uint64_t fpcr;
-    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
-    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr | (1u << 24)));  /* FZ */
-    return (uintptr_t)fpcr;
+    return k == SET_C;
 #else
+    (void)k;
     return 0;
 #endif
 }
 
-static void
-leave_flush(uintptr_t saved)
+/* The floating-point mode of a kernel call: whether it flushes, and the
+ * caller's mode to restore.  The flag is read once per call, so that a
+ * concurrent set_flush_subnormals cannot unbalance the save and restore. */
+typedef struct {
+    int active;
+    uint64_t saved;
+} fp_mode;
+
+static fp_mode
+enter_flush(void)
 {
-    if (!flush_subnormals)
+    fp_mode mode = {flush_subnormals, 0};
+    if (!mode.active)
+        return mode;
+#ifdef MH_X86
+    mode.saved = _mm_getcsr();
+    _mm_setcsr((unsigned int)mode.saved | 0x8040);  /* FTZ 15 | DAZ 6 */
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr) : : "memory");
+    mode.saved = fpcr;
+    fpcr |= (uint64_t)1 << 24;  /* FZ */
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr) : "memory");
+#endif
+    return mode;
+}
+
+static void
+leave_flush(fp_mode mode)
+{
+    if (!mode.active)
         return;
 #ifdef MH_X86
-    _mm_setcsr((unsigned int)saved);
+    _mm_setcsr((unsigned int)mode.saved);
 #elif defined(__aarch64__)
-    uint64_t fpcr = (uint64_t)saved;
-    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
-#else
-    (void)saved;
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(mode.saved) : "memory");
 #endif
 }
 
@@ -327,7 +335,7 @@ train_groups(const kernel_set *ks, const epoch_args *a, idx g0, idx g1)
                                    &loss);
     if (scratch == NULL)
         return -1;
-    uintptr_t saved = enter_flush();
+    fp_mode mode = enter_flush();
     for (idx g = g0; g < g1; g++)
         for (int l0 = 0; l0 < GROUP; l0 += L) {
             const idx lane = g * GROUP + l0;
@@ -335,8 +343,9 @@ train_groups(const kernel_set *ks, const epoch_args *a, idx g0, idx g1)
             float *M = a->m + g * size + l0, *V = a->v + g * size + l0;
             for (int l = 0; l < L; l++)
                 a->sum_loss[lane + l] = 0.0;
-            for (int pos = 0, s = 0; pos < N; pos += B, s++) {
-                const int Bs = N - pos < B ? N - pos : B;
+            idx s = 0;
+            for (idx pos = 0; pos < N; pos += B, s++) {
+                const int Bs = N - pos < B ? (int)(N - pos) : B;
                 for (int l = 0; l < L; l++) {
                     const int32_t *o = a->order + (lane + l) * N + pos;
                     for (int b = 0; b < Bs; b++) {
@@ -351,7 +360,7 @@ train_groups(const kernel_set *ks, const epoch_args *a, idx g0, idx g1)
                     a->sum_loss[lane + l] += (double)loss[l] * (double)Bs;
             }
         }
-    leave_flush(saved);
+    leave_flush(mode);
     free(scratch);
     return 0;
 }
@@ -372,7 +381,7 @@ evaluate_groups(const kernel_set *ks, int n, int N, const float *params,
                                    &d, &gy, &sum);
     if (scratch == NULL)
         return -1;
-    uintptr_t saved = enter_flush();
+    fp_mode mode = enter_flush();
     for (idx g = g0; g < g1; g++)
         for (int l0 = 0; l0 < GROUP; l0 += L) {
             const idx lane = g * GROUP + l0;
@@ -391,7 +400,7 @@ evaluate_groups(const kernel_set *ks, int n, int N, const float *params,
             for (int l = 0; l < L; l++)
                 out[lane + l] = sum[l] / (float)N;
         }
-    leave_flush(saved);
+    leave_flush(mode);
     free(scratch);
     return 0;
 }
@@ -520,8 +529,7 @@ check_length(const Py_buffer *views, const char **names, int i,
     return 0;
 }
 
-/* Runs fn(context, g0, g1) on groups [g0, g1) without the GIL; raises
- * MemoryError if it returns -1. */
+/* Checks a group range [g0, g1) against the groups there are. */
 static int
 checked_range(Py_ssize_t groups, Py_ssize_t g0, Py_ssize_t g1)
 {
@@ -532,6 +540,22 @@ checked_range(Py_ssize_t groups, Py_ssize_t g0, Py_ssize_t g1)
     }
     return 0;
 }
+
+/* Raises RuntimeError unless the CPU runs the selected kernel set. */
+static int
+check_cpu(void)
+{
+    if (supports(current_set))
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "this CPU runs none of the native "
+                    "engine's kernel sets (they need a fused multiply-add); "
+                    "use the numpy engine");
+    return -1;
+}
+
+/* Largest n: the group's parameters (n * n + 4 n + 1 elements of GROUP
+ * lanes) must be indexable by an int product. */
+#define MAX_UNITS 8192
 
 static const char *epoch_names[] = {
     "params", "m", "v", "x", "y", "order", "alpha_t", "sum_loss"};
@@ -577,17 +601,21 @@ train_epoch(PyObject *self, PyObject *args)
                                   PyTuple_GET_ITEM(args, 15));
     if (bufs == NULL)
         return NULL;
+    if (check_cpu() < 0)
+        return NULL;
     ok = get_buffers(bufs, 0, "FFFffifD", v, epoch_names) == 0;
     Py_DECREF(bufs);
     if (!ok)
         return NULL;
     const Py_ssize_t N = length(&v[3]);
-    const Py_ssize_t size = n > 0 && n < 46000 ? PARAMS(n) * GROUP : 0;
+    const Py_ssize_t size = n > 0 && n <= MAX_UNITS ? PARAMS(n) * GROUP : 0;
     const Py_ssize_t groups = size ? length(&v[0]) / size : 0;
     int bad = 0;
-    if (size == 0 || N == 0 || N > INT_MAX || B < 1 || B > N) {
-        PyErr_Format(PyExc_ValueError, "train_epoch: need n >= 1 and "
-                     "1 <= batchsize <= N, got n=%d, batchsize=%d, N=%zd",
+    if (size == 0 || N == 0 || N > INT_MAX || B < 1 || B > N ||
+        (Py_ssize_t)B * n > INT_MAX / GROUP) {
+        PyErr_Format(PyExc_ValueError, "train_epoch: need 1 <= n <= %d, "
+                     "1 <= batchsize <= N and batchsize * n * %d within an "
+                     "int; got n=%d, batchsize=%d, N=%zd", MAX_UNITS, GROUP,
                      n, B, N);
         bad = 1;
     }
@@ -648,15 +676,18 @@ evaluate(PyObject *self, PyObject *args)
     PyObject *head = PyTuple_GetSlice(args, 0, 3);
     int ok = head && PyArg_ParseTuple(head, "nni:evaluate", &g0, &g1, &n);
     Py_XDECREF(head);
-    if (!ok || get_buffers(args, 3, "fffF", v, evaluate_names) < 0)
+    if (!ok || check_cpu() < 0 ||
+        get_buffers(args, 3, "fffF", v, evaluate_names) < 0)
         return NULL;
-    const Py_ssize_t size = n > 0 && n < 46000 ? PARAMS(n) * GROUP : 0;
+    const Py_ssize_t size = n > 0 && n <= MAX_UNITS ? PARAMS(n) * GROUP : 0;
     const Py_ssize_t groups = size ? length(&v[0]) / size : 0;
     const Py_ssize_t N = groups ? length(&v[1]) / (groups * GROUP) : 0;
     int bad = 0;
-    if (size == 0 || N == 0 || N > INT_MAX) {
-        PyErr_SetString(PyExc_ValueError, "evaluate: empty or too large "
-                        "arrays");
+    if (size == 0 || groups == 0 || N == 0 || N > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "evaluate: need 1 <= n <= %d, params "
+                     "of whole groups (%zd elements each) and at least one "
+                     "point per lane; got n=%d, %zd params, %zd x values",
+                     MAX_UNITS, size, n, length(&v[0]), length(&v[1]));
         bad = 1;
     }
     const Py_ssize_t expected[4] = {groups * size, groups * GROUP * N,
@@ -832,6 +863,8 @@ fma_peak(PyObject *self, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "rounds must be positive");
         return NULL;
     }
+    if (check_cpu() < 0)
+        return NULL;
     const kernel_set *ks = &kernel_sets[current_set];
     float out;
     Py_BEGIN_ALLOW_THREADS

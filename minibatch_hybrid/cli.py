@@ -137,14 +137,15 @@ def _add_study_options(p, seeds, chunk, out):
                    'agree to float32 rounding')
     p.add_argument('--chunk', type=int, default=chunk,
                    help='seeds trained at once and saved together '
-                   '(default: {}); changes speed, not results'.format(chunk))
+                   '(default: {}); changes speed, not results (a folder is '
+                   'continued with the same)'.format(chunk))
     p.add_argument('--out', '-o', default=os.path.join('results', out),
                    help='output folder (default: results/{})'.format(out))
     p.add_argument('--scheduler', default=None, metavar='ADDRESS',
                    help='run the chunks as tasks on the Dask cluster whose '
                    'scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786; '
-                   'default: ${} if set); the results are the same '
-                   'bytes'.format(SCHEDULER_VARIABLE))
+                   'default: ${} if set), with the native engine; the '
+                   'results are the same bytes'.format(SCHEDULER_VARIABLE))
     p.add_argument('--workers', type=int, default=None, metavar='N',
                    help='run the chunks on a local Dask cluster of N worker '
                    'processes')
@@ -160,8 +161,11 @@ def _settings(args):
                 chunk=args.chunk, device=args.device, engine=args.engine)
 
 
-def _cluster(args):
-    """The Dask cluster the options ask for, or None (then no Dask)."""
+def _cluster(args, config):
+    """The Dask cluster the options ask for, or None (then no Dask).
+
+    Everything that can be checked here is, before a cluster starts.
+    """
     scheduler = args.scheduler or os.environ.get(SCHEDULER_VARIABLE) or None
     if scheduler and args.workers is not None:
         raise ValueError('give --scheduler (or ${}) or --workers, not '
@@ -169,6 +173,14 @@ def _cluster(args):
     if scheduler is None and args.workers is None:
         return None
     from minibatch_hybrid.study.distributed import Cluster
+    from minibatch_hybrid.study.distributed import ClusterError
+    if args.workers is not None and (args.workers < 1):
+        raise ClusterError('--workers must be a positive integer, got '
+                           '{}'.format(args.workers))
+    config.check_memory(parallel=args.workers or 1)
+    engine = native.resolve_engine(config.engine, get_device(config.device))
+    if not native.is_native(engine):
+        Cluster.check_engine(engine)
     return Cluster(scheduler=scheduler, workers=args.workers)
 
 
@@ -190,7 +202,7 @@ def _study(args):
     config = study.StudyConfig([t.strip() for t in text.split(',')],
                                epochs=args.epoch, **_settings(args))
     with contextlib.ExitStack() as stack:
-        cluster = _cluster(args)
+        cluster = _cluster(args, config)
         if cluster is not None:
             stack.enter_context(cluster)
         result = study.run_study(config, args.out, cluster=cluster)
@@ -213,7 +225,7 @@ def _sweep(args):
     sweep, config = study.sweep_config(fractions, not args.no_reverse,
                                        args.epoch, **_settings(args))
     with contextlib.ExitStack() as stack:
-        cluster = _cluster(args)
+        cluster = _cluster(args, config)
         if cluster is not None:
             stack.enter_context(cluster)
         result, rows = study.run_sweep(sweep, config, args.out,

@@ -25,16 +25,16 @@ def _t(a):
     return a.swapaxes(-1, -2)
 
 
-def _split(xp, x, part, ranges=False):
+def _split(xp, x, part):
     """Runs ``part(index)`` over slices of the replicas, on all cores.
 
     One model, a GPU or few replicas: one call over everything (``index``
-    is ``...``, or ``slice(0, K)`` if ``ranges``).
+    is ``...``).
     """
     if xp is numpy and x.ndim == 3 and len(x) >= 4 * _parallel.workers():
         _parallel.run(part, _parallel.slices(len(x), _parallel.workers()))
     else:
-        part(slice(0, len(x)) if ranges else Ellipsis)
+        part(Ellipsis)
 
 
 class MLPLoss(function_node.FunctionNode):

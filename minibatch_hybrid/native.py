@@ -12,13 +12,14 @@ One arithmetic
     is one chain of fused multiply-adds over its reduction index, in order;
     Adam performs Chainer's float32 operations in Chainer's order.  The
     body of the kernels is written once and compiled per *kernel set*:
-    ``'avx512'`` (16 lanes), ``'avx2'`` (8 lanes) and ``'c'`` (portable C,
-    one lane, ``fmaf``).  All perform the same operations on every lane, so
+    ``'avx512'`` (16 lanes), ``'avx2'`` (8 lanes) and ``'c'`` (portable C:
+    GCC's generic vectors of 8 lanes on x86, 4 elsewhere, and ``fmaf``).  All perform the same operations on every lane, so
     **every kernel set gives the same bits**, on every CPU that runs it.
     The fastest set the CPU runs is used; ``MINIBATCH_HYBRID_KERNELS=c``
     (or ``avx2``, ``avx512``) forces one.  The kernels need a fused
-    multiply-add in hardware: every 64-bit ARM CPU, and x86-64 CPUs with
-    FMA3 (Intel since Haswell, 2013; AMD since Piledriver, 2012).
+    multiply-add in hardware and x86's or ARM's flush-to-zero: x86-64 CPUs
+    with FMA3 (Intel since Haswell, 2013; AMD since Piledriver, 2012) and
+    64-bit ARM CPUs; elsewhere ``auto`` picks the numpy engine.
 
 Subnormals
     Adam's first moment of a weight whose gradient is zero (a dead ReLU
@@ -240,7 +241,6 @@ class NativeEnsemble(object):
         self.hyperparams = dict(alpha=alpha, beta1=beta1, beta2=beta2,
                                 eps=eps, eta=eta)
         self.t = 0
-        del n
 
     @classmethod
     def from_seeds(cls, seeds, n_units=100, **adam):
@@ -360,13 +360,17 @@ class NativeEnsemble(object):
         x = numpy.asarray(x, numpy.float32)
         y = numpy.asarray(y, numpy.float32)
         lanes = self.groups * GROUP
-        if x.ndim == 2:
+        shared = x.ndim == 2 and x.shape[1:] == (1,)
+        own = x.ndim == 3 and x.shape[0] == self.size and x.shape[2:] == (1,)
+        if not (shared or own) or x.shape != y.shape or x.size == 0:
+            raise ValueError(
+                'evaluate takes x and y of shape (N, 1), shared by the '
+                'replicas, or ({}, N, 1), one data set per replica; got {} '
+                'and {}'.format(self.size, x.shape, y.shape))
+        if shared:
             x = numpy.broadcast_to(x.reshape(-1), (lanes, x.shape[0]))
             y = numpy.broadcast_to(y.reshape(-1), (lanes, y.shape[0]))
         else:
-            if len(x) != self.size:
-                raise ValueError('per-replica data must have {} rows, got '
-                                 '{}'.format(self.size, len(x)))
             pad = ((0, lanes - self.size), (0, 0))
             x = numpy.pad(x.reshape(self.size, -1), pad, mode='edge')
             y = numpy.pad(y.reshape(self.size, -1), pad, mode='edge')

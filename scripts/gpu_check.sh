@@ -48,7 +48,7 @@ tail -4 "$OUT/reproduce.txt"
 # The CuPy ensemble beside the CPU's contenders, late in training (if the
 # kernels built: they prepare that state) and from fresh weights.
 timeout 300 python3 -m minibatch_hybrid.cli bench -d @cupy:0 \
-    -k 64,1024,16384 --repeat 3 -o "$OUT/bench" \
+    -k 64,1024,4096 --warmup 100 --repeat 3 -o "$OUT/bench" \
     > "$OUT/bench.txt" 2>"$OUT/bench-progress.txt" || status=1
 
 echo '== table (model-steps/s; x = ratio to the post'"'"'s loop on this CPU) =='

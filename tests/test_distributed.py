@@ -123,8 +123,16 @@ def test_an_interrupted_distributed_study_continues_here(here, cluster,
             raise KeyboardInterrupt
 
     monkeypatch.setattr(study.folder.StudyFolder, 'save', save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as interrupted:
         study.run_study(config(), out, log=quiet, cluster=cluster)
+    # The traceback still holds the futures: without a cancel their tasks
+    # would stay on the scheduler.
+    assert interrupted.traceback
+    deadline = time.monotonic() + 10
+    while cluster.client.run_on_scheduler(
+            lambda dask_scheduler: len(dask_scheduler.tasks)):
+        assert time.monotonic() < deadline, 'tasks left on the scheduler'
+        time.sleep(0.05)
     monkeypatch.setattr(study.folder.StudyFolder, 'save', real)
     assert len(os.listdir(os.path.join(out, 'chunks'))) == 2
     lines = []
@@ -175,20 +183,34 @@ def fake_cluster(infos):
 
 
 def test_workers_that_would_compute_other_bits_are_refused():
-    good = dict(version=mh.__version__, native=True, kernels='avx2')
+    good = dict(version=mh.__version__, native=True)
     assert fake_cluster({'a': good}).check_workers('native')
     with pytest.raises(dist.ClusterError, match='not mixed in: b runs '
                        'minibatch_hybrid 0.1.0; install minibatch_hybrid'):
         fake_cluster({'a': good, 'b': dict(good, version='0.1.0')}) \
             .check_workers('native')
+    with pytest.raises(dist.ClusterError, match='b cannot import '
+                       'minibatch_hybrid \\(No module named'):
+        fake_cluster({'b': dict(version=None, native=False,
+                                error="No module named 'minibatch_hybrid'")}) \
+            .check_workers('native')
     with pytest.raises(dist.ClusterError, match='b cannot run the native '
                        'engine'):
         fake_cluster({'a': good, 'b': dict(good, native=False)}) \
             .check_workers('native')
-    fake_cluster({'b': dict(good, native=False)}).check_workers('numpy')
+    with pytest.raises(dist.ClusterError, match='with the native engine '
+                       'only: .* the numpy engine\'s follow each machine'):
+        fake_cluster({'a': good}).check_workers('numpy')
     with pytest.raises(dist.ClusterError, match='has no workers; start some '
                        'with "dask worker tcp://scheduler:8786"'):
-        fake_cluster({}).check_workers('numpy')
+        fake_cluster({}).check_workers('native')
+
+
+def test_the_worker_probe_answers_without_the_package(cluster):
+    # The probe travels by value: a worker that cannot import the package
+    # still answers (here: every worker can).
+    infos = cluster.check_workers('native')
+    assert {i['version'] for i in infos.values()} == {mh.__version__}
 
 
 def test_a_process_of_another_version_does_not_train():

@@ -1,8 +1,10 @@
 """The native engine: one arithmetic on every kernel set, checked against an
 independent NumPy port of that arithmetic and against Chainer's path."""
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 
 import chainer
 import numpy
@@ -131,7 +133,8 @@ def test_a_replica_does_not_depend_on_its_neighbours_or_the_threads(
 
 
 @needs_native
-def test_flushing_subnormals_changes_no_result():
+@pytest.mark.parametrize('kernels', KERNELS)
+def test_flushing_subnormals_changes_no_result(kernels):
     # 12 epochs of 100 steps: Adam's first moment of weights with zero
     # gradients (dead units) decays by 0.9 a step into the subnormals.
     runs = {}
@@ -140,11 +143,9 @@ def test_flushing_subnormals_changes_no_result():
         schedules = [mh.parse_schedule('random', s) for s in range(16)]
         ensemble = NativeEnsemble.from_seeds(range(16), 100)
         losses = []
-        if mode == 'ieee':
-            context = native.ieee_subnormals()
-        else:
-            context = native.using_kernels(native.kernels())
-        with context:
+        with native.using_kernels(kernels), \
+                (native.ieee_subnormals() if mode == 'ieee'
+                 else contextlib.nullcontext()):
             for epoch in range(12):
                 losses.append(ensemble.train_epoch(
                     dataset.x, dataset.y, orders_for(schedules, epoch, 1000),
@@ -167,6 +168,54 @@ def test_flushing_subnormals_changes_no_result():
     assert (numpy.abs(e_f.m[differ]) < 10 * TINY).all()
     assert (numpy.abs(e_i.m[differ]) < 10 * TINY).all()
     numpy.testing.assert_array_equal(e_f.v, e_i.v)
+
+
+@needs_native
+def test_kernel_calls_restore_the_callers_floating_point_mode():
+    # A subnormal stays a subnormal in the calling thread and in the
+    # threads that ran kernels; flipping the switch while kernels run on
+    # other threads must not unbalance a save and its restore.
+    tiny = numpy.float32(TINY)
+    dataset = mh.make_sin_dataset(100)
+    ensemble = NativeEnsemble.from_seeds(range(40), 8)
+    orders = numpy.tile(numpy.arange(100), (40, 1))
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            previous = native._native.set_flush_subnormals(False)
+            native._native.set_flush_subnormals(previous)
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    try:
+        for _ in range(30):
+            ensemble.train_epoch(dataset.x, dataset.y, orders, 10)
+    finally:
+        stop.set()
+        flipper.join()
+    native._native.set_flush_subnormals(True)
+    assert tiny / numpy.float32(4) != 0  # here: IEEE, as before
+
+    def check(_):
+        assert tiny / numpy.float32(4) != 0
+
+    _parallel.run(check, list(range(_parallel.workers())))
+
+
+@needs_native
+def test_evaluate_takes_shared_or_per_replica_data_only():
+    ensemble = NativeEnsemble.from_seeds(range(3), 8)
+    data = mh.make_sin_dataset(10)
+    assert ensemble.evaluate(data.x, data.y).shape == (3,)
+    stacked = numpy.stack([data.x] * 3)
+    numpy.testing.assert_array_equal(ensemble.evaluate(stacked, stacked),
+                                     ensemble.evaluate(data.x, data.x))
+    for bad in (data.x[:3, 0], numpy.stack([data.x] * 2),
+                numpy.zeros((0, 1), numpy.float32)):
+        with pytest.raises(ValueError, match='evaluate takes x and y of '
+                           'shape \\(N, 1\\)'):
+            ensemble.evaluate(bad, bad)
 
 
 @needs_native

@@ -92,9 +92,13 @@ def test_chunks_are_checked_without_study_json(done):
 
 
 def test_a_failed_start_writes_nothing(tmp_path, monkeypatch):
+    # An impossible seed is refused by the settings, before any folder.
     out = str(tmp_path / 'x')
-    with pytest.raises(ValueError, match='seeds must be below 2\\*\\*32'):
-        study.run_study(config(first_seed=2 ** 32 - 1), out, log=quiet)
+    proc = run_cli('study', '--first-seed', str(2 ** 32 - 1), '--quick',
+                   '-o', out)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and 'seeds must be below 2**32' in err
+    assert not os.path.exists(out)
     monkeypatch.setattr(mh.native, '_native', None)
     monkeypatch.setattr(mh.native, '_IMPORT_ERROR', ImportError('gone'))
     with pytest.raises(mh.native.NativeUnavailable):
@@ -156,7 +160,8 @@ def test_a_damaged_chunk_is_one_line_naming_it(done, how, tmp_path):
     numpy.testing.assert_array_equal(result.loss, expected.loss)
 
 
-@pytest.mark.parametrize('text', ['', '{"config": ', '[]', '{"engine": 1}'])
+@pytest.mark.parametrize('text', ['', '{"config": ', '[]', '{"engine": 1}',
+                                  '{"config": {}, "engine": 1}'])
 def test_a_damaged_study_json_is_one_line_naming_it(done, text):
     out, _ = done
     path = os.path.join(out, 'study.json')
@@ -192,3 +197,15 @@ def test_chunk_files_are_plain_npz_with_their_record(done):
         assert record['seeds'] == [0, 1] and record['chunk'] == 0
         assert record['config'] == config().identity()
         numpy.testing.assert_array_equal(data['loss'], result.loss[:, :2])
+
+
+def test_a_folder_of_an_older_version_says_so(done):
+    out, _ = done
+    path = chunk_path(out, 0)
+    with numpy.load(path) as d:
+        arrays = {k: d[k] for k in d.files if k != 'meta'}
+    numpy.savez(path, **arrays)
+    with pytest.raises(StudyFolderError, match='was written by a version '
+                       'before 0.2.0, which did not record how a chunk was '
+                       'made; give another --out'):
+        study.run_study(config(), out, log=quiet)

@@ -46,7 +46,8 @@ class StudyConfig:
         n_heldout (int): Held-out points (drawn with each run's seed).
         chunk (int): Seeds per saved chunk; each chunk trains
             ``chunk * len(schedules)`` replicas at once.  It changes speed
-            and memory, never the results.
+            and memory, never the results; a folder is continued with the
+            chunk size that started it (its chunk files are cut by it).
         device: Chainer device specifier.
         engine (str): ``'auto'``, ``'native'`` or ``'numpy'``: the
             ensemble's arithmetic (:func:`native.resolve_engine`).  Engines
@@ -107,17 +108,19 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
     def identity(self):
-        """The settings that determine the results, but for the engine.
+        """The settings a study folder is continued with, but the engine.
 
-        (The device and the chunk size change speed only; the engine that
-        ran is recorded apart, as resolved.)
+        All settings but the device (which changes speed only) and the
+        engine (recorded apart, as resolved); the chunk size is among them
+        because it cuts the chunk files.
         """
         settings = self.to_dict()
         del settings['device'], settings['engine']
         return settings
 
-    def memory_needed(self):
-        """Bytes a run needs at its peak, roughly: results and one chunk.
+    def memory_needed(self, parallel=1):
+        """Bytes a run needs at its peak, roughly: results and the chunks
+        trained at once (``parallel``: local worker processes).
 
         The results keep every run's per-epoch loss in float64 (twice, while
         they are put together); a chunk's ensemble keeps, per replica, the
@@ -129,12 +132,12 @@ class StudyConfig:
                                                               self.seeds)
         per_replica = 4 * (3 * (n * n + 4 * n + 1) + 3 * self.batchsize * n +
                            2 * (self.n_data + self.n_heldout))
-        return results + replicas * per_replica
+        return results + parallel * replicas * per_replica
 
-    def check_memory(self, available=None):
+    def check_memory(self, available=None, parallel=1):
         """Raises ValueError if the study cannot fit in memory here."""
         available = available_memory() if available is None else available
-        needed = self.memory_needed()
+        needed = self.memory_needed(parallel)
         if available is not None and needed > available:
             raise ValueError(
                 'this study needs about {:.3g} GB of memory ({} runs of {} '

@@ -12,8 +12,7 @@ Without a cluster nothing here is imported: Dask is an optional
 dependency, ``pip install 'minibatch_hybrid[distributed]'``.
 """
 import logging
-import os
-import platform
+import uuid
 
 from minibatch_hybrid import _parallel
 from minibatch_hybrid import native
@@ -35,14 +34,6 @@ def _distributed():
             'running a study on a cluster needs Dask: pip install '
             '"minibatch_hybrid[distributed]" (or dask[distributed])') from None
     return distributed
-
-
-def worker_info():
-    """What a worker would compute with: runs on each worker."""
-    available = native.available()
-    return {'version': __version__, 'native': available,
-            'kernels': native.kernels() if available else None,
-            'python': platform.python_version(), 'pid': os.getpid()}
 
 
 class Cluster(object):
@@ -104,24 +95,58 @@ class Cluster(object):
         if self._local is not None:
             self._local.close()
 
+    @staticmethod
+    def check_engine(engine):
+        """Refuses engines whose bits depend on the machine."""
+        if not native.is_native(engine):
+            raise ClusterError(
+                'a study runs on a cluster with the native engine only: its '
+                'numbers are the same on every CPU, the {} engine\'s follow '
+                'each machine\'s BLAS library; use --engine native (or '
+                'auto), or run without --scheduler/--workers'.format(engine))
+
     def check_workers(self, engine):
         """Refuses a cluster where a worker would compute other bits.
 
-        Every worker must run this version of the package and, for the
-        native engine, be able to run its kernels (every kernel set gives
-        the same bits, so which set does not matter).
+        Studies run on a cluster with the native engine only: its numbers
+        are the same on every CPU that runs it (the numpy engine's follow
+        each machine's BLAS).  Every worker must run this version of the
+        package and be able to run the kernels (which kernel set does not
+        matter).  Workers that join later are checked by the task itself.
         """
-        infos = self.client.run(worker_info)
+        self.check_engine(engine)
+
+        def probe():
+            # Sent by value: it answers even where the package is missing.
+            try:
+                import minibatch_hybrid
+                from minibatch_hybrid import native as kernels
+            except ImportError as e:
+                return {'version': None, 'native': False, 'error': str(e)}
+            return {'version': minibatch_hybrid.__version__,
+                    'native': kernels.available()}
+
+        try:
+            infos = self.client.run(probe)
+        except Exception as e:
+            raise ClusterError('could not ask the workers at {} what they '
+                               'run: {}: {}'.format(
+                                   self.address, type(e).__name__,
+                                   str(e).splitlines()[0] if str(e)
+                                   else '')) from None
         if not infos:
             raise ClusterError(
                 'the cluster at {} has no workers; start some with "dask '
                 'worker {}"'.format(self.address, self.address))
         bad = []
         for address, info in sorted(infos.items()):
-            if info['version'] != __version__:
+            if info['version'] is None:
+                bad.append('{} cannot import minibatch_hybrid ({})'.format(
+                    address, info.get('error')))
+            elif info['version'] != __version__:
                 bad.append('{} runs minibatch_hybrid {}'.format(
                     address, info['version']))
-            elif native.is_native(engine) and not info['native']:
+            elif not info['native']:
                 bad.append('{} cannot run the native engine'.format(address))
         if bad:
             raise ClusterError(
@@ -141,18 +166,34 @@ class Cluster(object):
         distributed = _distributed()
         from minibatch_hybrid.study.run import train_chunk
         chunks = config.chunks()
+        run = uuid.uuid4().hex  # keys no other client shares
         futures = {}
         for index in todo:
             future = self.client.submit(
                 train_chunk, config, engine, chunks[index], __version__,
-                key='minibatch-hybrid-chunk-{}-{}'.format(index, os.getpid()),
+                key='minibatch-hybrid-{}-chunk-{}'.format(run, index),
                 pure=False)
             futures[future] = index
         try:
             done = distributed.as_completed(futures, loop=self.client.loop)
             for n, future in enumerate(done, 1):
                 index = futures[future]
-                folder.save(index, future.result())
+                try:
+                    data = future.result()
+                except Exception as e:
+                    raise ClusterError(
+                        'chunk {} failed on the cluster: {}: {}'.format(
+                            index, type(e).__name__,
+                            str(e).splitlines()[0] if str(e) else '')) \
+                        from None
+                # What the worker says it trained must be this chunk.
+                expected = folder.record(index, chunks[index])
+                if data.get('record') != {k: expected[k] for k in (
+                        'config', 'engine', 'version', 'seeds')}:
+                    raise ClusterError(
+                        'the cluster returned another study\'s result for '
+                        'chunk {}; nothing of it was saved'.format(index))
+                folder.save(index, data)
                 progress.update(n, 'chunk {} saved'.format(index))
         except BaseException:
             self.client.cancel(list(futures))

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 
 import filelock
 import numpy
@@ -88,6 +89,12 @@ def load_chunk(out, index, record):
                 raise _damaged(path, 'bad CRC in {}'.format(bad))
             f.seek(0)
             data = numpy.load(f, allow_pickle=False)
+            if 'meta' not in data.files and \
+                    all(k in data.files for k in CHUNK_ARRAYS):
+                raise StudyFolderError(
+                    '{} was written by a version before 0.2.0, which did not '
+                    'record how a chunk was made; give another --out, or '
+                    'delete that folder to start over'.format(path))
             missing = [k for k in ('meta',) + CHUNK_ARRAYS
                        if k not in data.files]
             if missing:
@@ -97,8 +104,8 @@ def load_chunk(out, index, record):
         saved = json.loads(str(arrays.pop('meta')))
     except StudyFolderError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile,
-            KeyError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
+            NotImplementedError, RuntimeError, zlib.error) as e:
         raise _damaged(path, '{}: {}'.format(type(e).__name__, e)) from None
     if not isinstance(saved, dict):
         raise _damaged(path, 'its record is not a JSON object')
@@ -182,6 +189,8 @@ class StudyFolder(object):
                     saved = json.load(f)
                 if not isinstance(saved, dict) or 'config' not in saved:
                     raise ValueError('no settings in it')
+                if not isinstance(saved.get('engine', ''), str):
+                    raise ValueError('its engine is not a name')
             except (OSError, ValueError) as e:
                 raise StudyFolderError(
                     '{} is damaged ({}); delete it and rerun: the chunks '

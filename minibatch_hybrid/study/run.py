@@ -50,7 +50,8 @@ def train_chunk(config, engine, seeds, version=__version__, callback=None):
 
     Returns:
         dict: ``seeds``, ``loss`` ``(schedules, seeds, epochs)``,
-        ``final_loss`` and ``heldout_mse`` ``(schedules, seeds)``.
+        ``final_loss`` and ``heldout_mse`` ``(schedules, seeds)``, and
+        ``record``: the settings, engine, version and seeds it trained with.
 
     """
     if version != __version__:
@@ -76,6 +77,8 @@ def train_chunk(config, engine, seeds, version=__version__, callback=None):
                    callback=callback, train_loss='last')
     shape = (len(config.schedules), len(seeds))
     return {
+        'record': {'config': config.identity(), 'engine': engine,
+                   'version': __version__, 'seeds': list(seeds)},
         'seeds': numpy.array(seeds),
         'loss': result.loss.T.reshape(shape + (config.epochs,)),
         'final_loss': result.train_loss[-1].reshape(shape),
