@@ -21,28 +21,32 @@ The package is laid out by concern:
   files and figures.
 * :mod:`~minibatch_hybrid.cli`: the ``minibatch-hybrid`` command.
 """
-from minibatch_hybrid import _compat
+from minibatch_hybrid import _startup
 
-_compat.import_chainer()
+# Ctrl-C during these imports ends a command in one line (see _startup).
+with _startup.interruptible():
+    from minibatch_hybrid import _compat
 
-from minibatch_hybrid._version import __version__  # NOQA: E402
-from minibatch_hybrid.data import SinDataset, make_sin_dataset  # NOQA: E402
-from minibatch_hybrid.ensemble import Ensemble  # NOQA: E402
-from minibatch_hybrid.model import InitialState  # NOQA: E402
-from minibatch_hybrid.model import MyChain  # NOQA: E402
-from minibatch_hybrid.model import make_model  # NOQA: E402
-from minibatch_hybrid.model import make_optimizer  # NOQA: E402
-from minibatch_hybrid.schedules import Fixed  # NOQA: E402
-from minibatch_hybrid.schedules import Phased  # NOQA: E402
-from minibatch_hybrid.schedules import Random  # NOQA: E402
-from minibatch_hybrid.schedules import Schedule  # NOQA: E402
-from minibatch_hybrid.schedules import ShuffleOnce  # NOQA: E402
-from minibatch_hybrid.schedules import WithReplacement  # NOQA: E402
-from minibatch_hybrid.schedules import hybrid  # NOQA: E402
-from minibatch_hybrid.schedules import parse_schedule  # NOQA: E402
-from minibatch_hybrid.schedules import parse_schedules  # NOQA: E402
-from minibatch_hybrid.training import TrainResult  # NOQA: E402
-from minibatch_hybrid.training import train  # NOQA: E402
+    _compat.import_chainer()
+
+    from minibatch_hybrid._version import __version__
+    from minibatch_hybrid.data import SinDataset, make_sin_dataset
+    from minibatch_hybrid.ensemble import Ensemble
+    from minibatch_hybrid.model import InitialState
+    from minibatch_hybrid.model import MyChain
+    from minibatch_hybrid.model import make_model
+    from minibatch_hybrid.model import make_optimizer
+    from minibatch_hybrid.schedules import Fixed
+    from minibatch_hybrid.schedules import Phased
+    from minibatch_hybrid.schedules import Random
+    from minibatch_hybrid.schedules import Schedule
+    from minibatch_hybrid.schedules import ShuffleOnce
+    from minibatch_hybrid.schedules import WithReplacement
+    from minibatch_hybrid.schedules import hybrid
+    from minibatch_hybrid.schedules import parse_schedule
+    from minibatch_hybrid.schedules import parse_schedules
+    from minibatch_hybrid.training import TrainResult
+    from minibatch_hybrid.training import train
 
 __all__ = [
     '__version__', 'SinDataset', 'make_sin_dataset', 'Ensemble',

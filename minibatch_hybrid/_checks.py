@@ -1,4 +1,5 @@
 """Argument checks shared by the package, with messages that say the fix."""
+import os
 
 
 def check_positive_int(value, what):
@@ -30,3 +31,36 @@ def check_seed(value, what='seed'):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError('{} must be a non-negative integer, got {!r}'.format(
             what, value))
+
+
+def available_memory():
+    """Bytes of memory this machine has free for a new allocation (None if
+    it cannot tell)."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(needed, what, fix, available=None):
+    """Raises ValueError if ``needed`` bytes are more than this machine has.
+
+    Args:
+        needed (int): Bytes the work needs, roughly.
+        what (str): What needs them ("this study", ...).
+        fix (str): What the user can lower.
+        available (int): Bytes free (default: measured).
+
+    """
+    available = available_memory() if available is None else available
+    if available is not None and needed > available:
+        raise ValueError('{} needs about {:.3g} GB of memory, and this '
+                         'machine has {:.3g} GB free; {}'.format(
+                             what, needed / 1e9, available / 1e9, fix))

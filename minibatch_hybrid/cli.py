@@ -4,9 +4,12 @@ import contextlib
 import os
 import sys
 
-from minibatch_hybrid import native
-from minibatch_hybrid import reproduce
-from minibatch_hybrid.device import get_device
+from minibatch_hybrid import _startup
+
+with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
+    from minibatch_hybrid import native
+    from minibatch_hybrid import reproduce
+    from minibatch_hybrid.device import get_device
 
 #: The environment variable that names a Dask scheduler (--scheduler).
 SCHEDULER_VARIABLE = 'MINIBATCH_HYBRID_SCHEDULER'
@@ -246,6 +249,7 @@ def _bench(args):
     if any(k < 1 for k in replicas):
         raise ValueError('--replicas must be comma-separated positive '
                          'integers, got {!r}'.format(args.replicas))
+    results_io.check_output_dir(args.out)
     result = bench.run_benchmark(replicas, args.warmup, args.window,
                                  args.repeat, device=args.device,
                                  log=lambda line: print(line,
@@ -253,11 +257,14 @@ def _bench(args):
     for line in bench.table(result):
         print(line)
     result['environment'] = results_io.environment()
-    results_io.write_json(os.path.join(args.out, 'bench.json'), result)
-    print('wrote ' + os.path.join(args.out, 'bench.json'))
+    path, = results_io.save_results(args.out, {
+        'bench.json': lambda p: results_io.write_json(p, result)},
+        prefix='minibatch-hybrid-bench-')
+    print('wrote ' + path)
 
 
 def _reproduce(args):
+    from minibatch_hybrid import results as results_io
     epochs = args.epoch
     if epochs is None:
         epochs = QUICK_EPOCHS if args.quick else 500
@@ -265,11 +272,20 @@ def _reproduce(args):
         seed=args.seed, epochs=epochs, batchsize=args.batchsize,
         n_units=args.units, literal=args.literal, device=args.device,
         engine=args.engine)
-    get_device(config.device)  # a bad device fails before anything starts
+    config.check_memory()
+    # A bad device or output folder fails before anything starts.
+    get_device(config.device)
+    earlier = set(results_io.check_output_dir(args.out)) & set(
+        reproduce.OUTPUT_FILES)
+    if earlier:
+        print('{} holds the results of an earlier run ({}); this run '
+              'replaces them, all together, when it ends'.format(
+                  args.out, ', '.join(sorted(earlier))))
     print('start...')
     outcome = reproduce.run_reproduction(config)
     print('end')
     paths = reproduce.write_outputs(outcome, config, args.out)
+    args.written = paths
     for line in reproduce.summary(outcome):
         print(line)
     print('wrote ' + ', '.join(paths))
@@ -283,11 +299,19 @@ def main(argv=None):
         args.func(args)
     except (ValueError, native.NativeUnavailable) as e:
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
+    except OSError as e:  # writing after a run: say which file and why
+        parser.exit(2, '{}: error: {}: {}{}\n'.format(
+            parser.prog, e.filename or args.out, e.strerror or e,
+            '; the chunks are saved: rerun the same command to write the '
+            'outputs' if args.command in ('study', 'sweep') else ''))
     except KeyboardInterrupt:
         if args.command in ('study', 'sweep'):
             sys.stderr.write('interrupted: the chunks finished so far are '
                              'saved in {}; rerun the same command to '
                              'continue\n'.format(args.out))
+        elif getattr(args, 'written', None):
+            sys.stderr.write('interrupted after the results were written: '
+                             '{}\n'.format(', '.join(args.written)))
         else:
             sys.stderr.write('interrupted: no result files were written or '
                              'changed\n')

@@ -5,6 +5,7 @@ import os
 
 import numpy
 
+from minibatch_hybrid._checks import check_memory
 from minibatch_hybrid._checks import check_run
 from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid import native
@@ -74,6 +75,23 @@ class ReproductionConfig:
             raise ValueError(
                 'the hybrid needs at least one epoch in each phase; run at '
                 'least {} epochs'.format(4 if self.literal else 2))
+
+    def memory_needed(self):
+        """Bytes the run needs, roughly: per epoch, the two runs' records
+        (arrays, then the rows of the CSV and JSON files); the model with
+        its gradients, Adam's moments and scratch; activations of the
+        full-data evaluation."""
+        n = self.n_units
+        params = n * n + 4 * n + 1
+        activations = 3 * 4 * n * max(self.n_data, self.n_heldout)
+        return 400 * self.epochs + 40 * params + activations
+
+    def check_memory(self, available=None):
+        """Raises ValueError if the run cannot fit in memory here."""
+        check_memory(self.memory_needed(),
+                     'this run ({} epochs, {} hidden units)'.format(
+                         self.epochs, self.n_units),
+                     'use fewer --epoch or --units', available)
 
     def hybrid_phases(self):
         """Returns the epochs of the hybrid's fixed and random phases."""
@@ -215,8 +233,10 @@ def _train_native(initial, schedule, epochs, batchsize, dataset, heldout,
 def write_outputs(outcome, config, out):
     """Writes the figure, the losses and the configuration into ``out``.
 
-    Each file is written whole or not at all (see
-    :func:`~minibatch_hybrid.results.atomic_write`).
+    The four files appear together or not at all, replacing those of an
+    earlier run (:func:`~minibatch_hybrid.results.save_results`); if ``out``
+    cannot take them, they are written elsewhere and
+    :class:`~minibatch_hybrid.results.OutputError` says where.
 
     Returns:
         list of str: Paths of the files written, :data:`OUTPUT_FILES`.
@@ -227,8 +247,6 @@ def write_outputs(outcome, config, out):
     figure = loss_figure({'normal_loss': normal.loss,
                           'hybrid_loss': hybrid_run.loss},
                          switch_epoch=switch)
-    paths = [os.path.join(out, name) for name in OUTPUT_FILES]
-    results_io.save_figure(figure, paths[0])
     rows = []
     for i in range(max(len(normal.loss), len(hybrid_run.loss))):
         row = [i + 1]
@@ -238,24 +256,27 @@ def write_outputs(outcome, config, out):
             else:
                 row += ['', '']
         rows.append(row)
-    results_io.write_csv(paths[1], ['epoch', 'normal_loss',
-                                    'normal_train_loss', 'hybrid_loss',
-                                    'hybrid_train_loss'], rows)
-    results_io.write_json(paths[2], {
+    losses = {
         run: {'schedule': result.schedule,
               'loss': results_io.float_list(result.loss),
               'train_loss': results_io.float_list(result.train_loss),
               'heldout_mse': result.heldout_mse,
               'seconds': result.seconds}
-        for run, result in (('normal', normal), ('hybrid', hybrid_run))})
+        for run, result in (('normal', normal), ('hybrid', hybrid_run))}
     settings = config.to_dict()
     settings['schedules'] = {run: str(s)
                              for run, s in config.schedules().items()}
     settings['switch_epoch'] = switch
-    results_io.write_json(paths[3], {
-        'config': settings,
-        'environment': results_io.environment(outcome['device'])})
-    return paths
+    saved = {'config': settings,
+             'environment': results_io.environment(outcome['device'])}
+    header = ['epoch', 'normal_loss', 'normal_train_loss', 'hybrid_loss',
+              'hybrid_train_loss']
+    return results_io.save_results(out, dict(zip(OUTPUT_FILES, (
+        lambda path: results_io.save_figure(figure, path),
+        lambda path: results_io.write_csv(path, header, rows),
+        lambda path: results_io.write_json(path, losses),
+        lambda path: results_io.write_json(path, saved)))),
+        prefix='minibatch-hybrid-reproduce-')
 
 
 def summary(outcome):

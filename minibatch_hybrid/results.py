@@ -1,11 +1,15 @@
 """Writing results: whole files or none, and what produced them."""
+import contextlib
 import csv
 import io
 import json
 import os
 import platform
+import shutil
+import signal
 import sys
 import tempfile
+import threading
 
 import chainer
 import numpy
@@ -110,3 +114,102 @@ def save_figure(figure, path):
         figure.savefig(buffer, format='png', dpi=120)
         f.write(buffer.getvalue())
     atomic_write(path, write, binary=True)
+
+
+class OutputError(ValueError):
+    """An output folder cannot take a run's results (the message says why)."""
+
+
+def check_output_dir(out):
+    """Makes sure results can be written into folder ``out``, before work.
+
+    Creates the folder if needed and writes (and removes) a small file in
+    it, so that a path naming a file, a path under a file, a place nobody
+    may write and a read-only or full file system are reported before a
+    run starts, in one line.
+
+    Returns:
+        list of str: Names of files already in the folder.
+
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OutputError('the output folder {} is a file; give a folder '
+                          '(--out)'.format(out))
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix='.write-test-')
+        try:
+            os.write(fd, b'\0' * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        return sorted(os.listdir(out))
+    except OSError as e:
+        raise OutputError('cannot write into the output folder {}: {}; give '
+                          'another --out'.format(out, e.strerror or e)) \
+            from None
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Holds Ctrl-C (SIGINT) back until the block is done (main thread)."""
+    held = (hasattr(signal, 'pthread_sigmask') and
+            threading.current_thread() is threading.main_thread())
+    if held:
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    try:
+        yield
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+
+def write_result_set(out, writers):
+    """Writes a run's files so that they appear together or not at all.
+
+    Each ``writers[name](path)`` writes its file into a staging folder
+    inside ``out``; then all are moved into place with Ctrl-C held back, so
+    an interruption leaves either the earlier files or all the new ones.
+
+    Returns:
+        list of str: The paths written.
+
+    """
+    staging = tempfile.mkdtemp(dir=out, prefix='.staging-')
+    try:
+        for name, write in writers.items():
+            write(os.path.join(staging, name))
+        with _interrupts_held():
+            for name in writers:
+                os.replace(os.path.join(staging, name),
+                           os.path.join(out, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [os.path.join(out, name) for name in writers]
+
+
+def save_results(out, writers, prefix='minibatch-hybrid-'):
+    """Writes a result set into ``out``; if that fails, somewhere else.
+
+    A run's results are never lost to a full or broken disk: when writing
+    into ``out`` fails, they go to a new folder in the system's temporary
+    directory, and :class:`OutputError` says where.
+
+    Returns:
+        list of str: The paths written (in ``out``).
+
+    """
+    try:
+        return write_result_set(out, writers)
+    except OSError as e:
+        failure = '{}: {}'.format(e.filename or out, e.strerror or e)
+    try:
+        fallback = tempfile.mkdtemp(prefix=prefix)
+        write_result_set(fallback, writers)
+    except OSError as e:
+        raise OutputError('could not write the results into {} ({}), nor '
+                          'anywhere else ({}); they are lost'.format(
+                              out, failure, e.strerror or e)) from None
+    raise OutputError('could not write the results into {} ({}); they were '
+                      'written to {} instead'.format(out, failure, fallback))

@@ -1,10 +1,10 @@
 """The settings of a study, checked whole before anything runs."""
 import dataclasses
-import os
 
 import numpy
 
 from minibatch_hybrid import native
+from minibatch_hybrid._checks import check_memory
 from minibatch_hybrid._checks import check_positive_int
 from minibatch_hybrid._checks import check_run
 from minibatch_hybrid._checks import check_seed
@@ -12,21 +12,6 @@ from minibatch_hybrid.schedules import parse_schedule
 
 #: Seeds are those of numpy.random.RandomState: below 2**32.
 SEED_LIMIT = 2 ** 32
-
-
-def available_memory():
-    """Bytes of memory this machine has free for a new allocation."""
-    try:
-        with open('/proc/meminfo') as f:
-            for line in f:
-                if line.startswith('MemAvailable:'):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 @dataclasses.dataclass
@@ -136,15 +121,11 @@ class StudyConfig:
 
     def check_memory(self, available=None, parallel=1):
         """Raises ValueError if the study cannot fit in memory here."""
-        available = available_memory() if available is None else available
-        needed = self.memory_needed(parallel)
-        if available is not None and needed > available:
-            raise ValueError(
-                'this study needs about {:.3g} GB of memory ({} runs of {} '
-                'epochs, chunks of {} seeds), and this machine has {:.3g} GB '
-                'free; use fewer --seeds, --epoch or a smaller --chunk'.format(
-                    needed / 1e9, len(self.schedules) * self.seeds,
-                    self.epochs, self.chunk, available / 1e9))
+        check_memory(
+            self.memory_needed(parallel),
+            'this study ({} runs of {} epochs, chunks of {} seeds)'.format(
+                len(self.schedules) * self.seeds, self.epochs, self.chunk),
+            'use fewer --seeds, --epoch or a smaller --chunk', available)
 
 
 class StudyResult(object):

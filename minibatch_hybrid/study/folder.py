@@ -158,10 +158,12 @@ class StudyFolder(object):
 
     def __enter__(self):
         try:
+            results_io.check_output_dir(self.out)
             os.makedirs(os.path.join(self.out, 'chunks'), exist_ok=True)
-        except OSError as e:
+        except (OSError, results_io.OutputError) as e:
             raise StudyFolderError('cannot use {} as the study folder: '
-                                   '{}'.format(self.out, e.strerror or e))
+                                   '{}'.format(self.out, getattr(
+                                       e, 'strerror', None) or e)) from None
         self._lock = filelock.FileLock(os.path.join(self.out, '.lock'))
         try:
             self._lock.acquire(timeout=0)

@@ -1,0 +1,180 @@
+"""Faults a user meets: bad output places, full disks, sizes that cannot
+fit, interruptions.  Each is one line, early, with nothing lost."""
+import errno
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from minibatch_hybrid import cli
+from minibatch_hybrid import results as results_io
+from minibatch_hybrid.reproduce import OUTPUT_FILES
+
+SHORT = ['-e', '4', '-u', '8']
+
+
+def run_main(capsys, *args):
+    """cli.main in this process: (status, stdout, stderr)."""
+    try:
+        status = cli.main(list(args))
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def read_all(folder, names):
+    out = {}
+    for name in names:
+        with open(os.path.join(folder, name), 'rb') as f:
+            out[name] = f.read()
+    return out
+
+
+def one_line_error(err, *parts):
+    # Progress lines (a tenth of the work each) are not errors.
+    lines = [line for line in err.strip().splitlines()
+             if not re.match(r'\s*\d+% \d+/\d+ ', line)]
+    assert len(lines) == 1, err
+    for part in parts:
+        assert part in lines[0], err
+    return lines[0]
+
+
+@pytest.fixture
+def a_file(tmp_path):
+    path = tmp_path / 'file'
+    path.write_text('not a folder')
+    return str(path)
+
+
+@pytest.mark.parametrize('command', [['reproduce'] + SHORT, ['bench'],
+                                     ['study', '--quick'],
+                                     ['sweep', '--quick']])
+def test_an_output_that_names_a_file(command, a_file, capsys):
+    start = time.monotonic()
+    status, out, err = run_main(capsys, *(command + ['-o', a_file]))
+    assert status == 2
+    one_line_error(err, a_file, 'is a file')
+    assert 'start...' not in out  # before any training
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize('where', ['under a file', 'in /proc'])
+def test_an_output_nobody_can_create(where, a_file, capsys):
+    out_dir = os.path.join(a_file, 'sub') if where == 'under a file' \
+        else '/proc/minibatch-hybrid-test/out'
+    status, out, err = run_main(capsys, 'reproduce', *SHORT, '-o', out_dir)
+    assert status == 2
+    one_line_error(err, 'cannot write into the output folder', out_dir)
+    assert 'start...' not in out
+
+
+def test_a_read_only_file_system_is_found_before_training(tmp_path,
+                                                          monkeypatch,
+                                                          capsys):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(results_io.tempfile, 'mkstemp', read_only)
+    status, out, err = run_main(capsys, 'reproduce', *SHORT, '-o',
+                                str(tmp_path / 'x'))
+    assert status == 2
+    one_line_error(err, 'Read-only file system')
+    assert 'start...' not in out
+
+
+def test_a_full_disk_at_the_end_loses_nothing(tmp_path, monkeypatch,
+                                              capsys):
+    out_dir = str(tmp_path / 'x')
+    real = results_io.write_csv
+
+    def full(path, header, rows):
+        if path.startswith(out_dir):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        real(path, header, rows)
+
+    monkeypatch.setattr(results_io, 'write_csv', full)
+    status, out, err = run_main(capsys, 'reproduce', *SHORT, '-o', out_dir)
+    assert status == 2
+    line = one_line_error(err, 'could not write the results into',
+                          'No space left on device', 'were written to')
+    fallback = line.split('were written to ')[1].split(' instead')[0]
+    assert sorted(os.listdir(fallback)) == sorted(OUTPUT_FILES)
+    assert [n for n in os.listdir(out_dir) if not n.startswith('.')] == []
+
+
+def test_an_interruption_while_writing_leaves_the_earlier_results(
+        tmp_path, monkeypatch, capsys):
+    out_dir = str(tmp_path / 'x')
+    assert run_main(capsys, 'reproduce', *SHORT, '--seed', '1', '-o',
+                    out_dir)[0] == 0
+    before = read_all(out_dir, OUTPUT_FILES)
+    real = results_io.write_json
+    calls = []
+
+    def interrupted(path, obj):
+        calls.append(path)
+        if len(calls) == 2:  # after loss.png, losses.csv, losses.json
+            raise KeyboardInterrupt
+        real(path, obj)
+
+    monkeypatch.setattr(results_io, 'write_json', interrupted)
+    status, out, err = run_main(capsys, 'reproduce', *SHORT, '-o', out_dir)
+    assert status == 130
+    assert 'holds the results of an earlier run' in out
+    one_line_error(err, 'no result files were written or changed')
+    after = read_all(out_dir, OUTPUT_FILES)
+    assert after == before
+    assert sorted(os.listdir(out_dir)) == sorted(OUTPUT_FILES)
+
+
+def test_rerunning_into_a_folder_says_it_replaces_the_results(tmp_path,
+                                                              capsys):
+    out_dir = str(tmp_path / 'x')
+    assert run_main(capsys, 'reproduce', *SHORT, '-o', out_dir)[0] == 0
+    status, out, _ = run_main(capsys, 'reproduce', *SHORT, '--seed', '2',
+                              '-o', out_dir)
+    assert status == 0
+    assert out.startswith('{} holds the results of an earlier run '
+                          '(config.json, loss.png, losses.csv, losses.json); '
+                          'this run replaces them'.format(out_dir))
+
+
+@pytest.mark.parametrize('args,what', [
+    (['--epoch', '1000000000'], 'this run (1000000000 epochs, 100 hidden '
+     'units) needs about'),
+    (['--units', '100000'], 'this run (500 epochs, 100000 hidden units) '
+     'needs about'),
+])
+def test_sizes_that_cannot_fit_are_refused_at_once(args, what, tmp_path,
+                                                   capsys):
+    start = time.monotonic()
+    status, out, err = run_main(capsys, 'reproduce', *args, '-o',
+                                str(tmp_path / 'x'))
+    assert status == 2
+    one_line_error(err, what, 'GB of memory', 'use fewer --epoch or --units')
+    assert time.monotonic() - start < 10
+    assert not (tmp_path / 'x').exists()
+
+
+@pytest.mark.parametrize('delay', [0.05, 0.2, 0.5, 1.0])
+def test_ctrl_c_in_the_first_second_is_one_line(tmp_path, delay):
+    # SIGINT while the command is still importing NumPy, chainer and the
+    # package (or, at the latest delays, just after).
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'minibatch_hybrid.cli', 'reproduce', '-o',
+         str(tmp_path / 'x')], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    line = one_line_error(err, 'interrupted')
+    assert 'Traceback' not in err
+    assert line in ('interrupted while starting: nothing was run',
+                    'interrupted: no result files were written or changed')
