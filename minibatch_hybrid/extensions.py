@@ -1,5 +1,10 @@
-"""A Trainer extension that checks schedules before the first update."""
+"""Trainer extensions: schedules checked before the first update, and a
+run's settings kept in its snapshots."""
+import json
+
+import chainer
 from chainer import training
+import numpy
 
 from minibatch_hybrid.schedules import Schedule
 
@@ -54,3 +59,64 @@ class CheckSchedules(training.Extension):
 
     def __call__(self, trainer):
         pass
+
+
+class SettingsMismatch(ValueError):
+    """A snapshot was made by a run with other settings."""
+
+
+class RunSettings(training.Extension):
+    """Records a run's settings in its snapshots; refuses a resume that
+    does not match them.
+
+    A snapshot holds weights, Adam's state and the iterator's position, but
+    not what produced them: resumed with another schedule, seed or width,
+    a run would go on silently (or fail with a broadcast error).  With this
+    extension the snapshot carries the settings, and loading it into a
+    trainer built with other ones raises :class:`SettingsMismatch`.
+
+    Args:
+        **settings: JSON-ready values (schedule, seed, units, ...).
+
+    """
+
+    trigger = 1, 'epoch'
+    priority = training.PRIORITY_READER
+    name = 'RunSettings'
+
+    def __init__(self, **settings):
+        self.settings = dict(settings)
+
+    def __call__(self, trainer):
+        pass
+
+    def serialize(self, serializer):
+        if not isinstance(serializer, chainer.serializer.Deserializer):
+            serializer('settings', numpy.array(
+                json.dumps(self.settings, sort_keys=True)))
+            return
+        try:
+            saved = serializer('settings', None)
+        except KeyError:
+            saved = None
+        self.check(saved)
+
+    def check(self, saved):
+        """Raises :class:`SettingsMismatch` unless ``saved`` (the recorded
+        settings, as stored in a snapshot; None if absent) are this run's."""
+        if saved is None:
+            raise SettingsMismatch(
+                'it does not record the settings of its run (an older '
+                'version wrote it); start over without --resume')
+        saved = json.loads(str(numpy.asarray(saved)[()]))
+        if saved != self.settings:
+            changed = sorted(k for k in set(saved) | set(self.settings)
+                             if saved.get(k) != self.settings.get(k))
+            raise SettingsMismatch(
+                'it was made by a run with {}, and this run has {}; resume '
+                'with the same options, or start over without '
+                '--resume'.format(
+                    ', '.join('{}={}'.format(k, saved.get(k))
+                              for k in changed),
+                    ', '.join('{}={}'.format(k, self.settings.get(k))
+                              for k in changed)))

@@ -7,16 +7,23 @@ extensions; ``scripts/train_chainer.py`` is its command line.  Its per-epoch
 the epoch), as the package's own loop records it.
 """
 import os
+import zipfile
 
 import chainer
 from chainer import training
+import numpy
 from chainer.training import extensions
 
 from minibatch_hybrid import iterators
+from minibatch_hybrid._checks import check_positive_int
+from minibatch_hybrid._checks import check_run
+from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid.data import make_heldout_dataset
 from minibatch_hybrid.data import make_sin_dataset
 from minibatch_hybrid.device import get_device
 from minibatch_hybrid.extensions import CheckSchedules
+from minibatch_hybrid.extensions import RunSettings
+from minibatch_hybrid.extensions import SettingsMismatch
 from minibatch_hybrid.model import make_model
 from minibatch_hybrid.model import make_optimizer
 from minibatch_hybrid.schedules import parse_schedule
@@ -66,6 +73,9 @@ def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
     if iterator not in ITERATORS:
         raise ValueError('unknown iterator {!r}; choose from {}'.format(
             iterator, ', '.join(ITERATORS)))
+    check_run(epochs, batchsize, n_units, n_data, n_data)
+    check_seed(seed)
+    check_positive_int(snapshot_every, 'snapshot_every')
     device = get_device(device)
     dataset = make_sin_dataset(n_data)
     order = parse_schedule(schedule, seed, size=len(dataset))
@@ -77,6 +87,11 @@ def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
                                        device=device)
     trainer = training.Trainer(updater, (epochs, 'epoch'), out=out)
     trainer.extend(CheckSchedules())
+    # What a snapshot must match to be resumed (the device, the output and
+    # the reports may change; the iterator changes no batch).
+    trainer.extend(RunSettings(schedule=str(order), epochs=epochs,
+                               batchsize=batchsize, seed=seed,
+                               n_units=n_units, n_data=n_data))
     if evaluate:
         heldout = make_heldout_dataset(n_data, seed)
         trainer.extend(extensions.Evaluator(
@@ -98,8 +113,40 @@ def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
 
 
 def resume(trainer, path):
-    """Loads a snapshot into ``trainer`` (made by :func:`build_trainer`)."""
+    """Loads a snapshot into ``trainer`` (made by :func:`build_trainer`).
+
+    Raises:
+        ValueError: One line naming the snapshot and what is wrong with it:
+            missing, not a snapshot of this experiment, damaged, or made by
+            a run with other settings.
+
+    """
     if not os.path.exists(path):
         raise ValueError('snapshot {} does not exist; snapshots are written '
                          'as <out>/snapshot_epoch_<N>'.format(path))
-    chainer.serializers.load_npz(path, trainer)
+    if os.path.isdir(path):
+        raise ValueError('{} is a folder; give a snapshot file in it, such as '
+                         '{}'.format(path, os.path.join(
+                             path, 'snapshot_epoch_<N>')))
+    try:
+        # The settings first: weights of another width would fail to load
+        # with a broadcast error before the extension could say why.
+        with numpy.load(path) as snapshot:
+            key = 'extensions/RunSettings/settings'
+            saved = snapshot[key] if key in snapshot.files else None
+        trainer.get_extension('RunSettings').check(saved)
+        chainer.serializers.load_npz(path, trainer)
+    except SettingsMismatch as e:
+        raise ValueError('cannot resume from {}: {}'.format(path, e)) \
+            from None
+    except KeyError as e:
+        raise ValueError('cannot resume from {}: it is not a snapshot of '
+                         'this experiment (it has no {}); give one written '
+                         'by this script'.format(path, e)) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile,
+            RuntimeError, NotImplementedError) as e:
+        raise ValueError('cannot resume from {}: it is damaged or not a '
+                         'snapshot ({}: {})'.format(
+                             path, type(e).__name__,
+                             str(e).splitlines()[0] if str(e) else '')) \
+            from None

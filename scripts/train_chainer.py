@@ -11,7 +11,10 @@ left off.
 import argparse
 import sys
 
-from minibatch_hybrid import trainer as trainer_module
+from minibatch_hybrid import _startup
+
+with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
+    from minibatch_hybrid import trainer as trainer_module
 
 
 def main(argv=None):
@@ -56,7 +59,13 @@ def main(argv=None):
             trainer_module.resume(trainer, args.resume)
     except ValueError as e:
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
-    trainer.run()
+    try:
+        trainer.run()
+    except KeyboardInterrupt:
+        sys.stderr.write('interrupted: the snapshots so far are in {}; '
+                         'rerun with --resume <snapshot> to continue\n'
+                         .format(args.out))
+        return 130
     return 0
 
 

@@ -162,19 +162,119 @@ def test_sizes_that_cannot_fit_are_refused_at_once(args, what, tmp_path,
     assert not (tmp_path / 'x').exists()
 
 
-@pytest.mark.parametrize('delay', [0.05, 0.2, 0.5, 1.0])
-def test_ctrl_c_in_the_first_second_is_one_line(tmp_path, delay):
-    # SIGINT while the command is still importing NumPy, chainer and the
-    # package (or, at the latest delays, just after).
+def loaded(pid, name):
+    """Whether process ``pid`` has mapped a library whose path has name."""
+    try:
+        with open('/proc/{}/maps'.format(pid)) as f:
+            return name in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/maps'),
+                    reason='needs /proc to see what the command has loaded')
+@pytest.mark.parametrize('after', ['numpy', 'chainer', 'started'])
+def test_ctrl_c_while_starting_is_one_line(tmp_path, after):
+    # SIGINT once the command runs the package's code: while it imports
+    # NumPy (the package's first import), while it imports chainer, or
+    # once the run has begun.  (The first few milliseconds, before Python
+    # runs any of the package's code, are Python's own.)
     proc = subprocess.Popen(
         [sys.executable, '-m', 'minibatch_hybrid.cli', 'reproduce', '-o',
          str(tmp_path / 'x')], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    time.sleep(delay)
+    marker = {'numpy': '_multiarray_umath', 'chainer': 'libopenblas',
+              'started': '_native'}[after]
+    deadline = time.monotonic() + 60
+    while not loaded(proc.pid, marker) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     line = one_line_error(err, 'interrupted')
     assert 'Traceback' not in err
     assert line in ('interrupted while starting: nothing was run',
                     'interrupted: no result files were written or changed')
+
+
+TRAINER = os.path.join(os.path.dirname(__file__), '..', 'scripts',
+                       'train_chainer.py')
+
+
+def run_trainer(*args):
+    return subprocess.run([sys.executable, TRAINER] + list(args),
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['-b', '-1'], 'batch size must be an integer from 1 to the data set '
+     'size 1000, got -1'),
+    (['-b', '0'], 'batch size must be an integer from 1'),
+    (['-b', '1001'], 'batch size must be an integer from 1 to the data set '
+     'size 1000, got 1001'),
+    (['--snapshot-every', '0'], 'snapshot_every must be a positive integer'),
+    (['-e', '0'], 'epochs must be a positive integer'),
+    (['--seed', '-2'], 'seed must be a non-negative integer'),
+    (['-u', '0'], 'n_units must be a positive integer'),
+])
+def test_the_trainer_example_checks_its_options(args, message, tmp_path):
+    proc = run_trainer(*(args + ['-o', str(tmp_path / 'x')]))
+    assert proc.returncode == 2
+    one_line_error(proc.stderr, message)
+
+
+@pytest.fixture(scope='module')
+def snapshot(tmp_path_factory):
+    out = tmp_path_factory.mktemp('trained')
+    proc = run_trainer('-e', '4', '-u', '8', '--seed', '3', '-o', str(out),
+                       '--snapshot-every', '2', '--no-report')
+    assert proc.returncode == 0, proc.stderr
+    return str(out / 'snapshot_epoch_2')
+
+
+@pytest.mark.parametrize('args,message', [
+    (['-s', 'random'], 'it was made by a run with schedule=fixed:2+random:2, '
+     'and this run has schedule=random'),
+    (['--seed', '4'], 'seed=3, and this run has seed=4'),
+    (['-u', '16'], 'n_units=8, and this run has n_units=16'),
+    (['-b', '20'], 'batchsize=10, and this run has batchsize=20'),
+])
+def test_a_resume_with_other_settings_is_refused(snapshot, args, message,
+                                                 tmp_path):
+    base = {'-e': '4', '-u': '8', '--seed': '3'}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    options = [x for pair in base.items() for x in pair] + args[:0]
+    if '-s' in args:
+        options += ['-s', args[args.index('-s') + 1]]
+    if '-b' in args:
+        options += ['-b', args[args.index('-b') + 1]]
+    proc = run_trainer(*(options + ['-o', str(tmp_path / 'x'), '-r',
+                                    snapshot, '--no-report']))
+    assert proc.returncode == 2
+    line = one_line_error(proc.stderr, 'cannot resume from ' + snapshot,
+                          message)
+    assert 'resume with the same options' in line
+
+
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'not a snapshot',
+                                    'a folder'])
+def test_a_damaged_snapshot_is_one_line(snapshot, damage, tmp_path):
+    path = str(tmp_path / 'snap')
+    if damage == 'empty':
+        open(path, 'w').close()
+    elif damage == 'truncated':
+        with open(snapshot, 'rb') as f, open(path, 'wb') as g:
+            g.write(f.read()[:500])
+    elif damage == 'not a snapshot':
+        import numpy
+        numpy.savez(path, x=numpy.zeros(3))
+        path += '.npz'
+    else:
+        os.mkdir(path)
+    proc = run_trainer('-e', '4', '-u', '8', '--seed', '3', '-o',
+                       str(tmp_path / 'x'), '-r', path, '--no-report')
+    assert proc.returncode == 2
+    one_line_error(proc.stderr, path)
+    assert 'Traceback' not in proc.stderr
