@@ -176,6 +176,7 @@ def write_result_set(out, writers):
         list of str: The paths written.
 
     """
+    os.makedirs(out, exist_ok=True)
     staging = tempfile.mkdtemp(dir=out, prefix='.staging-')
     try:
         for name, write in writers.items():
