@@ -27,10 +27,15 @@ def check_run(epochs, batchsize, n_units, n_data, n_heldout):
 
 
 def check_seed(value, what='seed'):
-    """Raises ValueError unless ``value`` is an integer >= 0."""
+    """Raises ValueError unless ``value`` is an integer in [0, 2**32)
+    (NumPy's RandomState, which draws the initial weights, takes no more)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError('{} must be a non-negative integer, got {!r}'.format(
             what, value))
+    if value >= 2 ** 32:
+        raise ValueError('{} must be below 2**32 = 4294967296 (NumPy\'s '
+                         'RandomState draws the initial weights), got '
+                         '{}'.format(what, value))
 
 
 def available_memory():

@@ -35,6 +35,7 @@ import numpy
 from minibatch_hybrid import _parallel
 from minibatch_hybrid import native
 from minibatch_hybrid import reference
+from minibatch_hybrid._checks import check_memory
 from minibatch_hybrid.adam import FusedAdam
 from minibatch_hybrid.data import make_sin_dataset
 from minibatch_hybrid.ensemble import Ensemble
@@ -288,6 +289,23 @@ def measure(state, replicas, singles, window, repeat, device='@numpy',
                    'max': max(v)} for name, v in speeds.items()}
 
 
+def check_settings(replicas, warmup, window, repeat, singles=1,
+                   n_units=100):
+    """Refuses settings the benchmark cannot run, before it starts."""
+    if not 0 <= warmup or window < 1 or repeat < 1 or singles < 1 or \
+            warmup + window > EPOCHS:
+        raise ValueError(
+            'need warmup >= 0, window >= 1 and warmup + window <= {} (the '
+            'study\'s epochs), repeat >= 1 and singles >= 1; got warmup={}, '
+            'window={}, repeat={}, singles={}'.format(
+                EPOCHS, warmup, window, repeat, singles))
+    # Each contender holds the replicas' weights, gradients and moments
+    # (and the state it starts from): about ten copies per replica.
+    params = n_units * n_units + 4 * n_units + 1
+    check_memory(40 * params * max(replicas), 'the benchmark at K = '
+                 '{}'.format(max(replicas)), 'use fewer --replicas')
+
+
 def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
                   singles=2, device='@numpy', log=print):
     """Runs the whole benchmark; returns a JSON-ready dict.
@@ -308,15 +326,11 @@ def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
     Without the compiled kernels there is no native contender, and no
     late-training workload (the native engine prepares it).
     """
+    check_settings(replicas, warmup, window, repeat, singles)
     if not native.available():
         log('the native engine is not available here ({}): fresh weights '
             'only, without it'.format(native._IMPORT_ERROR or 'no FMA'))
         warmup = 0
-    if not 0 <= warmup < EPOCHS or window < 1 or repeat < 1 or singles < 1:
-        raise ValueError(
-            'need 0 <= warmup < {}, window >= 1, repeat >= 1 and singles >= '
-            '1; got warmup={}, window={}, repeat={}, singles={}'.format(
-                EPOCHS, warmup, window, repeat, singles))
     largest = max(max(replicas), singles)
     result = {'flops_per_step': flops_per_step(), 'workloads': {},
               'warmup': warmup, 'window': window, 'repeat': repeat,

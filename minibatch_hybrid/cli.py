@@ -2,6 +2,7 @@
 import argparse
 import contextlib
 import os
+import re
 import sys
 
 from minibatch_hybrid import _startup
@@ -169,7 +170,16 @@ def _cluster(args, config):
 
     Everything that can be checked here is, before a cluster starts.
     """
-    scheduler = args.scheduler or os.environ.get(SCHEDULER_VARIABLE) or None
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise ValueError('--scheduler needs an address, such as '
+                         'tcp://10.0.0.5:8786')
+    scheduler = (args.scheduler or os.environ.get(SCHEDULER_VARIABLE, '')
+                 ).strip() or None
+    if scheduler and not re.match(
+            r'^((tcp|tls|ucx|ws|wss|inproc)://)?[^\s:/]+:\d+$', scheduler):
+        raise ValueError(
+            'the scheduler address {!r} is not one Dask takes: give '
+            'tcp://HOST:PORT (what "dask scheduler" prints)'.format(scheduler))
     if scheduler and args.workers is not None:
         raise ValueError('give --scheduler (or ${}) or --workers, not '
                          'both'.format(SCHEDULER_VARIABLE))
@@ -249,7 +259,10 @@ def _bench(args):
     if any(k < 1 for k in replicas):
         raise ValueError('--replicas must be comma-separated positive '
                          'integers, got {!r}'.format(args.replicas))
-    results_io.check_output_dir(args.out)
+    bench.check_settings(replicas, args.warmup, args.window, args.repeat)
+    if 'bench.json' in results_io.check_output_dir(args.out):
+        print('{} holds an earlier bench.json; this run replaces it'.format(
+            args.out))
     result = bench.run_benchmark(replicas, args.warmup, args.window,
                                  args.repeat, device=args.device,
                                  log=lambda line: print(line,

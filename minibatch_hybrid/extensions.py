@@ -108,7 +108,13 @@ class RunSettings(training.Extension):
             raise SettingsMismatch(
                 'it does not record the settings of its run (an older '
                 'version wrote it); start over without --resume')
-        saved = json.loads(str(numpy.asarray(saved)[()]))
+        try:
+            saved = json.loads(str(numpy.asarray(saved)[()]))
+        except ValueError:
+            saved = None
+        if not isinstance(saved, dict):
+            raise SettingsMismatch('its record of the run\'s settings is '
+                                   'damaged; start over without --resume')
         if saved != self.settings:
             changed = sorted(k for k in set(saved) | set(self.settings)
                              if saved.get(k) != self.settings.get(k))

@@ -91,7 +91,11 @@ def environment(device=None):
     info['compat_shims'] = list(_compat.APPLIED)
     from minibatch_hybrid import native  # the kernel set changes no result
     info['cpu'] = _cpu_model()
-    info['native_kernels'] = native.kernels() if native.available() else None
+    try:
+        info['native_kernels'] = native.kernels() if native.available() \
+            else None
+    except native.NativeUnavailable as e:  # e.g. a bad MINIBATCH_HYBRID_KERNELS
+        info['native_kernels'] = 'unavailable: {}'.format(e)
     return info
 
 

@@ -8,6 +8,7 @@ the epoch), as the package's own loop records it.
 """
 import os
 import zipfile
+import zlib
 
 import chainer
 from chainer import training
@@ -15,6 +16,7 @@ import numpy
 from chainer.training import extensions
 
 from minibatch_hybrid import iterators
+from minibatch_hybrid._checks import check_memory
 from minibatch_hybrid._checks import check_positive_int
 from minibatch_hybrid._checks import check_run
 from minibatch_hybrid._checks import check_seed
@@ -76,6 +78,12 @@ def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
     check_run(epochs, batchsize, n_units, n_data, n_data)
     check_seed(seed)
     check_positive_int(snapshot_every, 'snapshot_every')
+    # The log keeps an entry per epoch; the model, its gradients, Adam's
+    # moments and the evaluation's activations scale with n_units.
+    params = n_units * n_units + 4 * n_units + 1
+    check_memory(500 * epochs + 40 * params + 12 * n_units * n_data,
+                 'this run ({} epochs, {} hidden units)'.format(
+                     epochs, n_units), 'use fewer --epoch or --unit')
     device = get_device(device)
     dataset = make_sin_dataset(n_data)
     order = parse_schedule(schedule, seed, size=len(dataset))
@@ -87,11 +95,12 @@ def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
                                        device=device)
     trainer = training.Trainer(updater, (epochs, 'epoch'), out=out)
     trainer.extend(CheckSchedules())
-    # What a snapshot must match to be resumed (the device, the output and
-    # the reports may change; the iterator changes no batch).
+    # What a snapshot must match to be resumed: all but the device, the
+    # output folder and the reports (the iterator keeps state in it).
     trainer.extend(RunSettings(schedule=str(order), epochs=epochs,
                                batchsize=batchsize, seed=seed,
-                               n_units=n_units, n_data=n_data))
+                               n_units=n_units, n_data=n_data,
+                               iterator=iterator, evaluate=evaluate))
     if evaluate:
         heldout = make_heldout_dataset(n_data, seed)
         trainer.extend(extensions.Evaluator(
@@ -134,7 +143,14 @@ def resume(trainer, path):
         with numpy.load(path) as snapshot:
             key = 'extensions/RunSettings/settings'
             saved = snapshot[key] if key in snapshot.files else None
+            reported = any(k.startswith('extensions/PlotReport/')
+                           for k in snapshot.files)
         trainer.get_extension('RunSettings').check(saved)
+        if not reported and any(name == 'PlotReport'
+                                for name in trainer._extensions):
+            raise SettingsMismatch('it was made with --no-report, and the '
+                                   'reports cannot start in the middle of a '
+                                   'run; resume with --no-report')
         chainer.serializers.load_npz(path, trainer)
     except SettingsMismatch as e:
         raise ValueError('cannot resume from {}: {}'.format(path, e)) \
@@ -143,8 +159,8 @@ def resume(trainer, path):
         raise ValueError('cannot resume from {}: it is not a snapshot of '
                          'this experiment (it has no {}); give one written '
                          'by this script'.format(path, e)) from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile,
-            RuntimeError, NotImplementedError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError,
+            RuntimeError, NotImplementedError, zlib.error) as e:
         raise ValueError('cannot resume from {}: it is damaged or not a '
                          'snapshot ({}: {})'.format(
                              path, type(e).__name__,

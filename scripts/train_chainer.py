@@ -14,10 +14,21 @@ import sys
 from minibatch_hybrid import _startup
 
 with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
+    from minibatch_hybrid import results as results_io
     from minibatch_hybrid import trainer as trainer_module
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before training starts, or during it
+        sys.stderr.write('interrupted: the snapshots written so far, if '
+                         'any, are in the output folder; rerun with --resume '
+                         '<snapshot> to continue\n')
+        return 130
+
+
+def _main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--schedule', '-s', default=None,
                         help='schedule in text form (default: '
@@ -50,6 +61,8 @@ def main(argv=None):
         half = args.epoch // 2
         schedule = 'fixed:{}+random:{}'.format(half, args.epoch - half)
     try:
+        earlier = [name for name in results_io.check_output_dir(args.out)
+                   if name == 'log' or name.startswith('snapshot_epoch_')]
         trainer = trainer_module.build_trainer(
             schedule, args.epoch, args.batchsize, seed=args.seed,
             n_units=args.unit, device=args.device, out=args.out,
@@ -59,13 +72,10 @@ def main(argv=None):
             trainer_module.resume(trainer, args.resume)
     except ValueError as e:
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
-    try:
-        trainer.run()
-    except KeyboardInterrupt:
-        sys.stderr.write('interrupted: the snapshots so far are in {}; '
-                         'rerun with --resume <snapshot> to continue\n'
-                         .format(args.out))
-        return 130
+    if earlier:
+        print('{} holds an earlier run\'s log and snapshots ({} files); '
+              'this run writes over them'.format(args.out, len(earlier)))
+    trainer.run()
     return 0
 
 

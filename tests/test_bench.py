@@ -76,8 +76,11 @@ def test_benchmark_runs_and_tabulates():
     assert lines[0].startswith('late-training workload: epochs 3-3 (')
     assert lines[2].split()[-2:] == ['1.0', lines[2].split()[-1]]
     assert lines[-1].startswith("CPU peak: c ")
-    with pytest.raises(ValueError, match='need 0 <= warmup < 500'):
-        bench.run_benchmark(warmup=500)
+    with pytest.raises(ValueError, match='warmup \\+ window <= 500'):
+        bench.run_benchmark(warmup=499, window=2)
+    with pytest.raises(ValueError, match='the benchmark at K = 100000000 '
+                       'needs about'):
+        bench.check_settings([10 ** 8], 300, 2, 5)
 
 
 def test_without_the_kernels_the_benchmark_measures_fresh_weights(

@@ -229,3 +229,18 @@ def test_the_command_on_local_workers(tmp_path):
     assert 'random                       fixed:3+random:3' in proc.stdout
     assert sorted(os.listdir(tmp_path / 'x' / 'chunks')) == [
         'chunk-00000.npz', 'chunk-00001.npz']
+
+
+@pytest.mark.parametrize('address', ['garbage', 'foo://x:1', ' '])
+def test_a_malformed_scheduler_address_is_one_line_at_once(address,
+                                                           tmp_path):
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, '-m', 'minibatch_hybrid.cli', 'study', '--quick',
+         '--scheduler', address, '-o', str(tmp_path / 'x')],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert time.monotonic() - start < 15
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and ('--scheduler needs an address' in lines[0] or
+                                'is not one Dask takes' in lines[0])

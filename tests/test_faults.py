@@ -3,6 +3,7 @@ fit, interruptions.  Each is one line, early, with nothing lost."""
 import errno
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,7 @@ def test_a_full_disk_at_the_end_loses_nothing(tmp_path, monkeypatch,
                           'No space left on device', 'were written to')
     fallback = line.split('were written to ')[1].split(' instead')[0]
     assert sorted(os.listdir(fallback)) == sorted(OUTPUT_FILES)
+    shutil.rmtree(fallback)
     assert [n for n in os.listdir(out_dir) if not n.startswith('.')] == []
 
 
@@ -280,3 +282,39 @@ def test_a_damaged_snapshot_is_one_line(snapshot, damage, tmp_path):
     assert proc.returncode == 2
     one_line_error(proc.stderr, path)
     assert 'Traceback' not in proc.stderr
+
+
+def test_a_resume_with_the_reports_on_is_refused_with_the_reason(
+        snapshot, tmp_path):
+    # The snapshot was made with --no-report.
+    proc = run_trainer('-e', '4', '-u', '8', '--seed', '3', '-o',
+                       str(tmp_path / 'x'), '-r', snapshot)
+    assert proc.returncode == 2
+    one_line_error(proc.stderr, 'it was made with --no-report', 'resume '
+                   'with --no-report')
+
+
+def test_a_resume_with_another_iterator_is_refused(snapshot, tmp_path):
+    proc = run_trainer('-e', '4', '-u', '8', '--seed', '3', '-o',
+                       str(tmp_path / 'x'), '-r', snapshot, '--iterator',
+                       'multithread', '--no-report')
+    assert proc.returncode == 2
+    one_line_error(proc.stderr, 'iterator=serial, and this run has '
+                   'iterator=multithread')
+
+
+@pytest.mark.parametrize('args,message', [
+    (['-o', 'FILE'], 'is a file'),
+    (['-u', '100000000'], 'this run (500 epochs, 100000000 hidden units) '
+     'needs about'),
+    (['-e', '999999999999'], 'needs about'),
+    (['--seed', '99999999999'], 'seed must be below 2**32'),
+])
+def test_the_trainer_example_checks_output_and_sizes(args, message, a_file,
+                                                     tmp_path):
+    args = [a_file if a == 'FILE' else a for a in args]
+    if '-o' not in args:
+        args += ['-o', str(tmp_path / 'x')]
+    proc = run_trainer(*args)
+    assert proc.returncode == 2
+    one_line_error(proc.stderr, message)

@@ -115,7 +115,8 @@ def test_a_size_that_cannot_fit_is_refused_before_anything(tmp_path):
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / 'x').exists()
     with pytest.raises(ValueError, match='this study \\(1000000 runs of 75 '
-                       'epochs, chunks of 2 seeds\\) needs about 1.23 GB'):
+                       'epochs, 8 hidden units, chunks of 2 seeds\\) needs '
+                       'about 1.23 GB'):
         config(schedules=['random'], seeds=10 ** 6,
                epochs=75).check_memory(available=10 ** 9)
 

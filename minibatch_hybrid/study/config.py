@@ -123,9 +123,11 @@ class StudyConfig:
         """Raises ValueError if the study cannot fit in memory here."""
         check_memory(
             self.memory_needed(parallel),
-            'this study ({} runs of {} epochs, chunks of {} seeds)'.format(
-                len(self.schedules) * self.seeds, self.epochs, self.chunk),
-            'use fewer --seeds, --epoch or a smaller --chunk', available)
+            'this study ({} runs of {} epochs, {} hidden units, chunks of {} '
+            'seeds)'.format(len(self.schedules) * self.seeds, self.epochs,
+                            self.n_units, min(self.chunk, self.seeds)),
+            'use fewer --seeds, --epoch or --units, or a smaller --chunk',
+            available)
 
 
 class StudyResult(object):

@@ -78,37 +78,48 @@ STUDY_FILES = ('curves.npz', 'final.csv', 'summary.json', 'curves.png',
                'paired.png')
 
 
-def write_study_outputs(result, summary, out, paired_figure=True):
-    """Writes curves, per-run finals, the summary and the figures."""
+def study_writers(result, summary, paired_figure=True):
+    """Returns ``{file name: writer(path)}`` for a study's output files:
+    curves, per-run finals, the summary and the figures."""
     config = result.config
     stuck = result.stuck()
     seeds = config.seed_list()
-
-    # No time stamps: the same results give the same bytes.
-    save_npz(os.path.join(out, 'curves.npz'),
-             {'loss': result.loss.astype(numpy.float32),
-              'schedules': numpy.array(config.schedules),
-              'seeds': numpy.array(seeds)}, compress=True)
     rows = [[seed, text, float(result.loss[i, k, -1]),
              float(result.final_loss[i, k]), float(result.heldout_mse[i, k]),
              int(stuck[i, k])]
             for i, text in enumerate(config.schedules)
             for k, seed in enumerate(seeds)]
-    results_io.write_csv(os.path.join(out, 'final.csv'),
-                         ['seed', 'schedule', 'last_epoch_loss',
-                          'final_train_loss', 'heldout_mse', 'stuck'], rows)
-    results_io.write_json(os.path.join(out, 'summary.json'), {
-        'summary': summary, 'config': config.to_dict(),
-        'environment': results_io.environment(get_device(config.device))})
-    results_io.save_figure(
-        plots.band_figure({text: result.loss[i]
-                           for i, text in enumerate(config.schedules)}),
-        os.path.join(out, 'curves.png'))
-    if paired_figure and len(config.schedules) > 1:
-        labels = config.schedules
-        results_io.save_figure(plots.paired_figure(
-            (labels[0], result.final_loss[0]),
-            [(labels[i], result.final_loss[i])
-             for i in range(1, len(labels))],
-            {label: stuck[i] for i, label in enumerate(labels)}),
-            os.path.join(out, 'paired.png'))
+    saved = {'summary': summary, 'config': config.to_dict(),
+             'environment': results_io.environment(get_device(config.device))}
+    labels = config.schedules
+    writers = {
+        # No time stamps: the same results give the same bytes.
+        'curves.npz': lambda path: save_npz(
+            path, {'loss': result.loss.astype(numpy.float32),
+                   'schedules': numpy.array(labels),
+                   'seeds': numpy.array(seeds)}, compress=True),
+        'final.csv': lambda path: results_io.write_csv(
+            path, ['seed', 'schedule', 'last_epoch_loss', 'final_train_loss',
+                   'heldout_mse', 'stuck'], rows),
+        'summary.json': lambda path: results_io.write_json(path, saved),
+        'curves.png': lambda path: results_io.save_figure(
+            plots.band_figure({text: result.loss[i]
+                               for i, text in enumerate(labels)}), path),
+    }
+    if paired_figure and len(labels) > 1:
+        writers['paired.png'] = lambda path: results_io.save_figure(
+            plots.paired_figure(
+                (labels[0], result.final_loss[0]),
+                [(labels[i], result.final_loss[i])
+                 for i in range(1, len(labels))],
+                {label: stuck[i] for i, label in enumerate(labels)}), path)
+    return writers
+
+
+def write_study_outputs(result, summary, out, paired_figure=True):
+    """Writes the study's output files, all together or not at all (if
+    ``out`` cannot take them, elsewhere: see
+    :func:`~minibatch_hybrid.results.save_results`)."""
+    return results_io.save_results(
+        out, study_writers(result, summary, paired_figure),
+        prefix='minibatch-hybrid-study-')

@@ -12,8 +12,8 @@ from minibatch_hybrid import results as results_io
 from minibatch_hybrid import stats
 from minibatch_hybrid.study.config import StudyConfig
 from minibatch_hybrid.study.run import run_study
+from minibatch_hybrid.study.summary import study_writers
 from minibatch_hybrid.study.summary import summarize
-from minibatch_hybrid.study.summary import write_study_outputs
 
 #: Files that :func:`run_sweep` writes, besides the study's chunks.
 SWEEP_FILES = ('sweep.csv', 'sweep.png', 'summary.json', 'curves.png',
@@ -57,8 +57,10 @@ def sweep_schedules(epochs, fractions, reverse=True):
     return out
 
 
-def write_sweep_outputs(result, sweep, out):
-    """Writes the sweep's table and figure: final loss against fraction."""
+def sweep_writers(result, sweep):
+    """Returns ``(writers, rows)``: the sweep's table and figure (final
+    loss against fraction) as ``{file name: writer(path)}``, and the
+    table's rows."""
     index = {text: i for i, text in enumerate(result.config.schedules)}
     rows, quartiles, fractions, stuck_rate = [], {}, {}, {}
     stuck = result.stuck()
@@ -72,12 +74,20 @@ def write_sweep_outputs(result, sweep, out):
         for (f, text), q in zip(entries, qs):
             rows.append([direction, f, text, q[0], q[1], q[2],
                          int(stuck[index[text]].sum())])
-    results_io.write_csv(os.path.join(out, 'sweep.csv'),
-                         ['order', 'fixed_fraction', 'schedule', 'q25',
-                          'median', 'q75', 'stuck'], rows)
-    results_io.save_figure(plots.sweep_figure(fractions, quartiles,
-                                              stuck_rate),
-                           os.path.join(out, 'sweep.png'))
+    writers = {
+        'sweep.csv': lambda path: results_io.write_csv(
+            path, ['order', 'fixed_fraction', 'schedule', 'q25', 'median',
+                   'q75', 'stuck'], rows),
+        'sweep.png': lambda path: results_io.save_figure(
+            plots.sweep_figure(fractions, quartiles, stuck_rate), path),
+    }
+    return writers, rows
+
+
+def write_sweep_outputs(result, sweep, out):
+    """Writes the sweep's table and figure (together); returns the rows."""
+    writers, rows = sweep_writers(result, sweep)
+    results_io.save_results(out, writers, prefix='minibatch-hybrid-sweep-')
     return rows
 
 
@@ -109,8 +119,11 @@ def run_sweep(sweep, config, out, log=print, progress_stream=None,
     """
     result = run_study(config, out, log=log, progress_stream=progress_stream,
                        cluster=cluster)
-    write_study_outputs(result, summarize(result), out, paired_figure=False)
-    rows = write_sweep_outputs(result, sweep, out)
+    writers, rows = sweep_writers(result, sweep)
+    writers.update(study_writers(result, summarize(result),
+                                 paired_figure=False))
+    # All of the sweep's files together, or none (then elsewhere).
+    results_io.save_results(out, writers, prefix='minibatch-hybrid-sweep-')
     return result, rows
 
 
