@@ -1,6 +1,10 @@
 """Argument checks shared by the package, with messages that say the fix."""
 import os
 
+#: Seeds are those of numpy.random.RandomState, which draws the initial
+#: weights: below 2**32.
+SEED_LIMIT = 2 ** 32
+
 
 def check_positive_int(value, what):
     """Raises ValueError unless ``value`` is an integer >= 1."""
@@ -32,7 +36,7 @@ def check_seed(value, what='seed'):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError('{} must be a non-negative integer, got {!r}'.format(
             what, value))
-    if value >= 2 ** 32:
+    if value >= SEED_LIMIT:
         raise ValueError('{} must be below 2**32 = 4294967296 (NumPy\'s '
                          'RandomState draws the initial weights), got '
                          '{}'.format(what, value))

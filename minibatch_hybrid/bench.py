@@ -244,13 +244,9 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
         def native_setup(kernels=kernels):
             ensemble = native.NativeEnsemble(
                 [state.model(k) for k in range(replicas)])
-            lanes = native.GROUP * ensemble.groups
             for which in ('m', 'v'):
-                flat = numpy.zeros((lanes, ensemble.n_params), numpy.float32)
-                flat[:replicas] = numpy.concatenate(
-                    [getattr(state, which)[name][:replicas].reshape(
-                        replicas, -1) for name in native._LINKS], axis=1)
-                setattr(ensemble, which, ensemble._pack(flat))
+                ensemble.load(which, {name: a[:replicas] for name, a in
+                                      getattr(state, which).items()})
             ensemble.t = state.t
             return ensemble, kernels, schedules()
 

@@ -12,6 +12,25 @@ _NAMES = ('W1', 'b1', 'W2', 'b2', 'W3', 'b3')
 _LINKS = ('l1/W', 'l1/b', 'l2/W', 'l2/b', 'l3/W', 'l3/b')
 
 
+def stack_models(models):
+    """Returns the models' parameters stacked, on the CPU: ``'l1/W'`` to a
+    ``(K, n, 1)`` array, and so on (the layout of both engines' ensembles).
+
+    Raises:
+        ValueError: No models, or models that are not MyChain of one width.
+
+    """
+    arrays = [InitialState(m).arrays for m in models]
+    if not arrays:
+        raise ValueError('an ensemble needs at least one model')
+    shapes = {tuple(sorted((k, v.shape) for k, v in a.items()))
+              for a in arrays}
+    if len(shapes) != 1 or set(arrays[0]) != set(_LINKS):
+        raise ValueError('all models of an ensemble must be MyChain with the '
+                         'same n_units')
+    return {link: numpy.stack([a[link] for a in arrays]) for link in _LINKS}
+
+
 class Ensemble(chainer.Link):
     """K replicas of :class:`~minibatch_hybrid.model.MyChain`, stacked.
 
@@ -33,19 +52,11 @@ class Ensemble(chainer.Link):
 
     def __init__(self, models):
         super().__init__()
-        models = list(models)
-        if not models:
-            raise ValueError('an ensemble needs at least one model')
-        arrays = [InitialState(m).arrays for m in models]
-        shapes = {tuple(a[name].shape for name in _LINKS) for a in arrays}
-        if len(shapes) != 1:
-            raise ValueError('all models of an ensemble must have the same '
-                             'n_units')
-        self.n_units = arrays[0]['l2/W'].shape[0]
+        stacked = stack_models(models)
+        self.n_units = stacked['l2/W'].shape[1]
         with self.init_scope():
             for name, link in zip(_NAMES, _LINKS):
-                setattr(self, name, chainer.Parameter(
-                    numpy.stack([a[link] for a in arrays])))
+                setattr(self, name, chainer.Parameter(stacked[link]))
 
     @classmethod
     def from_seeds(cls, seeds, n_units=100):

@@ -220,22 +220,12 @@ class NativeEnsemble(object):
     def __init__(self, models, alpha=0.001, beta1=0.9, beta2=0.999,
                  eps=1e-8, eta=1.0):
         check_available()
-        from minibatch_hybrid.model import InitialState
-        models = list(models)
-        if not models:
-            raise ValueError('an ensemble needs at least one model')
-        arrays = [InitialState(m).arrays for m in models]
-        shapes = {tuple(a[name].shape for name in _LINKS) for a in arrays}
-        if len(shapes) != 1 or set(arrays[0]) != set(_LINKS):
-            raise ValueError('all models of an ensemble must be MyChain with '
-                             'the same n_units')
-        self.n_units = n = arrays[0]['l2/W'].shape[0]
-        self.size = len(models)
+        from minibatch_hybrid.ensemble import stack_models
+        stacked = stack_models(models)
+        self.n_units = stacked['l2/W'].shape[1]
+        self.size = len(stacked['l2/W'])
         self.groups = -(-self.size // GROUP)
-        flat = numpy.zeros((self.groups * GROUP, self.n_params), numpy.float32)
-        for k, a in enumerate(arrays):
-            flat[k] = numpy.concatenate([a[name].ravel() for name in _LINKS])
-        self.params = self._pack(flat)
+        self.load('params', stacked)
         self.m = numpy.zeros_like(self.params)
         self.v = numpy.zeros_like(self.params)
         self.hyperparams = dict(alpha=alpha, beta1=beta1, beta2=beta2,
@@ -256,14 +246,23 @@ class NativeEnsemble(object):
     def __len__(self):
         return self.size
 
-    def _pack(self, flat):
+    def load(self, which, arrays):
+        """Sets weights or Adam's moments from replica-stacked arrays in
+        Chainer's shapes (what :meth:`arrays` returns).
+
+        Args:
+            which (str): ``'params'``, or Adam's ``'m'`` or ``'v'``.
+            arrays (dict): ``'l1/W'`` to a ``(K, n, 1)`` array, and so on.
+
+        """
+        flat = numpy.zeros((self.groups * GROUP, self.n_params), numpy.float32)
+        flat[:self.size] = numpy.concatenate(
+            [numpy.asarray(arrays[name]).reshape(self.size, -1)
+             for name in _LINKS], axis=1)
         # (groups * GROUP, P) -> (groups, P, GROUP): lane = replica.
         packed = flat.reshape(self.groups, GROUP, self.n_params)
-        return numpy.ascontiguousarray(packed.transpose(0, 2, 1))
-
-    def _unpack(self, packed):
-        flat = packed.transpose(0, 2, 1).reshape(-1, self.n_params)
-        return flat[:self.size]
+        setattr(self, which,
+                numpy.ascontiguousarray(packed.transpose(0, 2, 1)))
 
     def arrays(self, which='params'):
         """Returns replica-stacked copies in Chainer's shapes.
@@ -275,7 +274,8 @@ class NativeEnsemble(object):
             dict: ``'l1/W'`` to a ``(K, n, 1)`` array, and so on.
 
         """
-        flat = self._unpack(getattr(self, which))
+        flat = getattr(self, which).transpose(0, 2, 1).reshape(
+            -1, self.n_params)[:self.size]
         n, out, start = self.n_units, {}, 0
         for name, shape in zip(_LINKS, ((n, 1), (n,), (n, n), (n,), (1, n),
                                         (1,))):

@@ -1,9 +1,6 @@
 """The post's experiment: random order against fixed-then-random order."""
 import dataclasses
 import functools
-import os
-
-import numpy
 
 from minibatch_hybrid._checks import check_memory
 from minibatch_hybrid._checks import check_run

@@ -4,14 +4,12 @@ import dataclasses
 import numpy
 
 from minibatch_hybrid import native
+from minibatch_hybrid._checks import SEED_LIMIT
 from minibatch_hybrid._checks import check_memory
 from minibatch_hybrid._checks import check_positive_int
 from minibatch_hybrid._checks import check_run
 from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid.schedules import parse_schedule
-
-#: Seeds are those of numpy.random.RandomState: below 2**32.
-SEED_LIMIT = 2 ** 32
 
 
 @dataclasses.dataclass

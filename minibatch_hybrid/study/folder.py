@@ -110,16 +110,17 @@ def load_chunk(out, index, record):
     if not isinstance(saved, dict):
         raise _damaged(path, 'its record is not a JSON object')
     for key in ('config', 'engine', 'version', 'chunk', 'seeds'):
-        if saved.get(key) != record[key]:
-            raise StudyFolderError(
-                '{} was produced with another {} ({!r}, this run: {!r}); '
-                'give another --out, or delete that folder to start '
-                'over'.format(path, _KEY_NAMES[key], saved.get(key),
-                              record[key]) if key != 'config' else
-                '{} was produced with other settings ({} differ); give '
-                'another --out, or delete that folder to start over'.format(
-                    path, ', '.join(_changed(saved.get(key) or {},
-                                             record[key]))))
+        if saved.get(key) == record[key]:
+            continue
+        if key == 'config':
+            what = 'other settings ({} differ)'.format(', '.join(
+                _changed(saved.get(key) or {}, record[key])))
+        else:
+            what = 'another {} ({!r}, this run: {!r})'.format(
+                _KEY_NAMES[key], saved.get(key), record[key])
+        raise StudyFolderError(
+            '{} was produced with {}; give another --out, or delete that '
+            'folder to start over'.format(path, what))
     if arrays['seeds'].tolist() != record['seeds']:
         raise _damaged(path, 'its seeds are not those of its record')
     return arrays

@@ -131,18 +131,16 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None):
             log('continuing: {} of {} chunks already saved in {}'.format(
                 len(saved), len(chunks), out))
         todo = [i for i in range(len(chunks)) if i not in saved]
-        if cluster is None:
-            progress = Progress(len(todo) * config.epochs, progress_stream)
-            try:
+        # Here progress counts epochs; a cluster reports whole chunks.
+        progress = Progress(len(todo) * (config.epochs if cluster is None
+                                         else 1), progress_stream)
+        try:
+            if cluster is None:
                 _run_here(config, engine, folder, todo, progress)
-            finally:
-                progress.close()
-        else:
-            progress = Progress(len(todo), progress_stream)
-            try:
+            else:
                 cluster.run(config, engine, folder, todo, progress)
-            finally:
-                progress.close()
+        finally:
+            progress.close()
         parts = [folder.load(i) for i in range(len(chunks))]
     return StudyResult(
         config,

@@ -1,6 +1,5 @@
 """A study's summary: per schedule, pair by pair, as tables and files."""
 import itertools
-import os
 
 import numpy
 

@@ -5,7 +5,6 @@ post's hybrid at f = 0.5) or last (the reverse hybrid); every fraction from
 the same initial weights per seed.  :func:`run_sweep` is the whole thing:
 the schedules, the study, its files and the table.
 """
-import os
 
 from minibatch_hybrid import plots
 from minibatch_hybrid import results as results_io
