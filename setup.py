@@ -43,6 +43,10 @@ native = Extension('minibatch_hybrid._native',
                    optional=True)
 
 
+TEST_REQUIRES = ['pytest>=8', 'pytest-timeout>=2.3', 'nbmake>=1.5',
+                 'dask[distributed]>=2024.1']
+
+
 with open(os.path.join(here, 'README.md'), encoding='utf-8') as f:
     long_description = f.read()
 
@@ -74,8 +78,10 @@ setup(
     extras_require={
         # Studies on a Dask cluster (study/sweep --scheduler, --workers).
         'distributed': ['dask[distributed]>=2024.1'],
-        'test': ['pytest>=8', 'nbmake>=1.5', 'dask[distributed]>=2024.1'],
-        'dev': ['pytest>=8', 'nbmake>=1.5', 'dask[distributed]>=2024.1'],
+        # The test suite: pytest-timeout ends any test that hangs.
+        'test': TEST_REQUIRES,
+        # Daily work: the tests and the linter (`make check`).
+        'dev': TEST_REQUIRES + ['ruff>=0.6,<1'],
         # CUDA 12: CuPy 13 (NumPy 1.22 to 2.5).
         'cuda12': ['cupy-cuda12x>=13,<14'],
         # CUDA 13: CuPy 14, which needs NumPy 2.
