@@ -9,12 +9,35 @@ import minibatch_hybrid  # NOQA: imports chainer through the compat layer
 # their kernels inherit this environment.
 os.environ.setdefault('MINIBATCH_HYBRID_QUICK', '1')
 
+#: Set to 1 where a GPU was asked for (scripts/gpu_check.sh): the tests
+#: marked ``gpu`` then fail, not skip, when CuPy or the GPU cannot be used.
+GPU_REQUIRED = os.environ.get('MINIBATCH_HYBRID_GPU') == '1'
 
-def pytest_collection_modifyitems(config, items):
+
+def _gpu_unusable():
+    """Why CuPy cannot run here, or None where it can."""
     import chainer
     if chainer.backends.cuda.available:
+        return None
+    reason = getattr(chainer.backends.cuda, '_resolution_error', None)
+    return 'CuPy cannot be used: {!r}'.format(reason) if reason else \
+        'CuPy cannot be used (chainer.backends.cuda.available is False)'
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _gpu_unusable()
+    if reason is None or GPU_REQUIRED:
         return
-    skip = pytest.mark.skip(reason='needs a CUDA GPU with CuPy')
+    skip = pytest.mark.skip(reason='needs a CUDA GPU with CuPy ({})'.format(
+        reason))
     for item in items:
         if 'gpu' in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_runtest_setup(item):
+    if GPU_REQUIRED and 'gpu' in item.keywords:
+        reason = _gpu_unusable()
+        if reason is not None:
+            pytest.fail('MINIBATCH_HYBRID_GPU=1 asks for a GPU, but ' +
+                        reason, pytrace=False)

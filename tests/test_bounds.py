@@ -14,6 +14,7 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
+from minibatch_hybrid import device as devices
 from minibatch_hybrid import native
 from minibatch_hybrid import reference
 from minibatch_hybrid.ensemble import Ensemble
@@ -50,15 +51,15 @@ def load_state(model, optimizer, state):
          if k.startswith('opt/')}).load(optimizer)
 
 
-@pytest.fixture(scope='module', params=['fresh', 'late'])
-def shared_state(request):
+def make_state(kind):
     """A state every engine starts its step from: ``make_model`` weights
-    with Adam's zero moments, or the state after three epochs of training
-    (moments of all sizes, some dead units); and the step's mini-batch."""
+    with Adam's zero moments (``'fresh'``), or the state after three epochs
+    of training (``'late'``: moments of all sizes, some dead units); the
+    step's mini-batch; and the exact step with its bounds."""
     model = mh.make_model(N_UNITS, seed=3)
     optimizer = mh.make_optimizer(model)
     dataset = mh.make_sin_dataset(100)
-    if request.param == 'late':
+    if kind == 'late':
         mh.train(model, optimizer, dataset, mh.Random(3), 3)
         state = state_dict(model, optimizer)
     else:
@@ -82,6 +83,11 @@ def shared_state(request):
                 alpha_t=alpha_t, expected=expected)
 
 
+@pytest.fixture(scope='module', params=['fresh', 'late'])
+def shared_state(request):
+    return make_state(request.param)
+
+
 def check_step(loss, params, m, v, expected):
     bounds.check(loss, expected['loss'], 'loss')
     for which, got in (('params', params), ('m', m), ('v', v)):
@@ -90,19 +96,24 @@ def check_step(loss, params, m, v, expected):
                          '{} {}'.format(which, name))
 
 
-def chainer_step(s, model, optimizer):
-    """One step of the post's loop body on a model set to the state."""
+def chainer_step(s, model, optimizer, device='@numpy'):
+    """One step of the post's loop body on a model set to the state, on a
+    Chainer device; returns the loss, weights and moments on the CPU."""
     load_state(model, optimizer, s['state'])
+    device = devices.get_device(device)
+    model.to_device(device)
     model.cleargrads()
-    loss = model(s['x'], s['t'])
+    loss = model(device.send(s['x']), device.send(s['t']))
     loss.backward()
     optimizer.update()
-    params = {name.lstrip('/'): p.array for name, p in model.namedparams()}
-    rules = {name.lstrip('/'): p.update_rule.state
-             for name, p in model.namedparams()}
-    return (float(loss.array), params,
-            {k: r['m'] for k, r in rules.items()},
-            {k: r['v'] for k, r in rules.items()})
+    cpu = chainer.backend.CpuDevice()
+    out = {}, {}, {}
+    for name, p in model.namedparams():
+        name = name.lstrip('/')
+        out[0][name] = cpu.send(p.array)
+        out[1][name] = cpu.send(p.update_rule.state['m'])
+        out[2][name] = cpu.send(p.update_rule.state['v'])
+    return (float(cpu.send(loss.array)),) + out
 
 
 def test_the_package_loop_takes_one_step_within_the_bound(shared_state):
@@ -120,33 +131,45 @@ def test_the_posts_chain_takes_one_step_within_the_bound(shared_state):
                shared_state['expected'])
 
 
-def test_the_numpy_engine_takes_one_step_within_the_bound(shared_state):
-    # Three replicas of the state, each with the same mini-batch.
-    s = shared_state
-    ensemble = Ensemble([mh.make_model(N_UNITS, 0)] * 3)
+def ensemble_step(s, replicas=3, device='@numpy'):
+    """One step of the numpy engine's Ensemble, every replica set to the
+    state and given the same mini-batch, on a Chainer device; returns each
+    replica's loss, weights and moments on the CPU."""
+    ensemble = Ensemble([mh.make_model(N_UNITS, 0)] * replicas)
     optimizer = mh.make_optimizer(ensemble)
     state = {'opt/t': s['state']['opt/t'], 'opt/epoch': 0}
     for name, stacked in zip(bounds.LINKS, STACKED):
-        state[stacked] = numpy.stack([s['params'][name]] * 3)
+        state[stacked] = numpy.stack([s['params'][name]] * replicas)
         for which in 'mv':
             state['opt/{}/{}'.format(stacked, which)] = numpy.stack(
-                [s[which][name]] * 3)
+                [s[which][name]] * replicas)
         state['opt/{}/t'.format(stacked)] = s['state']['opt/t']
     load_state(ensemble, optimizer, state)
+    device = devices.get_device(device)
+    ensemble.to_device(device)
     ensemble.cleargrads()
-    loss = ensemble(numpy.stack([s['x']] * 3), numpy.stack([s['t']] * 3))
-    loss.grad = numpy.ones_like(loss.array)
+    loss = ensemble(device.send(numpy.stack([s['x']] * replicas)),
+                    device.send(numpy.stack([s['t']] * replicas)))
+    loss.grad = device.xp.ones_like(loss.array)
     loss.backward()
     optimizer.update()
-    for k in range(3):
+    cpu = chainer.backend.CpuDevice()
+    losses = cpu.send(loss.array)
+    out = []
+    for k in range(replicas):
         got = {which: {} for which in ('params', 'm', 'v')}
         for name, stacked in zip(bounds.LINKS, STACKED):
             param = getattr(ensemble, stacked)
-            got['params'][name] = param.array[k]
-            got['m'][name] = param.update_rule.state['m'][k]
-            got['v'][name] = param.update_rule.state['v'][k]
-        check_step(float(loss.array[k]), got['params'], got['m'], got['v'],
-                   s['expected'])
+            got['params'][name] = cpu.send(param.array[k])
+            got['m'][name] = cpu.send(param.update_rule.state['m'][k])
+            got['v'][name] = cpu.send(param.update_rule.state['v'][k])
+        out.append((float(losses[k]), got['params'], got['m'], got['v']))
+    return out
+
+
+def test_the_numpy_engine_takes_one_step_within_the_bound(shared_state):
+    for replica in ensemble_step(shared_state):
+        check_step(*replica, shared_state['expected'])
 
 
 needs_native = pytest.mark.skipif(
