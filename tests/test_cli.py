@@ -61,6 +61,7 @@ def test_reproduce_short_run_writes_figure_data_and_config(tmp_path):
     assert config['environment']['numpy'] == numpy.__version__
 
 
+@pytest.mark.per_stack
 def test_reproduce_is_deterministic_and_literal_mode(tmp_path):
     runs = []
     for name in ('a', 'b'):
@@ -134,6 +135,7 @@ def test_console_entry_point_is_installed():
     assert entry.value == 'minibatch_hybrid.cli:main'
 
 
+@pytest.mark.exact
 @pytest.mark.skipif(not __import__('minibatch_hybrid').native.available(),
                     reason='the native engine is not built here')
 def test_reproduce_with_the_native_engine(tmp_path):

@@ -5,6 +5,8 @@ import pytest
 
 import minibatch_hybrid as mh
 
+import bounds
+
 
 def params(model):
     return {name: param.array.copy() for name, param in model.namedparams()}
@@ -16,23 +18,22 @@ def assert_same_params(a, b):
         numpy.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.bound
 def test_mychain_has_the_posts_architecture():
     model = mh.make_model(n_units=100, seed=0)
     shapes = {name: p.shape for name, p in model.namedparams()}
     assert shapes == {'/l1/W': (100, 1), '/l1/b': (100,),
                       '/l2/W': (100, 100), '/l2/b': (100,),
                       '/l3/W': (1, 100), '/l3/b': (1,)}
+    # Linear -> ReLU -> Linear -> ReLU -> Linear and the mean squared
+    # error, against the exact values of that network (tests/bounds.py),
+    # within the float32 error bound of any order of summation.
     x = numpy.linspace(-1, 1, 7, dtype=numpy.float32).reshape(-1, 1)
-    w = {k: v for k, v in params(model).items()}
-    h = numpy.maximum(x @ w['/l1/W'].T + w['/l1/b'], 0)
-    h = numpy.maximum(h @ w['/l2/W'].T + w['/l2/b'], 0)
-    expected = h @ w['/l3/W'].T + w['/l3/b']
-    numpy.testing.assert_allclose(model.predict(x).array, expected,
-                                  rtol=1e-5, atol=1e-6)
     t = numpy.zeros_like(x)
-    loss = model(x, t)
-    numpy.testing.assert_allclose(loss.array, (expected ** 2).mean(),
-                                  rtol=1e-5)
+    exact = bounds.forward({k.lstrip('/'): v for k, v in
+                            params(model).items()}, x, t)
+    bounds.check(model.predict(x).array, exact['d'], 'prediction')
+    bounds.check(model(x, t).array, exact['loss'], 'loss')
 
 
 def test_initial_weights_are_chainers_default_initializer():
@@ -69,6 +70,7 @@ def short_run(model, optimizer, dataset, seed=0, epochs=3):
                     batchsize=10)
 
 
+@pytest.mark.per_stack
 def test_reset_makes_the_next_run_bit_for_bit_the_same():
     dataset = mh.make_sin_dataset(200)
     model = mh.make_model(32, seed=1)

@@ -3,6 +3,7 @@ import os
 import re
 
 import numpy
+import pytest
 
 README = os.path.join(os.path.dirname(__file__), '..', 'README.md')
 
@@ -12,6 +13,7 @@ def python_blocks():
         return re.findall(r'```python\n(.*?)```', f.read(), re.S)
 
 
+@pytest.mark.per_stack
 def test_readme_trainer_snippet_runs_and_resumes(tmp_path, monkeypatch):
     (snippet,) = [b for b in python_blocks() if 'SerialIterator' in b]
     monkeypatch.chdir(tmp_path)

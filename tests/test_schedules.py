@@ -7,6 +7,9 @@ from minibatch_hybrid import schedules as S
 SIZE = 23
 SEEDED = [S.Random, S.ShuffleOnce, S.WithReplacement]
 
+# Orders are integers, a pure function of (seed, epoch): exact.
+pytestmark = pytest.mark.exact
+
 
 def is_permutation(order, size):
     return sorted(order.tolist()) == list(range(size))

@@ -15,6 +15,8 @@ from minibatch_hybrid import iterators
 from minibatch_hybrid import trainer as trainer_module
 from minibatch_hybrid.extensions import CheckSchedules
 
+import bounds
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -23,7 +25,13 @@ def log_of(trainer, key='main/loss'):
             trainer.get_extension('LogReport').log]
 
 
+@pytest.mark.per_stack
 def test_trainer_matches_the_package_loop(tmp_path):
+    # The Trainer's updates are the package loop's BLAS calls: the same
+    # weights, bit for bit, on one NumPy + BLAS stack.  Its logged loss is
+    # the same 20 mini-batch losses a epoch averaged otherwise (Chainer's
+    # reporter sums them in float32, the package in float64): within the
+    # bound of a float32 sum of 20 terms and a division.
     trainer = trainer_module.build_trainer(
         'fixed:2+random:2', 4, seed=1, n_units=16, n_data=200,
         out=str(tmp_path), evaluate=False, report=False)
@@ -32,7 +40,9 @@ def test_trainer_matches_the_package_loop(tmp_path):
     result = mh.train(model, mh.make_optimizer(model),
                       mh.make_sin_dataset(200),
                       mh.parse_schedule('fixed:2+random:2', 1), 4)
-    numpy.testing.assert_allclose(log_of(trainer), result.loss, rtol=1e-6)
+    batches = 200 // 10
+    assert (numpy.abs(numpy.array(log_of(trainer)) - result.loss) <=
+            bounds.gamma(batches + 1) * result.loss).all()
     trained = trainer.updater.get_optimizer('main').target
     for (name, a), (_, b) in zip(sorted(trained.namedparams()),
                                  sorted(model.namedparams())):
@@ -130,6 +140,7 @@ def run_child(out, schedule, iterator, snapshot=None):
     ('fixed:4+random:2', 'multithread'),
     ('random:2+fixed:4', 'multiprocess'),
 ])
+@pytest.mark.per_stack
 def test_resume_in_a_new_process_is_exact(tmp_path, schedule, iterator):
     # The snapshot after epoch 3 is what a run stopped there leaves behind.
     full_log, full_orders = run_child(tmp_path / 'a', schedule, iterator)
