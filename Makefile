@@ -4,6 +4,8 @@
 #                    2.x (.venv-numpy2), on Python 3.12 with NumPy 2.5
 #                    (.venv-py312), then a wheel installed as users install
 #                    it, every command run from outside the checkout
+# and one for every day:
+#   make check       the linter, then the quick tests in .venv
 PYTHON ?= python3
 VENV ?= .venv
 VENV2 ?= .venv-numpy2
@@ -18,53 +20,70 @@ BUILD := $(CURDIR)/requirements/build-constraints.txt
 export PIP_BUILD_CONSTRAINT := $(BUILD)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install reproduce test test-numpy1 test-numpy2 test-py312 test-wheel \
-        bench study clean
+.PHONY: install reproduce check lint test test-numpy1 test-numpy2 \
+        test-py312 test-wheel py312-leg need-python312 bench study \
+        clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c minibatch_hybrid/_native_body.h
-	$(PYTHON) -m venv $(VENV)
-	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy1.txt" \
-	    $(VENV)/bin/python -m pip install -e '.[dev]'
-	touch $@
-
-$(VENV2)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c minibatch_hybrid/_native_body.h
-	$(PYTHON) -m venv $(VENV2)
-	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy2.txt" \
-	    $(VENV2)/bin/python -m pip install -e '.[dev]'
-	touch $@
-
-$(VENV3)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c minibatch_hybrid/_native_body.h
-	@test -n "$(PYTHON312)" || { echo 'Python 3.12 not found: install it (pyenv install 3.12) or set PYTHON312'; exit 1; }
-	$(PYTHON312) -m venv $(VENV3)
-	PIP_CONSTRAINT="$(BUILD) $(CURDIR)/requirements/numpy25.txt" \
-	    $(VENV3)/bin/python -m pip install -e '.[dev]'
-	touch $@
-
 reproduce: install
 	$(VENV)/bin/minibatch-hybrid reproduce --out results/reproduce
-
-test: test-numpy1 test-numpy2 test-py312 test-wheel
 
 # The compiled kernels are optional for users (no C compiler: NumPy), but
 # the tests must exercise them: fail here if the install did not build them.
 CHECK_NATIVE := from minibatch_hybrid import native; native.check_available()
 
-test-numpy1: install
-	$(VENV)/bin/python -c '$(CHECK_NATIVE)'
-	$(VENV)/bin/python -m pytest
+# A test leg, written once:
+#   $(call leg,NAME,VENV,PYTHON VARIABLE,CONSTRAINTS,PYTEST OPTIONS,GUARD)
+# VENV/.installed: a venv made by the Python the variable names (read only
+# when the recipe runs), the package installed in it editable with its dev
+# extra, NumPy as requirements/CONSTRAINTS says, after the GUARD target;
+# test-NAME: the check that the kernels were built, then pytest.
+define leg
+$(2)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c minibatch_hybrid/_native_body.h | $(6)
+	$$($(3)) -m venv $(2)
+	PIP_CONSTRAINT="$$(BUILD) $$(CURDIR)/requirements/$(4)" \
+	    $(2)/bin/python -m pip install -e '.[dev]'
+	touch $$@
 
-test-numpy2: $(VENV2)/.installed
-	$(VENV2)/bin/python -c '$(CHECK_NATIVE)'
-	$(VENV2)/bin/python -m pytest -p no:cacheprovider
+test-$(1): $(2)/.installed
+	$(2)/bin/python -c '$$(CHECK_NATIVE)'
+	$(2)/bin/python -m pytest$(if $(5), $(5))
+endef
 
-test-py312: $(VENV3)/.installed
-	$(VENV3)/bin/python -c '$(CHECK_NATIVE)'
-	$(VENV3)/bin/python -m pytest -p no:cacheprovider
+# Only the first leg keeps pytest's cache (for --lf, --ff).
+$(eval $(call leg,numpy1,$(VENV),PYTHON,numpy1.txt,,))
+$(eval $(call leg,numpy2,$(VENV2),PYTHON,numpy2.txt,-p no:cacheprovider,))
+$(eval $(call leg,py312,$(VENV3),PYTHON312,numpy25.txt,-p no:cacheprovider,need-python312))
+
+# Python 3.12 missing: `make test` skips its leg and says so, except in CI
+# (CI=true), where the leg is required; `make test-py312` always needs it.
+PY312_OK = $(eval PY312_OK := $(if $(strip $(PYTHON312)),$(filter 1,$(shell '$(PYTHON312)' -c 'import sys; print(int(sys.version_info[:2] == (3, 12)))' 2>/dev/null))))$(PY312_OK)
+IN_CI := $(filter-out 0 false False FALSE no,$(strip $(CI)))
+PY312_LEG = $(if $(PY312_OK)$(IN_CI),test-py312)
+PY312_HOW := install it (pyenv install 3.12, or your distribution's python3.12 package) or name one: make test PYTHON312=/path/to/python3.12
+
+test: lint test-numpy1 test-numpy2 py312-leg test-wheel
+	@$(if $(PY312_LEG),:,echo "make test: the Python 3.12 leg was skipped, Python 3.12 not found (PYTHON312='$(PYTHON312)'); to run it, $(PY312_HOW)")
+
+# Decided when it runs, so that no other target looks for Python 3.12.
+py312-leg:
+	@$(if $(PY312_LEG),$(MAKE) --no-print-directory test-py312 PYTHON312='$(PYTHON312)',:)
+
+need-python312:
+	@$(if $(PY312_OK),:,echo "Python 3.12 not found (PYTHON312='$(PYTHON312)')$(if $(IN_CI), and CI=$(CI) requires its leg): $(PY312_HOW)" >&2; exit 1)
 
 test-wheel:
 	bash scripts/check_wheel.sh $(PYTHON)
+
+# The daily check: the linter, then the tests not marked slow in .venv,
+# the notebooks left to `make test`.
+check: lint
+	$(VENV)/bin/python -c '$(CHECK_NATIVE)'
+	$(VENV)/bin/python -m pytest -m 'not slow' tests minibatch_hybrid
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 study: install
 	$(VENV)/bin/minibatch-hybrid study --out results/study
@@ -73,5 +92,6 @@ bench: install
 	$(VENV)/bin/minibatch-hybrid bench --out results/bench
 
 clean:
-	rm -rf $(VENV) $(VENV2) $(VENV3) results *.egg-info .pytest_cache build
+	rm -rf $(VENV) $(VENV2) $(VENV3) results *.egg-info .pytest_cache build \
+	    .ruff_cache
 	rm -f minibatch_hybrid/_native*.so

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-import minibatch_hybrid  # NOQA: imports chainer through the compat layer
+import minibatch_hybrid  # noqa: F401 (imports chainer through the compat layer)
 
 # The notebooks run in quick mode (see each notebook's first code cell);
 # their kernels inherit this environment.

@@ -81,7 +81,7 @@ setup(
         # The test suite: pytest-timeout ends any test that hangs.
         'test': TEST_REQUIRES,
         # Daily work: the tests and the linter (`make check`).
-        'dev': TEST_REQUIRES + ['ruff>=0.6,<1'],
+        'dev': TEST_REQUIRES + ['ruff>=0.17,<0.18'],
         # CUDA 12: CuPy 13 (NumPy 1.22 to 2.5).
         'cuda12': ['cupy-cuda12x>=13,<14'],
         # CUDA 13: CuPy 14, which needs NumPy 2.

@@ -196,7 +196,8 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
     def post_run(runs):
         for model, optimizer, feed in runs:
             reference.normal_loop(model, optimizer, x64, y64, window,
-                                  state.batchsize, lambda n: next(feed))
+                                  state.batchsize,
+                                  lambda n, feed=feed: next(feed))
 
     contenders["post's loop"] = (post_setup, post_run, len(singles) * steps)
 

@@ -12,7 +12,7 @@ from minibatch_hybrid.functions import mlp_loss
 
 
 class MyChain(chainer.Chain):
-    """The post's MLP: Linear(1, n) -> ReLU -> Linear(n, n) -> ReLU -> Linear(n, 1).
+    """The post's MLP: Linear(1, n), ReLU, Linear(n, n), ReLU, Linear(n, 1).
 
     Called with inputs and targets it returns the mean squared error and
     reports it as ``'loss'`` (so it works as the target of a Chainer
@@ -58,7 +58,7 @@ class MyChain(chainer.Chain):
 
 
 def make_model(n_units=100, seed=0):
-    """Returns a :class:`MyChain` whose initial weights depend only on ``seed``.
+    """Returns a :class:`MyChain` whose initial weights are fixed by ``seed``.
 
     Args:
         n_units (int): Width of the hidden layers.
@@ -70,7 +70,7 @@ def make_model(n_units=100, seed=0):
 
 
 def make_optimizer(model):
-    """Returns the post's optimizer, Adam with its defaults, set up on ``model``.
+    """Returns the post's optimizer, Adam with its defaults, on ``model``.
 
     (alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8.)  It is
     :class:`~minibatch_hybrid.adam.FusedAdam`, which gives the same bits as
@@ -128,7 +128,8 @@ class InitialState(object):
             raise ValueError(
                 'the model does not match the saved state: it has parameters '
                 '{}, the state has {}; restore into a model built with the '
-                'same architecture'.format(sorted(params), sorted(self.arrays)))
+                'same architecture'.format(sorted(params),
+                                           sorted(self.arrays)))
         for key, param in params.items():
             if param.shape != self.arrays[key].shape:
                 raise ValueError(

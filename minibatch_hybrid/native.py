@@ -13,8 +13,9 @@ One arithmetic
     Adam performs Chainer's float32 operations in Chainer's order.  The
     body of the kernels is written once and compiled per *kernel set*:
     ``'avx512'`` (16 lanes), ``'avx2'`` (8 lanes) and ``'c'`` (portable C:
-    GCC's generic vectors of 8 lanes on x86, 4 elsewhere, and ``fmaf``).  All perform the same operations on every lane, so
-    **every kernel set gives the same bits**, on every CPU that runs it.
+    GCC's generic vectors of 8 lanes on x86, 4 elsewhere, and ``fmaf``).
+    All perform the same operations on every lane, so **every kernel set
+    gives the same bits**, on every CPU that runs it.
     The fastest set the CPU runs is used; ``MINIBATCH_HYBRID_KERNELS=c``
     (or ``avx2``, ``avx512``) forces one.  The kernels need a fused
     multiply-add in hardware and x86's or ARM's flush-to-zero: x86-64 CPUs
@@ -68,7 +69,7 @@ class NativeUnavailable(RuntimeError):
 
 
 def available():
-    """Returns whether the compiled kernels are built and this CPU runs them."""
+    """Returns whether the compiled kernels are built and the CPU runs them."""
     return _native is not None and bool(_native.supported_kernels())
 
 
@@ -85,8 +86,9 @@ def _apply_environment():
         try:
             _native.set_kernels(name)
         except ValueError as e:
-            raise NativeUnavailable('{}={}: {}; unset it to use the fastest '
-                                    'set'.format(KERNELS_VARIABLE, name, e))
+            raise NativeUnavailable(
+                '{}={}: {}; unset it to use the fastest set'.format(
+                    KERNELS_VARIABLE, name, e)) from e
     _environment_applied = True
 
 
@@ -122,7 +124,7 @@ def kernels():
 
 @contextlib.contextmanager
 def using_kernels(name):
-    """Runs a block with the given kernel set (one of :func:`supported_kernels`).
+    """Runs a block with a kernel set (one of :func:`supported_kernels`).
 
     The choice is global to the process; the previous one is restored.
     """
@@ -149,7 +151,7 @@ def ieee_subnormals():
 
 
 def check_engine(engine):
-    """Raises :class:`ValueError` unless ``engine`` is one of :data:`ENGINES`."""
+    """Raises :class:`ValueError` unless ``engine`` is in :data:`ENGINES`."""
     if engine not in ENGINES:
         raise ValueError('unknown engine {!r}: choose one of {}'.format(
             engine, ', '.join(ENGINES)))

@@ -120,7 +120,7 @@ class _RunReporter(object):
         self.observe = None
 
     def phase(self, epoch):
-        """Returns the name the post gives the phase of zero-based ``epoch``."""
+        """Returns the post's name of the phase of zero-based ``epoch``."""
         if isinstance(self.schedule, Phased):
             return self.schedule.phases[self.schedule.phase_of(epoch)][0].name
         return self.run

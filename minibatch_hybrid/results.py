@@ -94,7 +94,7 @@ def environment(device=None):
     try:
         info['native_kernels'] = native.kernels() if native.available() \
             else None
-    except native.NativeUnavailable as e:  # e.g. a bad MINIBATCH_HYBRID_KERNELS
+    except native.NativeUnavailable as e:  # a bad MINIBATCH_HYBRID_KERNELS
         info['native_kernels'] = 'unavailable: {}'.format(e)
     return info
 

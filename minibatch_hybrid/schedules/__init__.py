@@ -21,7 +21,8 @@ from minibatch_hybrid.schedules.text import parse_schedules  # NOQA
 from minibatch_hybrid.schedules.with_replacement import WithReplacement  # NOQA
 
 __all__ = [
-    'Schedule', 'SeededSchedule', 'EpochOrder', 'tag_order', 'epoch_generator', 'Fixed', 'Random',
-    'ShuffleOnce', 'WithReplacement', 'Replay', 'Phased', 'hybrid', 'parse_schedule',
-    'parse_schedules', 'SCHEDULES',
+    'Schedule', 'SeededSchedule', 'EpochOrder', 'tag_order',
+    'epoch_generator', 'Fixed', 'Random', 'ShuffleOnce', 'WithReplacement',
+    'Replay', 'Phased', 'hybrid', 'parse_schedule', 'parse_schedules',
+    'SCHEDULES',
 ]

@@ -132,8 +132,8 @@ class Schedule(chainer.iterators.OrderSampler):
         check_positive_int(epochs, 'the number of epochs')
         if self.epochs is not None and self.epochs != epochs:
             raise ValueError(
-                'schedule {!r} defines {} epochs, but the run has {}; make its '
-                'phases add up to {} (or leave the last phase open, as in '
+                'schedule {!r} defines {} epochs, but the run has {}; make '
+                'its phases add up to {} (or leave the last phase open, as in '
                 '"fixed:{}+random")'.format(
                     str(self), self.epochs, epochs, epochs, epochs // 2))
 

@@ -65,8 +65,8 @@ class Phased(Schedule):
             raise ValueError('epoch must be >= 0, got {}'.format(epoch))
         if self.epochs is not None and epoch >= self.epochs:
             raise ValueError(
-                'schedule {!r} defines {} epochs; epoch {} (zero-based) is past '
-                'its end. Give the run {} epochs, or lengthen the last '
+                'schedule {!r} defines {} epochs; epoch {} (zero-based) is '
+                'past its end. Give the run {} epochs, or lengthen the last '
                 'phase'.format(str(self), self.epochs, epoch, self.epochs))
         return bisect.bisect_right(self.starts, epoch) - 1
 

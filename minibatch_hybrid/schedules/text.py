@@ -78,7 +78,8 @@ def parse_schedule(text, seed, size=None):
         else:
             raise ValueError(
                 'unknown schedule {!r} in {!r}; choose from {} ({})'.format(
-                    name, text, ', '.join(sorted(list(SCHEDULES) + ['hybrid'])),
+                    name, text,
+                    ', '.join(sorted(list(SCHEDULES) + ['hybrid'])),
                     _EXAMPLE))
     if len(phases) == 1 and phases[0][1] is None:
         schedule = phases[0][0]
