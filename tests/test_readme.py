@@ -37,6 +37,6 @@ def test_readme_reset_snippet_runs():
     optimizer = mh.make_optimizer(model)
     before = model.l2.W.array.copy()
     scope = {'mh': mh, 'model': model, 'optimizer': optimizer}
-    exec(compile(snippet.replace('# ... train ...', 'model.l2.W.array[...] = 0'),
-                 'README.md', 'exec'), scope)
+    trained = snippet.replace('# ... train ...', 'model.l2.W.array[...] = 0')
+    exec(compile(trained, 'README.md', 'exec'), scope)
     numpy.testing.assert_array_equal(model.l2.W.array, before)

@@ -75,7 +75,8 @@ def test_evaluator_sharing_the_schedule_does_not_shift_training(tmp_path):
 ALL_ITERATORS = [
     chainer.iterators.SerialIterator, chainer.iterators.MultithreadIterator,
     chainer.iterators.MultiprocessIterator] + [
-    trainer_module.ITERATORS[name] for name in sorted(trainer_module.ITERATORS)]
+    trainer_module.ITERATORS[name]
+    for name in sorted(trainer_module.ITERATORS)]
 
 
 @pytest.mark.parametrize('cls', ALL_ITERATORS)

@@ -155,7 +155,8 @@ def test_bad_batchsize(batchsize):
 def test_phases_that_do_not_add_up_are_refused_before_training():
     model = mh.make_model(4, seed=0)
     before = model.l1.W.array.copy()
-    with pytest.raises(ValueError, match='defines 4 epochs, but the run has 5'):
+    with pytest.raises(ValueError,
+                       match='defines 4 epochs, but the run has 5'):
         mh.train(model, mh.make_optimizer(model), mh.make_sin_dataset(100),
                  mh.hybrid(2, 2, seed=0), 5)
     numpy.testing.assert_array_equal(model.l1.W.array, before)
@@ -164,7 +165,8 @@ def test_phases_that_do_not_add_up_are_refused_before_training():
 @pytest.mark.parametrize('epochs', [0, -2])
 def test_bad_epochs(epochs):
     model = mh.make_model(4, seed=0)
-    with pytest.raises(ValueError, match='number of epochs must be a positive'):
+    with pytest.raises(ValueError,
+                       match='number of epochs must be a positive'):
         mh.train(model, mh.make_optimizer(model), mh.make_sin_dataset(100),
                  mh.Fixed(), epochs)
 
