@@ -21,6 +21,7 @@ def run_cli(*args):
         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_reproduce_short_run_writes_figure_data_and_config(tmp_path):
     out = tmp_path / 'out'
     proc = run_cli('reproduce', '--quick', '-e', '20', '--units', '16',
@@ -61,6 +62,7 @@ def test_reproduce_short_run_writes_figure_data_and_config(tmp_path):
     assert config['environment']['numpy'] == numpy.__version__
 
 
+@pytest.mark.slow
 @pytest.mark.per_stack
 def test_reproduce_is_deterministic_and_literal_mode(tmp_path):
     runs = []

@@ -224,6 +224,7 @@ def run_cli(*args):
         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_study_and_sweep_commands(tmp_path):
     proc = run_cli('study', '--quick', '-e', '6', '--seeds', '2', '-u', '8',
                    '-o', str(tmp_path / 'study'))

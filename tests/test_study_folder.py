@@ -61,6 +61,7 @@ def test_a_held_folder_is_refused_at_once(done):
 
 @pytest.mark.skipif(not mh.native.available(),
                     reason='needs two engines')
+@pytest.mark.slow
 def test_two_runs_at_once_with_different_engines(tmp_path):
     # Whichever takes the folder first runs; the other is refused, and the
     # folder then says the engine that produced its numbers.

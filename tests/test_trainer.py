@@ -209,6 +209,7 @@ def test_a_schedule_shorter_than_the_run_fails_when_it_ends():
         it.next()  # ends epoch 1, which the schedule does not have
 
 
+@pytest.mark.slow
 def test_script_runs_and_resumes(tmp_path):
     script = os.path.join(HERE, '..', 'scripts', 'train_chainer.py')
     out = tmp_path / 'out'
