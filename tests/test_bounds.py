@@ -20,6 +20,7 @@ from minibatch_hybrid import reference
 from minibatch_hybrid.ensemble import Ensemble
 
 import bounds
+from _marks import needs_native
 
 pytestmark = pytest.mark.bound
 
@@ -170,11 +171,6 @@ def ensemble_step(s, replicas=3, device='@numpy'):
 def test_the_numpy_engine_takes_one_step_within_the_bound(shared_state):
     for replica in ensemble_step(shared_state):
         check_step(*replica, shared_state['expected'])
-
-
-needs_native = pytest.mark.skipif(
-    not native.available(),
-    reason='minibatch_hybrid._native not built or this CPU has no FMA')
 
 
 @needs_native

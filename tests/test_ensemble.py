@@ -6,13 +6,10 @@ import minibatch_hybrid as mh
 from minibatch_hybrid.ensemble import Ensemble
 
 import bounds
+from _marks import needs_native
 
 SEEDS = [0, 1, 2, 3]
 BATCH = 10
-
-needs_native = pytest.mark.skipif(
-    not mh.native.available(),
-    reason='minibatch_hybrid._native not built or this CPU has no FMA')
 
 
 def build(engine, seeds):

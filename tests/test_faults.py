@@ -11,9 +11,13 @@ import time
 
 import pytest
 
+from minibatch_hybrid import _checks
 from minibatch_hybrid import cli
+from minibatch_hybrid import reproduce
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid.reproduce import OUTPUT_FILES
+
+from _marks import needs_native
 
 SHORT = ['-e', '4', '-u', '8']
 
@@ -57,12 +61,15 @@ def a_file(tmp_path):
                                      ['study', '--quick'],
                                      ['sweep', '--quick']])
 def test_an_output_that_names_a_file(command, a_file, capsys):
-    start = time.monotonic()
     status, out, err = run_main(capsys, *(command + ['-o', a_file]))
     assert status == 2
     one_line_error(err, a_file, 'is a file')
-    assert 'start...' not in out  # before any training
-    assert time.monotonic() - start < 10
+    # Refused at once: before any training, and nothing was written (the
+    # file is as it was, and nothing appeared beside it).
+    assert 'start...' not in out
+    assert os.listdir(os.path.dirname(a_file)) == ['file']
+    with open(a_file) as f:
+        assert f.read() == 'not a folder'
 
 
 @pytest.mark.parametrize('where', ['under a file', 'in /proc'])
@@ -147,21 +154,62 @@ def test_rerunning_into_a_folder_says_it_replaces_the_results(tmp_path,
                           'this run replaces them'.format(out_dir))
 
 
-@pytest.mark.parametrize('args,what', [
+GB = 10 ** 9
+
+#: Sizes of a reproduction that need about 400 GB of memory: the records of
+#: 10**9 epochs, or the weights of 10**5 hidden units.
+TOO_BIG = [
     (['--epoch', '1000000000'], 'this run (1000000000 epochs, 100 hidden '
      'units) needs about'),
     (['--units', '100000'], 'this run (500 epochs, 100000 hidden units) '
      'needs about'),
-])
+]
+
+
+@pytest.mark.parametrize('args,what', TOO_BIG)
 def test_sizes_that_cannot_fit_are_refused_at_once(args, what, tmp_path,
-                                                   capsys):
-    start = time.monotonic()
+                                                   monkeypatch, capsys):
+    # Whether a size fits depends on the memory free, which the test passes
+    # in (8 GB) instead of measuring it: on a machine with 400 GB free the
+    # run would be accepted, and would train for ever.
+    monkeypatch.setattr(_checks, 'available_memory', lambda: 8 * GB)
     status, out, err = run_main(capsys, 'reproduce', *args, '-o',
                                 str(tmp_path / 'x'))
     assert status == 2
-    one_line_error(err, what, 'GB of memory', 'use fewer --epoch or --units')
-    assert time.monotonic() - start < 10
+    # "has 8 GB free": the command asked the patched function.
+    one_line_error(err, what, 'GB of memory', 'and this machine has 8 GB '
+                   'free', 'use fewer --epoch or --units')
+    assert 'start...' not in out  # refused before any training
     assert not (tmp_path / 'x').exists()
+
+
+class Started(Exception):
+    """Raised in place of the training, to stop a command that got there."""
+
+
+@pytest.mark.parametrize('args,what', TOO_BIG)
+def test_the_same_sizes_pass_where_the_memory_is_free(args, what, tmp_path,
+                                                      monkeypatch, capsys):
+    # The refusal above is the memory's, not the sizes': with 1 PB free the
+    # command passes its memory check and gets to the training, which is
+    # replaced by a stop (10**9 epochs would run for ever).
+    monkeypatch.setattr(_checks, 'available_memory', lambda: 10 ** 15)
+
+    def started(config):
+        raise Started(config)
+
+    monkeypatch.setattr(reproduce, 'run_reproduction', started)
+    with pytest.raises(Started) as e:
+        cli.main(['reproduce'] + args + ['-o', str(tmp_path / 'x')])
+    assert capsys.readouterr().out.endswith('start...\n')
+    config = e.value.args[0]
+    # The config the command would have trained needs more than 8 GB: the
+    # figure passed in, not the sizes, decided both verdicts.
+    assert 8 * GB < config.memory_needed() < 10 ** 15
+    config.check_memory()  # the patched figure: 1 PB
+    with pytest.raises(ValueError, match=re.escape(what) + '.* has 8 GB '
+                       'free'):
+        config.check_memory(available=8 * GB)
 
 
 def loaded(pid, name):
@@ -175,7 +223,8 @@ def loaded(pid, name):
 
 @pytest.mark.skipif(not os.path.exists('/proc/self/maps'),
                     reason='needs /proc to see what the command has loaded')
-@pytest.mark.parametrize('after', ['numpy', 'kernels'])
+@pytest.mark.parametrize('after', [
+    'numpy', pytest.param('kernels', marks=needs_native)])
 def test_ctrl_c_while_starting_is_one_line(tmp_path, after):
     # SIGINT once the command runs the package's code: as NumPy's core is
     # loaded (the package's first import), or as the package's own kernels
@@ -246,14 +295,11 @@ def snapshot(tmp_path_factory):
 ])
 def test_a_resume_with_other_settings_is_refused(snapshot, args, message,
                                                  tmp_path):
-    base = {'-e': '4', '-u': '8', '--seed': '3'}
-    for flag, value in zip(args[::2], args[1::2]):
-        base[flag] = value
-    options = [x for pair in base.items() for x in pair] + args[:0]
-    if '-s' in args:
-        options += ['-s', args[args.index('-s') + 1]]
-    if '-b' in args:
-        options += ['-b', args[args.index('-b') + 1]]
+    # The snapshot's options, with the one of ``args`` changed or added:
+    # each flag once.
+    settings = {'-e': '4', '-u': '8', '--seed': '3'}
+    settings.update(zip(args[::2], args[1::2]))
+    options = [x for pair in settings.items() for x in pair]
     proc = run_trainer(*(options + ['-o', str(tmp_path / 'x'), '-r',
                                     snapshot, '--no-report']))
     assert proc.returncode == 2

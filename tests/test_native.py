@@ -18,12 +18,8 @@ from minibatch_hybrid import native
 from minibatch_hybrid.native import NativeEnsemble
 
 import native_reference as ref
+from _marks import needs_native
 
-# `make test` checks that the extension is built; elsewhere the native
-# tests have nothing to run.
-needs_native = pytest.mark.skipif(not native.available(),
-                                  reason='minibatch_hybrid._native not built '
-                                  'or this CPU has no FMA')
 KERNELS = native.supported_kernels()
 TINY = numpy.finfo(numpy.float32).tiny
 
@@ -177,22 +173,53 @@ def test_flushing_subnormals_changes_no_result(kernels):
     numpy.testing.assert_array_equal(e_f.v, e_i.v)
 
 
+class _Recorder(object):
+    """Stands in for the extension module: calls ``after(name)`` in the
+    thread that ran a kernel, right after it returns."""
+
+    def __init__(self, module, after):
+        self._module = module
+        self._after = after
+
+    def __getattr__(self, name):
+        function = getattr(self._module, name)
+
+        def call(*args):
+            result = function(*args)
+            self._after(name)
+            return result
+
+        return call
+
+
 @needs_native
-def test_kernel_calls_restore_the_callers_floating_point_mode():
+def test_kernel_calls_restore_the_callers_floating_point_mode(monkeypatch):
     # A subnormal stays a subnormal in the calling thread and in the
     # threads that ran kernels; flipping the switch while kernels run on
     # other threads must not unbalance a save and its restore.
     tiny = numpy.float32(TINY)
     dataset = mh.make_sin_dataset(100)
-    ensemble = NativeEnsemble.from_seeds(range(40), 8)
+    ensemble = NativeEnsemble.from_seeds(range(40), 8)  # 3 groups
     orders = numpy.tile(numpy.arange(100), (40, 1))
     stop = threading.Event()
+    real = native._native
 
     def flip():
         while not stop.is_set():
-            previous = native._native.set_flush_subnormals(False)
-            native._native.set_flush_subnormals(previous)
+            previous = real.set_flush_subnormals(False)
+            real.set_flush_subnormals(previous)
 
+    # Each thread that ran a kernel checks its own mode right after the
+    # kernel returns: which pool threads take the work is up to the
+    # scheduler, so checking afterwards, on whichever threads a new task
+    # lands, could check others.
+    checks = []  # (thread, kernel, subnormal kept); append is thread-safe
+
+    def after(name):
+        checks.append((threading.get_ident(), name,
+                       bool(tiny / numpy.float32(4) != 0)))
+
+    monkeypatch.setattr(native, '_native', _Recorder(real, after))
     flipper = threading.Thread(target=flip)
     flipper.start()
     try:
@@ -201,13 +228,17 @@ def test_kernel_calls_restore_the_callers_floating_point_mode():
     finally:
         stop.set()
         flipper.join()
-    native._native.set_flush_subnormals(True)
+    real.set_flush_subnormals(True)
     assert tiny / numpy.float32(4) != 0  # here: IEEE, as before
-
-    def check(_):
-        assert tiny / numpy.float32(4) != 0
-
-    _parallel.run(check, list(range(_parallel.workers())))
+    ran = [c for c in checks if c[1] == 'train_epoch']
+    parts = len(_parallel.slices(ensemble.groups, _parallel.workers()))
+    assert len(ran) == 30 * parts  # every kernel call was checked
+    assert all(kept for _, _, kept in ran), ran
+    # With more than one part the pool's threads ran kernels too (the
+    # calling thread takes the first part of each call).
+    threads = {thread for thread, _, _ in ran}
+    assert threading.get_ident() in threads
+    assert len(threads) > 1 or parts == 1
 
 
 @needs_native

@@ -77,6 +77,10 @@ class Cluster(object):
             self._local = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
                 host='127.0.0.1', dashboard_address=None,
+                # The scheduler's HTTP server runs without a dashboard too:
+                # on a free port, not 8787, so that a taken 8787 (another
+                # run, a user's dashboard) is no warning.
+                scheduler_kwargs={'dashboard_address': '127.0.0.1:0'},
                 silence_logs=logging.ERROR,
                 env={_parallel.THREADS_VARIABLE: str(threads)})
             self.client = distributed.Client(self._local,
