@@ -12,6 +12,8 @@ import pytest
 from minibatch_hybrid import cli
 from minibatch_hybrid.reproduce import OUTPUT_FILES
 
+from _signals import default_sigint
+
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 
@@ -107,7 +109,7 @@ def test_interrupted_run_writes_nothing(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, '-m', 'minibatch_hybrid.cli', 'reproduce', '-e',
          '400', '-o', str(out)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         assert proc.stdout.readline() == 'start...\n'
         assert proc.stdout.readline().startswith('(normal) epoch: 10/400')

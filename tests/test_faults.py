@@ -18,6 +18,7 @@ from minibatch_hybrid import results as results_io
 from minibatch_hybrid.reproduce import OUTPUT_FILES
 
 from _marks import needs_native
+from _signals import default_sigint
 
 SHORT = ['-e', '4', '-u', '8']
 
@@ -234,7 +235,7 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, after):
     proc = subprocess.Popen(
         [sys.executable, '-m', 'minibatch_hybrid.cli', 'reproduce', '-o',
          str(tmp_path / 'x')], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     marker = {'numpy': '_multiarray_umath',
               'kernels': 'minibatch_hybrid/_native'}[after]
     deadline = time.monotonic() + 60
