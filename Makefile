@@ -34,16 +34,17 @@ reproduce: install
 CHECK_NATIVE := from minibatch_hybrid import native; native.check_available()
 
 # A test leg, written once:
-#   $(call leg,NAME,VENV,PYTHON VARIABLE,CONSTRAINTS,PYTEST OPTIONS,GUARD)
+#   $(call leg,NAME,VENV,PYTHON VARIABLE,CONSTRAINTS,PYTEST OPTIONS,GUARD,EXTRA)
 # VENV/.installed: a venv made by the Python the variable names (read only
-# when the recipe runs), the package installed in it editable with its dev
-# extra, NumPy as requirements/CONSTRAINTS says, after the GUARD target;
+# when the recipe runs), the package installed in it editable with the
+# EXTRA (dev: the tests and the linter; test: the tests), NumPy as
+# requirements/CONSTRAINTS says, after the GUARD target;
 # test-NAME: the check that the kernels were built, then pytest.
 define leg
 $(2)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c minibatch_hybrid/_native_body.h | $(6)
 	$$($(3)) -m venv $(2)
 	PIP_CONSTRAINT="$$(BUILD) $$(CURDIR)/requirements/$(4)" \
-	    $(2)/bin/python -m pip install -e '.[dev]'
+	    $(2)/bin/python -m pip install -e '.[$(7)]'
 	touch $$@
 
 test-$(1): $(2)/.installed
@@ -52,9 +53,9 @@ test-$(1): $(2)/.installed
 endef
 
 # Only the first leg keeps pytest's cache (for --lf, --ff).
-$(eval $(call leg,numpy1,$(VENV),PYTHON,numpy1.txt,,))
-$(eval $(call leg,numpy2,$(VENV2),PYTHON,numpy2.txt,-p no:cacheprovider,))
-$(eval $(call leg,py312,$(VENV3),PYTHON312,numpy25.txt,-p no:cacheprovider,need-python312))
+$(eval $(call leg,numpy1,$(VENV),PYTHON,numpy1.txt,,,dev))
+$(eval $(call leg,numpy2,$(VENV2),PYTHON,numpy2.txt,-p no:cacheprovider,,test))
+$(eval $(call leg,py312,$(VENV3),PYTHON312,numpy25.txt,-p no:cacheprovider,need-python312,test))
 
 # Python 3.12 missing: `make test` skips its leg and says so, except in CI
 # (CI=true), where the leg is required; `make test-py312` always needs it.

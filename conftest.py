@@ -17,11 +17,17 @@ GPU_REQUIRED = os.environ.get('MINIBATCH_HYBRID_GPU') == '1'
 def _gpu_unusable():
     """Why CuPy cannot run here, or None where it can."""
     import chainer
-    if chainer.backends.cuda.available:
-        return None
-    reason = getattr(chainer.backends.cuda, '_resolution_error', None)
-    return 'CuPy cannot be used: {!r}'.format(reason) if reason else \
-        'CuPy cannot be used (chainer.backends.cuda.available is False)'
+    if not chainer.backends.cuda.available:
+        reason = getattr(chainer.backends.cuda, '_resolution_error', None)
+        return 'CuPy cannot be used: {!r}'.format(reason) if reason else \
+            'CuPy cannot be used (chainer.backends.cuda.available is False)'
+    # CuPy imports where its CUDA libraries load, GPU or not.
+    import cupy
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError as e:  # no driver, no device
+        return 'CuPy sees no GPU: {}'.format(e)
+    return None if count > 0 else 'CuPy sees no GPU'
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,7 +11,9 @@ rm -rf "$out" && mkdir -p "$out"
 constraints=$PWD/requirements/build-constraints.txt
 PIP_CONSTRAINT=$constraints PIP_BUILD_CONSTRAINT=$constraints \
     python3 -m pip wheel --no-deps -w "$out" chainer==7.8.1
-for pkg in 'setuptools==73.0.1' 'six' 'filelock' 'typing_extensions'; do
+# pytest-timeout: pytest.ini sets a timeout, an unknown option without it.
+for pkg in 'setuptools==73.0.1' 'six' 'filelock' 'typing_extensions' \
+        'pytest-timeout'; do
     python3 -m pip download --no-deps --only-binary=:all: \
         --python-version 3.12 --implementation cp \
         --platform manylinux2014_x86_64 -d "$out" "$pkg"

@@ -16,7 +16,11 @@ float32 inputs, and a bound ``e`` such that any float32 engine's result
 lies within ``e`` of it.  The bound grows with the data, not with a
 tolerance chosen on some machine, so a test that holds an engine to it
 holds on every CPU, BLAS and GPU.  It assumes no overflow; subnormals may
-be flushed (an absolute ``TINY`` per operation covers it).
+be flushed (an absolute ``TINY`` per operation covers it); and constants
+(``1 - beta1``, ``1 - beta2``, ``2 / B``, Adam's step size) are computed in
+float64 and rounded once to float32, as Chainer (CPU and GPU) and the
+native engine do: an engine that computed ``1 - 0.9`` in float32 would be
+4 ulps off in that constant and could fall outside.
 
 What each step of the derivation uses:
 
@@ -62,6 +66,9 @@ def _product(a, ea, b, eb, k, bias=None):
     ``a`` and ``b`` are exact values; the engine multiplies its own
     inputs, which lie within ``ea`` and ``eb`` of them, over ``k`` terms.
     """
+    # An engine that flushes subnormal inputs to zero moves them by less
+    # than TINY: part of the inputs' errors.
+    ea, eb = ea + TINY, eb + TINY
     exact = a @ b
     size = (numpy.abs(a) + ea) @ (numpy.abs(b) + eb)
     error = ea @ numpy.abs(b) + numpy.abs(a) @ eb + ea @ eb
@@ -70,7 +77,8 @@ def _product(a, ea, b, eb, k, bias=None):
         exact = exact + bias
         size = size + numpy.abs(bias)
         terms += 1
-    return exact, error + gamma(terms) * size + terms * TINY
+    # Without FMA, 2 terms - 1 operations, each of which may flush.
+    return exact, error + gamma(terms) * size + 2 * terms * TINY
 
 
 def _relu(z, e_z):
@@ -120,7 +128,7 @@ def _masked(g, e_g, z, e_z):
     """ReLU's backward: ``g * (z > 0)`` where the mask is certain; where
     ``|z| <= e_z`` an engine may take either branch."""
     exact = numpy.where(z > 0, g, 0)
-    uncertain = numpy.abs(z) <= e_z
+    uncertain = numpy.abs(z) <= e_z + TINY
     bound = numpy.where(uncertain, numpy.abs(g) + e_g,
                         numpy.where(z > 0, e_g, 0))
     return exact, bound
@@ -206,7 +214,8 @@ def adam(p, m, v, g, e_g, alpha_t, beta1=0.9, beta2=0.999, eps=1e-8):
     # roundings of the update, one of the sum.
     size_update = alpha_t * (numpy.abs(ratio) + e_ratio)
     e_p = (alpha_t * e_ratio + gamma(7) * size_update +
-           gamma(1) * (numpy.abs(p) + size_update) + 8 * TINY)
+           gamma(1) * (numpy.abs(p) + (1 + gamma(7)) * size_update) +
+           16 * TINY)
     return {'p': (p1, e_p), 'm': (m1, e_m), 'v': (v1, e_v)}
 
 

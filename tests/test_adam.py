@@ -4,9 +4,10 @@ import pytest
 
 import minibatch_hybrid as mh
 from minibatch_hybrid import adam
-from minibatch_hybrid import native
 
-COMPILED = [False] + ([True] if native.available() else [])
+from _marks import needs_native
+
+COMPILED = [False, pytest.param(True, marks=needs_native)]
 
 
 # Contract exact: Adam is elementwise float32 (+, -, *, /, sqrt), each

@@ -139,7 +139,6 @@ def test_console_entry_point_is_installed():
     assert entry.value == 'minibatch_hybrid.cli:main'
 
 
-@pytest.mark.exact
 @pytest.mark.skipif(not __import__('minibatch_hybrid').native.available(),
                     reason='the native engine is not built here')
 def test_reproduce_with_the_native_engine(tmp_path):

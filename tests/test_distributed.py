@@ -132,13 +132,12 @@ def test_a_killed_worker_costs_its_chunk_only(cluster, tmp_path):
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        # Bounded waits on what can be seen: a chunk has started (it then
-        # waits at the gate, so the study cannot end first) ...
-        deadline = time.monotonic() + 120
+        # Waits on what can be seen (pytest-timeout ends one that hangs): a
+        # chunk has started (it then waits at the gate, so the study cannot
+        # end first) ...
         started = []
         while not started:
             assert thread.is_alive(), outcome
-            assert time.monotonic() < deadline, 'no chunk started'
             time.sleep(0.01)
             started = [n for n in os.listdir(gate) if n.startswith('started')]
         victim = int(started[0].split('-')[1])
@@ -147,7 +146,6 @@ def test_a_killed_worker_costs_its_chunk_only(cluster, tmp_path):
         # ... and the scheduler has let the dead worker go, so its chunk is
         # lost for certain, before the chunks may go on.
         while address in cluster.client.scheduler_info()['workers']:
-            assert time.monotonic() < deadline, 'the worker was not missed'
             time.sleep(0.05)
     finally:
         open(os.path.join(gate, 'go'), 'w').close()
@@ -183,10 +181,10 @@ def test_an_interrupted_distributed_study_continues_here(here, cluster,
     # The traceback still holds the futures: without a cancel their tasks
     # would stay on the scheduler.
     assert interrupted.traceback
-    deadline = time.monotonic() + 10
+    # (Dask lets cancelled tasks go in its own time; pytest-timeout ends a
+    # wait for tasks that stay.)
     while cluster.client.run_on_scheduler(
             lambda dask_scheduler: len(dask_scheduler.tasks)):
-        assert time.monotonic() < deadline, 'tasks left on the scheduler'
         time.sleep(0.05)
     monkeypatch.setattr(study.folder.StudyFolder, 'save', real)
     assert len(os.listdir(os.path.join(out, 'chunks'))) == 2

@@ -51,8 +51,8 @@ def reduction_bound(value, terms):
     """How far two float32 sums of the same ``terms`` squares, divided by
     ``terms``, can lie apart: each within ``gamma(terms + 2)`` of the exact
     mean (the sum in any order, the division rounded once or twice)."""
-    return 2 * bounds.gamma(terms + 2) * (1 + bounds.gamma(terms + 2)) * \
-        numpy.abs(value)
+    g = bounds.gamma(terms + 2)
+    return 2 * g / (1 - g) * numpy.abs(value)
 
 
 # The native engine sums in its own order, so its replicas part from the

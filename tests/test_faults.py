@@ -238,10 +238,8 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, after):
         stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     marker = {'numpy': '_multiarray_umath',
               'kernels': 'minibatch_hybrid/_native'}[after]
-    deadline = time.monotonic() + 60
-    while not loaded(proc.pid, marker):
+    while not loaded(proc.pid, marker):  # pytest-timeout ends a hang
         assert proc.poll() is None, 'never loaded ' + marker
-        assert time.monotonic() < deadline
         time.sleep(0.002)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
