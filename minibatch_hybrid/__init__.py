@@ -45,6 +45,7 @@ with _startup.interruptible():
     from minibatch_hybrid.schedules import hybrid
     from minibatch_hybrid.schedules import parse_schedule
     from minibatch_hybrid.schedules import parse_schedules
+    from minibatch_hybrid.snapshots import load_npz
     from minibatch_hybrid.training import TrainResult
     from minibatch_hybrid.training import train
 
@@ -53,5 +54,5 @@ __all__ = [
     'InitialState',
     'MyChain', 'make_model', 'make_optimizer', 'Schedule', 'Fixed', 'Random',
     'ShuffleOnce', 'WithReplacement', 'Phased', 'hybrid', 'parse_schedule',
-    'parse_schedules', 'TrainResult', 'train',
+    'parse_schedules', 'TrainResult', 'train', 'load_npz',
 ]

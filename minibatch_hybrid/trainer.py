@@ -12,10 +12,10 @@ import zlib
 
 import chainer
 from chainer import training
-import numpy
 from chainer.training import extensions
 
 from minibatch_hybrid import iterators
+from minibatch_hybrid import snapshots
 from minibatch_hybrid._checks import check_memory
 from minibatch_hybrid._checks import check_positive_int
 from minibatch_hybrid._checks import check_run
@@ -140,7 +140,8 @@ def resume(trainer, path):
     try:
         # The settings first: weights of another width would fail to load
         # with a broadcast error before the extension could say why.
-        with numpy.load(path) as snapshot:
+        # Read without pickle: an object array is refused, naming its key.
+        with snapshots.open_npz(path) as snapshot:
             key = 'extensions/RunSettings/settings'
             saved = snapshot[key] if key in snapshot.files else None
             reported = any(k.startswith('extensions/PlotReport/')
@@ -151,7 +152,10 @@ def resume(trainer, path):
             raise SettingsMismatch('it was made with --no-report, and the '
                                    'reports cannot start in the middle of a '
                                    'run; resume with --no-report')
-        chainer.serializers.load_npz(path, trainer)
+        snapshots.load_npz(path, trainer)
+    except snapshots.UnsafeSnapshotError as e:
+        raise ValueError('cannot resume from {}: {}'.format(
+            path, e.reason)) from None
     except SettingsMismatch as e:
         raise ValueError('cannot resume from {}: {}'.format(path, e)) \
             from None

@@ -8,17 +8,91 @@ Writes result/log, result/loss.png and snapshots every --snapshot-every
 epochs.  Ctrl-C and rerun with --resume to continue exactly where a snapshot
 left off.
 """
-import argparse
 import sys
 
-from minibatch_hybrid import _startup
+
+class Interrupts(object):
+    """Ctrl-C, recorded when it comes and raised where nothing swallows it.
+
+    Python raises the KeyboardInterrupt of a SIGINT wherever the main thread
+    happens to be.  Inside a ``__del__``, a weakref callback or a
+    generator's finalizer (Chainer's graph and iterators run many), it is
+    printed as "Exception ignored" and lost, and the run went on to its
+    last epoch with exit status 0.  While installed, the handler only
+    records the signal; :meth:`check` raises it where it cannot be lost:
+    before every iteration, and before and after the run.
+    """
+
+    def __init__(self):
+        self.pending = False
+        self._installed = False
+        self._previous = None
+
+    def install(self):
+        """Records SIGINT from now on; True if this call installed it.
+
+        Not outside the main thread, and not where SIGINT is ignored (a
+        background job's): there it stays ignored, as Python leaves it.
+        """
+        if self._installed or \
+                threading.current_thread() is not threading.main_thread() \
+                or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            return False
+        self._previous = signal.signal(signal.SIGINT, self._record)
+        self._installed = True
+        return True
+
+    def uninstall(self):
+        """Gives SIGINT back to the handler it had before."""
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous
+                          if self._previous is not None else signal.SIG_DFL)
+            self._installed = False
+
+    def _record(self, signum, frame):
+        self.pending = True
+
+    def check(self):
+        """Raises KeyboardInterrupt if SIGINT came."""
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+try:
+    import signal
+    import threading
+
+    INTERRUPTS = Interrupts()
+    if __name__ == '__main__':
+        # Before the package's imports: from here on, no moment of the run
+        # loses a Ctrl-C (the imports defer theirs and end in one line).
+        INTERRUPTS.install()
+except KeyboardInterrupt:  # the moment before: one line too
+    sys.stderr.write('interrupted while starting: nothing was run\n')
+    raise SystemExit(130) from None
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+
+from minibatch_hybrid import _startup  # noqa: E402
 
 with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
+    from chainer import training
+
+    from minibatch_hybrid import _parallel
     from minibatch_hybrid import results as results_io
+    from minibatch_hybrid import snapshots
     from minibatch_hybrid import trainer as trainer_module
+    from minibatch_hybrid.schedules.text import hybrid_halves
+
+#: What Chainer's writing extensions write, by class name.
+WRITERS = {'_Snapshot': 'the snapshot', 'LogReport': 'the log',
+           'PlotReport': 'the plot'}
 
 
 def main(argv=None):
+    installed = INTERRUPTS.install()
     try:
         return _main(argv)
     except KeyboardInterrupt:  # before training starts, or during it
@@ -26,6 +100,96 @@ def main(argv=None):
                          'any, are in the output folder; rerun with --resume '
                          '<snapshot> to continue\n')
         return 130
+    finally:
+        if installed:
+            INTERRUPTS.uninstall()
+
+
+def _snapshot_files(out):
+    """Snapshots in ``out``: name -> (epoch, inode, mtime)."""
+    found = {}
+    try:
+        names = os.listdir(out)
+    except OSError:
+        return found
+    for name in names:
+        match = re.fullmatch(r'snapshot_epoch_(\d+)', name)
+        if match:
+            try:
+                st = os.stat(os.path.join(out, name))
+            except OSError:
+                continue
+            found[name] = (int(match.group(1)), st.st_ino, st.st_mtime_ns)
+    return found
+
+
+def last_complete_snapshot(out, before):
+    """The newest snapshot this run completed in ``out``, or None.
+
+    Args:
+        out (str): The output folder.
+        before (dict): :func:`_snapshot_files` before the run: files that
+            are still the same were written by an earlier run.
+
+    """
+    now = _snapshot_files(out)
+    written = [(epoch, name) for name, (epoch, *stat) in now.items()
+               if before.get(name) != (epoch, *stat)]
+    for _, name in sorted(written, reverse=True):
+        path = os.path.join(out, name)
+        try:
+            with snapshots.open_npz(path) as arrays:
+                if 'updater/iteration' in arrays:
+                    return path
+        except Exception:  # a damaged one is not complete
+            continue
+    return None
+
+
+def what_failed(error, trainer):
+    """Names what Chainer's extension was writing when ``error`` came.
+
+    The extension whose method is on the traceback says it: the
+    snapshot, the log or the plot; an error of another step is named by
+    its file, if it has one.
+    """
+    tb = error.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get('self')
+        if isinstance(owner, training.Extension):
+            kind = type(owner).__name__
+            what = WRITERS.get(kind, 'the extension ' + kind)
+            name = getattr(owner, 'filename', None)
+            if kind == '_Snapshot' and isinstance(name, str):
+                try:
+                    what += ' ' + name.format(trainer)
+                except (AttributeError, IndexError, KeyError, ValueError):
+                    pass
+            return what
+        tb = tb.tb_next
+    return 'a file ' + error.filename if error.filename else 'a file'
+
+
+def run(trainer, out, prog):
+    """Runs ``trainer``; a failed write ends it in one line, status 2."""
+    before = _snapshot_files(out)
+    try:
+        # No loop traceback from Chainer: a write that fails is one line.
+        trainer.run(show_loop_exception_msg=False)
+    except OSError as e:
+        last = last_complete_snapshot(out, before)
+        sys.stderr.write(
+            '{}: error: could not write {} into {}: {}; training stopped '
+            'at epoch {}; {}\n'.format(
+                prog, what_failed(e, trainer), out, e.strerror or e,
+                trainer.updater.epoch,
+                'the last complete snapshot is {0}: free some space and '
+                'rerun with --resume {0}'.format(last) if last else
+                'no snapshot of this run is complete: free some space and '
+                'rerun'))
+        return 2
+    INTERRUPTS.check()  # one that came during the last iteration
+    return 0
 
 
 def _main(argv):
@@ -56,11 +220,10 @@ def _main(argv):
     parser.add_argument('--no-report', action='store_true',
                         help='no printed report, progress bar or plot')
     args = parser.parse_args(argv)
-    schedule = args.schedule
-    if schedule is None:
-        half = args.epoch // 2
-        schedule = 'fixed:{}+random:{}'.format(half, args.epoch - half)
     try:
+        schedule = args.schedule if args.schedule is not None else \
+            hybrid_halves(args.epoch, schedule_option='--schedule')
+        _parallel.check_threads()
         earlier = [name for name in results_io.check_output_dir(args.out)
                    if name == 'log' or name.startswith('snapshot_epoch_')]
         trainer = trainer_module.build_trainer(
@@ -75,8 +238,13 @@ def _main(argv):
     if earlier:
         print('{} holds an earlier run\'s log and snapshots ({} files); '
               'this run writes over them'.format(args.out, len(earlier)))
-    trainer.run()
-    return 0
+    # Between iterations, before the writers: a Ctrl-C that came is raised.
+    # A trigger without state, so that snapshots do not change.
+    trainer.extend(lambda trainer: INTERRUPTS.check(), name='Interrupts',
+                   trigger=lambda trainer: True,
+                   priority=training.PRIORITY_WRITER + 1)
+    INTERRUPTS.check()
+    return run(trainer, args.out, parser.prog)
 
 
 if __name__ == '__main__':

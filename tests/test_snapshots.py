@@ -1,0 +1,196 @@
+"""No snapshot runs code: mh.load_npz, the Trainer example, the docs."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import chainer
+import numpy
+import pytest
+
+import minibatch_hybrid as mh
+from minibatch_hybrid import snapshots
+from minibatch_hybrid import trainer as trainer_module
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+TRAINER = os.path.join(ROOT, 'scripts', 'train_chainer.py')
+SETTINGS = dict(schedule='fixed:2+random:2', epochs=4, seed=3, n_units=8,
+                snapshot_every=2, report=False)
+WEIGHT = 'updater/model:main/l2/W'
+ORDER = 'updater/iterator:main/order'
+
+
+class Payload(object):
+    """Unpickling it makes the folder ``marker``: code from the file ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def build(out):
+    return trainer_module.build_trainer(out=str(out), **SETTINGS)
+
+
+@pytest.fixture(scope='module')
+def snapshot(tmp_path_factory):
+    out = tmp_path_factory.mktemp('trained')
+    build(out).run()
+    return str(out / 'snapshot_epoch_2')
+
+
+def poisoned(snapshot, folder, key):
+    """A copy of ``snapshot`` whose array ``key`` is a pickled Payload.
+
+    Returns:
+        (path, marker): the copy, and the path its payload would create.
+
+    """
+    marker = str(folder / ('ran-' + key.replace('/', '-')))
+    with numpy.load(snapshot, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    payload = numpy.empty((), dtype=object)
+    payload[()] = Payload(marker)
+    arrays[key] = payload
+    path = str(folder / 'snapshot_epoch_2')
+    with open(path, 'wb') as f:  # savez pickles object arrays
+        numpy.savez(f, **arrays)
+    return path, marker
+
+
+def one_line(text):
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.mark.parametrize('key', [WEIGHT, ORDER])
+def test_chainer_load_npz_runs_the_payload(snapshot, tmp_path, key):
+    # The danger, shown in a temporary folder: Chainer 7.8.1's own loader
+    # unpickles the array, and the payload runs before anything else.
+    path, marker = poisoned(snapshot, tmp_path, key)
+    try:
+        chainer.serializers.load_npz(path, build(tmp_path / 'out'))
+    except Exception:
+        pass  # whether Chainer complains afterwards does not matter
+    assert os.path.exists(marker)
+
+
+@pytest.mark.parametrize('key', [WEIGHT, ORDER])
+def test_load_npz_refuses_the_payload_in_one_line(snapshot, tmp_path, key):
+    path, marker = poisoned(snapshot, tmp_path, key)
+    trainer = build(tmp_path / 'out')
+    before = trainer.updater.get_optimizer('main').target.l2.W.array.copy()
+    with pytest.raises(snapshots.UnsafeSnapshotError) as e:
+        mh.load_npz(path, trainer)
+    assert not os.path.exists(marker)
+    line = one_line(str(e.value))
+    assert path in line and repr(key) in line and 'pickle' in line
+    assert (e.value.file, e.value.key) == (path, key)
+    # Nothing was loaded: refused before the deserializer ran.
+    assert trainer.updater.iteration == 0
+    numpy.testing.assert_array_equal(
+        trainer.updater.get_optimizer('main').target.l2.W.array, before)
+
+
+def test_a_model_alone_is_refused_too(snapshot, tmp_path):
+    # The payload in a key the model does not read: the file is refused.
+    path, marker = poisoned(snapshot, tmp_path, ORDER)
+    model = mh.make_model(8, seed=0)
+    with pytest.raises(snapshots.UnsafeSnapshotError, match=re.escape(ORDER)):
+        mh.load_npz(path, model, path='updater/model:main/')
+    assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize('key', [WEIGHT, ORDER])
+def test_the_trainer_example_refuses_the_payload(snapshot, tmp_path, key):
+    path, marker = poisoned(snapshot, tmp_path, key)
+    proc = subprocess.run(
+        [sys.executable, TRAINER, '-e', '4', '-u', '8', '--seed', '3',
+         '--snapshot-every', '2', '--no-report', '-o', str(tmp_path / 'x'),
+         '-r', path], capture_output=True, text=True, timeout=300)
+    assert not os.path.exists(marker)
+    assert proc.returncode == 2, proc.stderr
+    line = one_line(proc.stderr)
+    assert 'cannot resume from ' + path in line, line
+    assert repr(key) in line and 'object array' in line, line
+    assert 'Traceback' not in proc.stderr
+
+
+def test_trainer_resume_refuses_the_payload(snapshot, tmp_path):
+    path, marker = poisoned(snapshot, tmp_path, WEIGHT)
+    with pytest.raises(ValueError, match='cannot resume from ' +
+                       re.escape(path) + ': it holds an object array under ' +
+                       re.escape(repr(WEIGHT))):
+        trainer_module.resume(build(tmp_path / 'out'), path)
+    assert not os.path.exists(marker)
+
+
+def test_a_pickle_or_an_npy_file_is_refused(tmp_path):
+    marker = str(tmp_path / 'ran')
+    pickled = str(tmp_path / 'pickled')
+    numpy.save(pickled, numpy.array([Payload(marker)], dtype=object))
+    with pytest.raises(ValueError, match=re.escape(pickled + '.npy')):
+        mh.load_npz(pickled + '.npy', mh.make_model(8, seed=0))
+    import pickle
+    with open(pickled, 'wb') as f:
+        pickle.dump(Payload(marker), f)
+    with pytest.raises(ValueError, match=re.escape(pickled) + ' is a pickle'):
+        mh.load_npz(pickled, mh.make_model(8, seed=0))
+    assert not os.path.exists(marker)
+
+
+@pytest.mark.per_stack
+def test_load_npz_loads_as_chainer_does(snapshot, tmp_path):
+    # A Trainer, a model under ``path``, ``strict``: Chainer's results.
+    ours, theirs = build(tmp_path / 'a'), build(tmp_path / 'b')
+    mh.load_npz(snapshot, ours)
+    chainer.serializers.load_npz(snapshot, theirs)
+    assert ours.updater.iteration == theirs.updater.iteration == 200
+    a = ours.updater.get_iterator('main')
+    b = theirs.updater.get_iterator('main')
+    numpy.testing.assert_array_equal(a._state.order, b._state.order)
+    assert a._state[:3] == b._state[:3]  # position, epoch, new epoch
+    for (name, p), (_, q) in zip(
+            sorted(ours.updater.get_optimizer('main').target.namedparams()),
+            sorted(theirs.updater.get_optimizer('main').target.namedparams())):
+        numpy.testing.assert_array_equal(p.array, q.array, err_msg=name)
+    model = mh.make_model(8, seed=0)
+    mh.load_npz(snapshot, model, path='updater/model:main/')
+    numpy.testing.assert_array_equal(
+        model.l2.W.array, ours.updater.get_optimizer('main').target.l2.W.array)
+    # A key the object expects but the file lacks: KeyError, as Chainer's,
+    # unless strict=False.
+    wider = mh.make_model(8, seed=0)
+    wider.add_param('extra', (2,))
+    with pytest.raises(KeyError):
+        mh.load_npz(snapshot, wider, path='updater/model:main/')
+    mh.load_npz(snapshot, wider, path='updater/model:main/', strict=False)
+    numpy.testing.assert_array_equal(wider.l2.W.array, model.l2.W.array)
+
+
+def test_nothing_the_package_or_its_examples_read_uses_pickle():
+    # The package, the scripts, the notebooks and the docs: no Chainer
+    # load_npz (it allows pickle), and no numpy.load allowing pickle.
+    unsafe = re.compile(r'serializers\.load_npz\(|allow_pickle\s*=\s*True')
+    found = []
+    for top in ('minibatch_hybrid', 'scripts', 'notebooks', 'docs'):
+        for folder, _, names in os.walk(os.path.join(ROOT, top)):
+            for name in names:
+                if not name.endswith(('.py', '.ipynb', '.md', '.sh')):
+                    continue
+                path = os.path.join(folder, name)
+                with open(path, encoding='utf-8') as f:
+                    text = f.read()
+                if name.endswith('.ipynb'):
+                    text = '\n'.join(''.join(cell['source']) for cell in
+                                     json.loads(text)['cells'])
+                found += [(path, m.group()) for m in unsafe.finditer(text)]
+    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
+        readme = f.read()
+    found += [('README.md', m.group()) for m in unsafe.finditer(readme)]
+    assert found == []
+    assert 'mh.load_npz(' in readme
