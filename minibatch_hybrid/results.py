@@ -1,12 +1,14 @@
 """Writing results: whole files or none, and what produced them."""
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
 import platform
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -130,7 +132,8 @@ def check_output_dir(out):
     Creates the folder if needed and writes (and removes) a small file in
     it, so that a path naming a file, a path under a file, a place nobody
     may write and a read-only or full file system are reported before a
-    run starts, in one line.
+    run starts, in one line.  Staging folders that a killed run left there
+    are removed (:func:`remove_stale_staging`).
 
     Returns:
         list of str: Names of files already in the folder.
@@ -148,11 +151,103 @@ def check_output_dir(out):
         finally:
             os.close(fd)
             os.unlink(probe)
+        remove_stale_staging(out)
         return sorted(os.listdir(out))
     except OSError as e:
         raise OutputError('cannot write into the output folder {}: {}; give '
                           'another --out'.format(out, e.strerror or e)) \
             from None
+
+
+def check_output_targets(out, names):
+    """Refuses, before a run, a folder (or anything but a file) where one
+    of the result files ``names`` goes in folder ``out``.
+
+    Raises:
+        OutputError: One line naming the path and the fix.
+
+    """
+    for name in names:
+        problem = _target_problem(os.path.join(out, name))
+        if problem:
+            raise OutputError(problem)
+
+
+def _target_problem(path):
+    """What keeps a result file from being written at ``path``, or None."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+        return None  # a file (or a link) is replaced as a whole
+    return '{} is {}, where a result file goes; move it away (or give ' \
+        'another --out) and rerun'.format(path, file_kind(mode))
+
+
+def file_kind(mode):
+    """Names the kind of file that ``mode`` (of os.lstat) describes."""
+    for test, name in ((stat.S_ISREG, 'a file'), (stat.S_ISDIR, 'a folder'),
+                       (stat.S_ISLNK, 'a link'),
+                       (stat.S_ISFIFO, 'a FIFO'),
+                       (stat.S_ISCHR, 'a character device'),
+                       (stat.S_ISBLK, 'a block device'),
+                       (stat.S_ISSOCK, 'a socket')):
+        if test(mode):
+            return name
+    return 'not a regular file'
+
+
+#: Staging folders are named after this and the process that writes them.
+STAGING_PREFIX = '.staging-'
+
+
+def _staging_pid(name):
+    """The process id in a staging folder's name, or None (an earlier
+    version named them without it)."""
+    pid = name[len(STAGING_PREFIX):].split('-', 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
+
+
+def remove_stale_staging(out):
+    """Removes the staging folders in ``out`` that a killed run left.
+
+    A run stages its result files in ``out/.staging-PID-XXXX`` and moves
+    them into place at the end; a run killed in between (SIGKILL) leaves
+    that folder with partial files.  Those of processes that no longer
+    run, and those named by earlier versions (without a process id), are
+    removed; those of a live run are left to it.
+
+    Returns:
+        list of str: The folders removed.
+
+    """
+    removed = []
+    try:
+        names = os.listdir(out)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        pid = _staging_pid(name)
+        if pid is not None and (pid == os.getpid() or _alive(pid)):
+            continue
+        path = os.path.join(out, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -173,33 +268,110 @@ def write_result_set(out, writers):
     """Writes a run's files so that they appear together or not at all.
 
     Each ``writers[name](path)`` writes its file into a staging folder
-    inside ``out``; then all are moved into place with Ctrl-C held back, so
-    an interruption leaves either the earlier files or all the new ones.
+    inside ``out`` (named after this process, so that a later run can tell
+    one left by a killed run: :func:`remove_stale_staging`); then all are
+    moved into place with Ctrl-C held back, so an interruption leaves
+    either the earlier files or all the new ones.
+
+    Raises:
+        OSError: With ``filename`` the path that failed: the file in
+            ``out`` (not the staging folder) where one cannot go there.
 
     Returns:
         list of str: The paths written.
 
     """
     os.makedirs(out, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=out, prefix='.staging-')
+    remove_stale_staging(out)
+    for name in writers:
+        target = os.path.join(out, name)
+        if _target_problem(target):
+            raise OSError(errno.EISDIR if os.path.isdir(target)
+                          else errno.EEXIST, _target_problem(target), target)
+    staging = tempfile.mkdtemp(
+        dir=out, prefix='{}{}-'.format(STAGING_PREFIX, os.getpid()))
     try:
         for name, write in writers.items():
             write(os.path.join(staging, name))
         with _interrupts_held():
             for name in writers:
-                os.replace(os.path.join(staging, name),
-                           os.path.join(out, name))
+                try:
+                    os.replace(os.path.join(staging, name),
+                               os.path.join(out, name))
+                except OSError as e:
+                    raise OSError(e.errno, e.strerror,
+                                  os.path.join(out, name)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [os.path.join(out, name) for name in writers]
+
+
+def fallback_places(out):
+    """Where results go when folder ``out`` cannot take them, in order:
+    beside ``out``, the user's cache folder, the temporary folder."""
+    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(
+        os.path.expanduser('~'), '.cache')
+    places = [os.path.dirname(os.path.abspath(out)),
+              os.path.join(cache, 'minibatch-hybrid'),
+              tempfile.gettempdir()]
+    unique = []
+    for place in places:
+        if os.path.realpath(place) not in [os.path.realpath(p)
+                                           for p in unique]:
+            unique.append(place)
+    return unique
+
+
+def write_elsewhere(out, prefix, write):
+    """Tries each of :func:`fallback_places` until ``write(folder)`` works
+    in a new folder there; leaves no folder behind where it fails.
+
+    Args:
+        out (str): The folder that failed.
+        prefix (str): Start of the new folder's name.
+        write (callable): Writes into the folder it is given.
+
+    Returns:
+        tuple: ``(folder, failures)``: the folder written (None if none
+        could be), and ``'place (why)'`` for each place that failed.
+
+    """
+    failures = []
+    for place in fallback_places(out):
+        made = []  # folders this made, removed again if it fails
+        folder = None
+        try:
+            parent = os.path.abspath(place)
+            while not os.path.isdir(parent):
+                made.append(parent)
+                parent = os.path.dirname(parent)
+            os.makedirs(place, exist_ok=True)
+            folder = tempfile.mkdtemp(dir=place, prefix=prefix)
+            write(folder)
+            return folder, failures
+        except OSError as e:
+            failures.append('{} ({})'.format(place, e.strerror or e))
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            for path in made:  # deepest first
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+    return None, failures
 
 
 def save_results(out, writers, prefix='minibatch-hybrid-'):
     """Writes a result set into ``out``; if that fails, somewhere else.
 
     A run's results are never lost to a full or broken disk: when writing
-    into ``out`` fails, they go to a new folder in the system's temporary
-    directory, and :class:`OutputError` says where.
+    into ``out`` fails, they go to a new folder beside ``out``, else in
+    the user's cache folder, else in the system's temporary folder
+    (:func:`fallback_places`), and :class:`OutputError` says where.
+
+    Raises:
+        OutputError: The results are not (all) in ``out``: the one line
+            says why, and where they are, or that no place could take them.
 
     Returns:
         list of str: The paths written (in ``out``).
@@ -208,13 +380,20 @@ def save_results(out, writers, prefix='minibatch-hybrid-'):
     try:
         return write_result_set(out, writers)
     except OSError as e:
-        failure = '{}: {}'.format(e.filename or out, e.strerror or e)
-    try:
-        fallback = tempfile.mkdtemp(prefix=prefix)
-        write_result_set(fallback, writers)
-    except OSError as e:
-        raise OutputError('could not write the results into {} ({}), nor '
-                          'anywhere else ({}); they are lost'.format(
-                              out, failure, e.strerror or e)) from None
+        failure = _failure(e, out)
+    fallback, failures = write_elsewhere(
+        out, prefix, lambda folder: write_result_set(folder, writers))
+    if fallback is None:
+        raise OutputError(
+            'could not write the results into {} ({}), nor anywhere else: '
+            '{}; free some space (or give another --out) and '
+            'rerun'.format(out, failure, ', '.join(failures)))
     raise OutputError('could not write the results into {} ({}); they were '
                       'written to {} instead'.format(out, failure, fallback))
+
+
+def _failure(error, out):
+    """An OSError as ``path: why`` (or the whole problem if it says it)."""
+    if error.strerror and error.strerror.startswith(str(error.filename)):
+        return error.strerror
+    return '{}: {}'.format(error.filename or out, error.strerror or error)

@@ -6,12 +6,18 @@ seeds that produced them, checked on every load, so a chunk can never be
 reported under settings it was not trained with (even with ``study.json``
 gone).  Chunk files are written whole or not at all, byte for byte the same
 for the same results (no time stamps), and one run at a time holds the
-folder (a lock file).  A damaged or foreign file is a one-line error that
-names it and says what to do.
+folder (a lock file), until its result files are written.  A chunk is
+checked before it is used: only a regular file is read, its members and
+sizes are bounded before anything is read, its shapes and dtypes are
+those of the study, its losses finite and non-negative.  A damaged or
+foreign file is a one-line error that names it and says what to do.  A
+chunk that the folder cannot take (a full disk) is saved elsewhere, and
+the error says where.
 """
 import io
 import json
 import os
+import stat
 import zipfile
 import zlib
 
@@ -60,9 +66,14 @@ def save_npz(path, arrays, compress=False):
 
 def save_chunk(out, index, record, data):
     """Saves one chunk's results with its record."""
+    write_chunk(chunk_path(out, index), record, data)
+
+
+def write_chunk(path, record, data):
+    """Writes one chunk's results with its record as file ``path``."""
     arrays = {'meta': numpy.array(json.dumps(record, sort_keys=True))}
     arrays.update((k, data[k]) for k in CHUNK_ARRAYS)
-    save_npz(chunk_path(out, index), arrays)
+    save_npz(path, arrays)
 
 
 def _damaged(path, why):
@@ -71,8 +82,89 @@ def _damaged(path, why):
         'that chunk again'.format(path, why))
 
 
+#: Bytes a member's .npy header may take (NumPy writes about 128).
+HEADER_LIMIT = 4096
+#: Bytes of zip structure a chunk file may hold besides its members.
+ZIP_OVERHEAD = 64 * 1024
+_MEMBERS = ('meta',) + CHUNK_ARRAYS
+
+
+def _expected(record):
+    """``{name: (shape, allowed dtype kinds, itemsizes)}`` of a chunk's
+    arrays, from the record it must carry."""
+    config = record['config']
+    shape = (len(config['schedules']), len(record['seeds']))
+    return {'seeds': (shape[1:], 'iu', (1, 2, 4, 8)),
+            'loss': (shape + (config['epochs'],), 'f', (4, 8)),
+            'final_loss': (shape, 'f', (4, 8)),
+            'heldout_mse': (shape, 'f', (4, 8))}
+
+
+def _meta_limit(record):
+    # The record as UTF-32 (NumPy's 'U'), with room for other spellings.
+    return HEADER_LIMIT + 4 * (1024 + 2 * len(json.dumps(record)))
+
+
+def _data_limit(record, name):
+    shape, _, sizes = _expected(record)[name]
+    return HEADER_LIMIT + int(numpy.prod(shape, dtype=numpy.int64)) * \
+        max(sizes)
+
+
+def open_regular(path, damaged=None):
+    """Opens ``path`` for reading if it is a regular file, not a link.
+
+    A FIFO, a device, a socket, a folder or a link (to ``/dev/zero``, say)
+    is refused by its kind, without being opened for reading (a FIFO
+    would wait for a writer, a device would read without end).
+
+    Args:
+        path (str): The file.
+        damaged (callable): Makes the error from ``(path, why)``
+            (default: a chunk's message).
+
+    Raises:
+        StudyFolderError: ``path`` is not a regular file.
+        OSError: It cannot be opened.
+
+    """
+    damaged = damaged or _damaged
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode, damaged)
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) |
+                 getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # it changed since lstat
+        os.close(fd)
+        raise _not_regular(path, mode, damaged)
+    return os.fdopen(fd, 'rb')
+
+
+def _not_regular(path, mode, damaged):
+    return damaged(path, '{}, not a regular file; nothing was read from '
+                    'it'.format(results_io.file_kind(mode)))
+
+
+def _check_values(path, arrays):
+    for name in CHUNK_ARRAYS[1:]:
+        values = arrays[name]
+        if not numpy.isfinite(values).all():
+            raise _damaged(path, '{} holds {} values'.format(
+                name, 'NaN' if numpy.isnan(values).any() else 'infinite'))
+        if (values < 0).any():
+            raise _damaged(path, '{} holds negative values, which no loss '
+                           'or squared error can be'.format(name))
+
+
 def load_chunk(out, index, record):
     """Loads a chunk, checking that it is what ``record`` says it must be.
+
+    Only a regular file is read (:func:`open_regular`); its zip directory
+    must name exactly the chunk's arrays, each no larger than this study's
+    chunk can be, before any is read; each array's .npy header must give
+    the shape and dtype the study implies before its data are read; the
+    losses and errors must be finite and non-negative.
 
     Raises:
         StudyFolderError: The file is damaged, or was produced by other
@@ -81,32 +173,99 @@ def load_chunk(out, index, record):
     """
     path = chunk_path(out, index)
     try:
-        # Opened here: numpy.load leaves a file open if it is not a zip.
-        with open(path, 'rb') as f:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            limit = ZIP_OVERHEAD + _meta_limit(record) + sum(
+                _data_limit(record, k) for k in CHUNK_ARRAYS)
+            if size > limit:
+                raise _damaged(path, 'it has {} bytes, more than this '
+                               'study\'s chunk can hold ({})'.format(
+                                   size, limit))
             with zipfile.ZipFile(f) as zf:
-                bad = zf.testzip()  # numpy.load does not check CRCs
-            if bad is not None:
-                raise _damaged(path, 'bad CRC in {}'.format(bad))
-            f.seek(0)
-            data = numpy.load(f, allow_pickle=False)
-            if 'meta' not in data.files and \
-                    all(k in data.files for k in CHUNK_ARRAYS):
-                raise StudyFolderError(
-                    '{} was written by a version before 0.2.0, which did not '
-                    'record how a chunk was made; give another --out, or '
-                    'delete that folder to start over'.format(path))
-            missing = [k for k in ('meta',) + CHUNK_ARRAYS
-                       if k not in data.files]
-            if missing:
-                raise _damaged(path, 'no {}'.format(', '.join(missing)))
-            arrays = {k: data[k] for k in data.files}
-            data.close()
-        saved = json.loads(str(arrays.pop('meta')))
+                infos = {i.filename: i for i in zf.infolist()}
+                names = [i.filename for i in zf.infolist()]
+                expected = [k + '.npy' for k in _MEMBERS]
+                if 'meta.npy' not in infos and \
+                        all(k in infos for k in expected[1:]):
+                    raise StudyFolderError(
+                        '{} was written by a version before 0.2.0, which '
+                        'did not record how a chunk was made; give another '
+                        '--out, or delete that folder to start over'.format(
+                            path))
+                missing = [k for k in expected if k not in infos]
+                if missing:
+                    raise _damaged(path, 'no {}'.format(', '.join(
+                        k[:-4] for k in missing)))
+                if len(names) != len(expected):
+                    raise _damaged(path, 'members that no chunk has: '
+                                   '{}'.format(', '.join(sorted(
+                                       set(names) - set(expected)) or
+                                       ['duplicates'])))
+                for info in zf.infolist():
+                    if info.compress_type not in (zipfile.ZIP_STORED,
+                                                  zipfile.ZIP_DEFLATED):
+                        raise _damaged(path, '{} is compressed in a way no '
+                                       'chunk is'.format(info.filename))
+                meta = _load_member(zf, infos['meta.npy'], path,
+                                    _meta_limit(record), ((), 'U', None))
+                saved = json.loads(str(meta))
+                _check_record(path, saved, record)
+                arrays = {k: _load_member(zf, infos[k + '.npy'], path,
+                                          _data_limit(record, k),
+                                          _expected(record)[k])
+                          for k in CHUNK_ARRAYS}
+                bad = zf.testzip()  # numpy does not check CRCs
+                if bad is not None:
+                    raise _damaged(path, 'bad CRC in {}'.format(bad))
     except StudyFolderError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
             NotImplementedError, RuntimeError, zlib.error) as e:
         raise _damaged(path, '{}: {}'.format(type(e).__name__, e)) from None
+    _check_values(path, arrays)
+    if arrays['seeds'].tolist() != record['seeds']:
+        raise _damaged(path, 'its seeds are not those of its record')
+    return arrays
+
+
+def _load_member(zf, info, path, limit, expect):
+    """One member's array: its declared size, then its header (shape,
+    dtype), and only then its data."""
+    if info.file_size > limit:
+        raise _damaged(path, '{} declares {} bytes, more than this study\'s '
+                       'chunk can hold ({})'.format(info.filename,
+                                                    info.file_size, limit))
+    want, kinds, sizes = expect
+    with zf.open(info) as member:
+        version = numpy.lib.format.read_magic(member)
+        read_header = {(1, 0): numpy.lib.format.read_array_header_1_0,
+                       (2, 0): numpy.lib.format.read_array_header_2_0}.get(
+                           version)
+        if read_header is None:
+            raise _damaged(path, '{} is .npy version {}'.format(
+                info.filename, version))
+        shape, fortran, dtype = read_header(member)
+        if shape != want:
+            raise _damaged(path, '{} has shape {}, where this study\'s '
+                           'chunk has {}'.format(info.filename, shape, want))
+        if dtype.hasobject or dtype.kind not in kinds or (
+                sizes is not None and dtype.itemsize not in sizes):
+            raise _damaged(path, '{} holds {} values, not {}'.format(
+                info.filename, dtype, {'U': 'text', 'iu': 'integers',
+                                       'f': 'floats'}[kinds]))
+        count = int(numpy.prod(shape, dtype=numpy.int64))
+        if member.tell() + count * dtype.itemsize != info.file_size:
+            raise _damaged(path, '{} is {} bytes, not what its header '
+                           'declares'.format(info.filename, info.file_size))
+        data = member.read(count * dtype.itemsize)
+        if len(data) != count * dtype.itemsize:
+            raise _damaged(path, '{} is cut short'.format(info.filename))
+        return numpy.frombuffer(data, dtype, count).reshape(
+            shape, order='F' if fortran else 'C').copy()
+
+
+def _check_record(path, saved, record):
+    """Refuses a chunk whose record is not this run's."""
     if not isinstance(saved, dict):
         raise _damaged(path, 'its record is not a JSON object')
     for key in ('config', 'engine', 'version', 'chunk', 'seeds'):
@@ -121,9 +280,6 @@ def load_chunk(out, index, record):
         raise StudyFolderError(
             '{} was produced with {}; give another --out, or delete that '
             'folder to start over'.format(path, what))
-    if arrays['seeds'].tolist() != record['seeds']:
-        raise _damaged(path, 'its seeds are not those of its record')
-    return arrays
 
 
 _KEY_NAMES = {'engine': 'engine', 'version': 'version of minibatch_hybrid',
@@ -136,43 +292,74 @@ def _changed(a, b):
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def _damaged_json(path, why):
+    return StudyFolderError(
+        '{} is damaged ({}); delete it and rerun: the chunks are checked on '
+        'their own'.format(path, why))
+
+
 class StudyFolder(object):
     """A study's output folder, held by one run at a time.
 
     Use as a context manager: entering takes the folder's lock (or raises
     :class:`StudyFolderError` at once if another run holds it) and checks
     ``study.json`` and the chunk files against this run; only then does it
-    write ``study.json``.
+    write ``study.json``.  Leaving releases the lock: a run that writes
+    its result files before it leaves keeps a second run out until they
+    exist.
 
     Args:
         out (str): The folder.
         config (StudyConfig): This run's settings.
         engine (str): The engine that will run (resolved).
+        outputs (tuple of str): Names of the result files the run will
+            write into the folder: anything but a file in their place is
+            refused before the run.
 
     """
 
-    def __init__(self, out, config, engine):
+    def __init__(self, out, config, engine, outputs=()):
         self.out = out
         self.config = config
         self.engine = engine
+        self.outputs = tuple(outputs)
         self._lock = None
 
     def __enter__(self):
+        chunks = os.path.join(self.out, 'chunks')
         try:
             results_io.check_output_dir(self.out)
-            os.makedirs(os.path.join(self.out, 'chunks'), exist_ok=True)
-        except (OSError, results_io.OutputError) as e:
+            if os.path.lexists(chunks) and not os.path.isdir(chunks):
+                raise results_io.OutputError(
+                    '{} is {}, where the study keeps its chunks folder; '
+                    'move it away (or give another --out) and rerun'.format(
+                        chunks,
+                        results_io.file_kind(os.lstat(chunks).st_mode)))
+            results_io.check_output_targets(self.out, self.outputs)
+            os.makedirs(chunks, exist_ok=True)
+        except results_io.OutputError as e:
+            raise StudyFolderError(str(e)) from None
+        except OSError as e:
             raise StudyFolderError('cannot use {} as the study folder: '
-                                   '{}'.format(self.out, getattr(
-                                       e, 'strerror', None) or e)) from None
-        self._lock = filelock.FileLock(os.path.join(self.out, '.lock'))
+                                   '{}'.format(self.out, e.strerror or e)) \
+                from None
+        path = os.path.join(self.out, '.lock')
+        self._lock = filelock.FileLock(path)
         try:
             self._lock.acquire(timeout=0)
         except filelock.Timeout:
             raise StudyFolderError(
                 'another run is using {} (it holds {}); wait for it to end, '
-                'or give another --out'.format(
-                    self.out, os.path.join(self.out, '.lock'))) from None
+                'or give another --out'.format(self.out, path)) from None
+        except OSError as e:
+            try:
+                what = 'is {}'.format(
+                    results_io.file_kind(os.lstat(path).st_mode))
+            except OSError:
+                what = 'cannot be taken'
+            raise StudyFolderError(
+                'the lock file {} {} ({}); nothing was trained: move it away '
+                'and rerun'.format(path, what, e.strerror or e)) from None
         try:
             self._check()
         except BaseException:
@@ -186,18 +373,19 @@ class StudyFolder(object):
 
     def _check(self):
         path = os.path.join(self.out, 'study.json')
-        if os.path.exists(path):
+        if os.path.lexists(path):
             try:
-                with open(path) as f:
-                    saved = json.load(f)
+                with open_regular(path, _damaged_json) as f:
+                    text = f.read(1 << 20)
+                saved = json.loads(text)
                 if not isinstance(saved, dict) or 'config' not in saved:
                     raise ValueError('no settings in it')
                 if not isinstance(saved.get('engine', ''), str):
                     raise ValueError('its engine is not a name')
+            except StudyFolderError:
+                raise
             except (OSError, ValueError) as e:
-                raise StudyFolderError(
-                    '{} is damaged ({}); delete it and rerun: the chunks '
-                    'are checked on their own'.format(path, e)) from None
+                raise _damaged_json(path, e) from None
             identity = self.config.identity()
             if saved['config'] != identity:
                 raise StudyFolderError(
@@ -224,7 +412,7 @@ class StudyFolder(object):
                     'over'.format(self.out, ran, self.engine, ran))
         # Every chunk there must be this study's (with or without study.json).
         for index, seeds in enumerate(self.config.chunks()):
-            if os.path.exists(chunk_path(self.out, index)):
+            if os.path.lexists(chunk_path(self.out, index)):
                 load_chunk(self.out, index, self.record(index, seeds))
         extra = sorted(
             name for name in os.listdir(os.path.join(self.out, 'chunks'))
@@ -246,11 +434,45 @@ class StudyFolder(object):
     def saved(self):
         """Indices of the chunks already saved (and checked)."""
         return [i for i in range(len(self.config.chunks()))
-                if os.path.exists(chunk_path(self.out, i))]
+                if os.path.lexists(chunk_path(self.out, i))]
 
     def save(self, index, data):
-        save_chunk(self.out, index,
-                   self.record(index, self.config.chunks()[index]), data)
+        """Saves chunk ``index``; if the folder cannot take it, elsewhere.
+
+        A chunk once trained is not lost: if it cannot be written into
+        ``out/chunks`` (a full or read-only disk, a folder in its place,
+        ...), it is written into a new folder beside ``out``, else in the
+        user's cache folder, else in the temporary folder
+        (:func:`~minibatch_hybrid.results.fallback_places`), and
+        :class:`StudyFolderError` says where, how many chunks the folder
+        holds, and what to do.
+        """
+        record = self.record(index, self.config.chunks()[index])
+        path = chunk_path(self.out, index)
+        try:
+            save_chunk(self.out, index, record, data)
+            return
+        except OSError as e:
+            failure = results_io._failure(e, path)
+        name = os.path.basename(path)
+        folder, failures = results_io.write_elsewhere(
+            self.out, 'minibatch-hybrid-chunk-',
+            lambda folder: write_chunk(os.path.join(folder, name), record,
+                                       data))
+        held = '{} of {} chunks are saved in {}'.format(
+            len(self.saved()), len(self.config.chunks()),
+            os.path.join(self.out, 'chunks'))
+        if folder is None:
+            raise StudyFolderError(
+                '{}; chunk {} could not be saved there ({}) nor anywhere '
+                'else ({}), so it is lost: free some space and rerun the '
+                'same command to train it again'.format(
+                    held, index, failure, ', '.join(failures)))
+        raise StudyFolderError(
+            '{}; chunk {} could not be saved there ({}) and was saved to {}: '
+            'copy it into {} and rerun the same command to continue'.format(
+                held, index, failure, os.path.join(folder, name),
+                os.path.join(self.out, 'chunks')))
 
     def load(self, index):
         return load_chunk(self.out, index,

@@ -101,7 +101,8 @@ def _run_here(config, engine, folder, todo, progress):
                                        callback=callback))
 
 
-def run_study(config, out, log=print, progress_stream=None, cluster=None):
+def run_study(config, out, log=print, progress_stream=None, cluster=None,
+              finish=None, outputs=()):
     """Runs (or continues) a study, saving each chunk when it is done.
 
     Args:
@@ -114,6 +115,13 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None):
         cluster (~minibatch_hybrid.study.distributed.Cluster): If given,
             the chunks run as tasks on its Dask cluster; the results are
             the same bytes.
+        finish (callable): If given, called with the StudyResult while the
+            folder is still held, to write the result files: its lock is
+            released only after they exist, so a second run cannot start
+            in between.
+        outputs (tuple of str): Names of the result files ``finish``
+            writes into ``out``: a folder (or anything but a file) in the
+            place of one is refused before anything is trained.
 
     Returns:
         StudyResult
@@ -124,7 +132,7 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None):
     engine = native.resolve_engine(config.engine, device)
     if cluster is not None:
         cluster.check_workers(engine)
-    with StudyFolder(out, config, engine) as folder:
+    with StudyFolder(out, config, engine, outputs) as folder:
         chunks = config.chunks()
         saved = folder.saved()
         if saved:
@@ -142,9 +150,12 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None):
         finally:
             progress.close()
         parts = [folder.load(i) for i in range(len(chunks))]
-    return StudyResult(
-        config,
-        numpy.concatenate([p['loss'] for p in parts], axis=1),
-        numpy.concatenate([p['final_loss'] for p in parts], axis=1),
-        numpy.concatenate([p['heldout_mse'] for p in parts], axis=1),
-        engine)
+        result = StudyResult(
+            config,
+            numpy.concatenate([p['loss'] for p in parts], axis=1),
+            numpy.concatenate([p['final_loss'] for p in parts], axis=1),
+            numpy.concatenate([p['heldout_mse'] for p in parts], axis=1),
+            engine)
+        if finish is not None:
+            finish(result)
+    return result

@@ -1,0 +1,519 @@
+"""Chunks and result sets are never lost, never read unchecked: fallbacks
+on a full disk, chunks validated before they are read, staging folders of
+killed runs, the folder held until the outputs exist."""
+import errno
+import fcntl
+import io
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import numpy
+import pytest
+
+import minibatch_hybrid as mh
+from minibatch_hybrid import cli
+from minibatch_hybrid import results as results_io
+from minibatch_hybrid import study
+from minibatch_hybrid.study import folder as folder_mod
+from minibatch_hybrid.study.config import StudyConfig
+from minibatch_hybrid.study.folder import StudyFolderError
+from minibatch_hybrid.study.folder import chunk_path
+
+ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def config(**kwargs):
+    settings = dict(schedules=['random', 'fixed:2+random:2'], seeds=3,
+                    epochs=4, n_units=8, n_data=100, n_heldout=20, chunk=2)
+    settings.update(kwargs)
+    return StudyConfig(**settings)
+
+
+def quiet(line):
+    pass
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """The fallback places, all under tmp_path: ``disk`` holds ``out``
+    (its sibling place), ``home``'s cache and ``tmp``."""
+    for name in ('disk', 'home', 'tmp'):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    monkeypatch.delenv('XDG_CACHE_HOME', raising=False)
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
+    return {name: str(tmp_path / name) for name in ('disk', 'home', 'tmp')}
+
+
+def failing_under(monkeypatch, roots, when=lambda path: True):
+    """Makes every atomic write under one of ``roots`` raise ENOSPC (if
+    ``when(path)``)."""
+    real = results_io.atomic_write
+
+    def write(path, *args, **kwargs):
+        if any(os.path.abspath(path).startswith(os.path.abspath(r) + os.sep)
+               for r in roots) and when(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(results_io, 'atomic_write', write)
+
+
+def everything(root):
+    """Every file and folder under root, relative."""
+    found = []
+    for where, dirs, files in os.walk(root):
+        for name in dirs + files:
+            found.append(os.path.relpath(os.path.join(where, name), root))
+    return sorted(found)
+
+
+@pytest.fixture(scope='module')
+def expected(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('expected') / 'study')
+    return study.run_study(config(), out, log=quiet)
+
+
+# Item 2, rows 2 and 3: a chunk once trained is never lost.
+
+def chunk_1(path):
+    return path.endswith('chunk-00001.npz')
+
+
+@pytest.mark.parametrize('failing, where', [
+    (('out',), 'disk'), (('disk',), 'home'), (('disk', 'home'), 'tmp')])
+def test_a_chunk_that_cannot_be_saved_goes_elsewhere(places, monkeypatch,
+                                                    expected, failing,
+                                                    where):
+    out = os.path.join(places['disk'], 'study')
+    roots = [out if f == 'out' else places[f] for f in failing]
+    failing_under(monkeypatch, roots, chunk_1)
+    with pytest.raises(StudyFolderError) as e:
+        study.run_study(config(), out, log=quiet)
+    message = str(e.value)
+    assert '\n' not in message
+    chunks = os.path.join(out, 'chunks')
+    match = re.fullmatch(
+        r'1 of 2 chunks are saved in (\S+); chunk 1 could not be saved there '
+        r'\((\S+): No space left on device\) and was saved to (\S+): copy '
+        r'it into (\S+) and rerun the same command to continue', message)
+    assert match, message
+    assert match.group(1) == chunks and match.group(4) == chunks
+    assert match.group(2) == chunk_path(out, 1)
+    assert os.listdir(chunks) == ['chunk-00000.npz']  # the count is true
+    saved = match.group(3)
+    base = {'disk': places['disk'], 'tmp': places['tmp'],
+            'home': os.path.join(places['home'], '.cache',
+                                 'minibatch-hybrid')}[where]
+    assert os.path.dirname(os.path.dirname(saved)) == base
+    # No empty folder is left where it failed.
+    assert everything(places['home']) == (
+        [] if where != 'home' else
+        ['.cache', '.cache/minibatch-hybrid',
+         os.path.relpath(os.path.dirname(saved), places['home']),
+         os.path.relpath(saved, places['home'])])
+    if where != 'disk':
+        assert os.listdir(places['disk']) == ['study']
+    # As the message says: copied in, the study continues to the same
+    # numbers as one never interrupted.
+    monkeypatch.undo()
+    shutil.copy(saved, chunks)
+    lines = []
+    result = study.run_study(config(), out, log=lines.append)
+    assert lines == ['continuing: 2 of 2 chunks already saved in ' + out]
+    numpy.testing.assert_array_equal(result.loss, expected.loss)
+    numpy.testing.assert_array_equal(result.heldout_mse,
+                                     expected.heldout_mse)
+
+
+def test_a_chunk_no_place_can_take_is_said_to_be_lost(places, monkeypatch):
+    out = os.path.join(places['disk'], 'study')
+    failing_under(monkeypatch, list(places.values()), chunk_1)
+    with pytest.raises(StudyFolderError) as e:
+        study.run_study(config(), out, log=quiet)
+    message = str(e.value)
+    assert message.startswith('1 of 2 chunks are saved in {}; chunk 1 could '
+                              'not be saved there'.format(
+                                  os.path.join(out, 'chunks')))
+    assert 'nor anywhere else' in message and 'it is lost' in message
+    for place in ('disk', 'tmp'):
+        assert places[place] + ' (No space left on device)' in message
+    assert '\n' not in message
+    assert everything(places['home']) == [] and \
+        everything(places['tmp']) == []
+    assert os.listdir(places['disk']) == ['study']
+
+
+def run_main(capsys, *args):
+    try:
+        status = cli.main(list(args))
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def error_lines(err):
+    return [line for line in err.strip().splitlines()
+            if not re.match(r'\s*\d+% \d+/\d+ ', line)]
+
+
+SMALL = ['--seeds', '2', '-e', '4', '-u', '8', '--chunk', '1']
+
+
+def small(command):
+    return SMALL + (['--fractions', '0,1', '--no-reverse']
+                    if command == 'sweep' else [])
+
+
+def test_a_lock_that_is_a_folder_trains_nothing_and_says_so(tmp_path,
+                                                            capsys):
+    out = str(tmp_path / 'x')
+    os.makedirs(os.path.join(out, '.lock'))
+    status, _, err = run_main(capsys, 'study', *SMALL, '-o', out)
+    assert status == 2
+    line, = error_lines(err)
+    assert os.path.join(out, '.lock') + ' is a folder' in line
+    assert 'nothing was trained' in line
+    assert 'chunks are saved' not in line
+    assert os.listdir(os.path.join(out, 'chunks')) == []
+
+
+@pytest.mark.parametrize('command', ['study', 'sweep'])
+def test_results_no_place_can_take_are_printed(command, places, monkeypatch,
+                                               capsys):
+    out = os.path.join(places['disk'], 'x')
+    # Every result file fails, in out and in every fallback place.
+    failing_under(monkeypatch, list(places.values()),
+                  lambda path: '.staging-' in path)
+    status, stdout, err = run_main(capsys, command, *small(command), '-o',
+                                   out)
+    assert status == 2
+    line, = error_lines(err)
+    assert line.endswith('free some space (or give another --out) and '
+                         'rerun')
+    assert 'nor anywhere else' in line
+    for place in ('disk', 'tmp'):
+        assert places[place] + ' (' in line
+    # The numbers are not lost: the table is on standard output.
+    if command == 'study':
+        assert '2 seeds, 4 epochs' in stdout and 'median' in stdout
+    else:
+        assert re.search(r'fixed first\s+0.00 random\s+\d', stdout)
+    assert everything(places['home']) == [] and \
+        everything(places['tmp']) == []
+    assert os.listdir(places['disk']) == ['x']
+    assert sorted(os.listdir(out)) == ['.lock', 'chunks', 'study.json']
+
+
+def test_results_go_to_the_first_place_that_takes_them(places, monkeypatch):
+    out = os.path.join(places['disk'], 'x')
+    failing_under(monkeypatch, [places['disk'], places['tmp']])
+    writers = {'a.json': lambda p: results_io.write_json(p, [1])}
+    with pytest.raises(results_io.OutputError) as e:
+        results_io.save_results(out, writers)
+    fallback = str(e.value).split('were written to ')[1].split(' instead')[0]
+    assert os.path.dirname(fallback) == os.path.join(
+        places['home'], '.cache', 'minibatch-hybrid')
+    assert os.listdir(fallback) == ['a.json']
+    assert os.listdir(out) == [] and os.listdir(places['tmp']) == []
+
+
+# Item 3, rows 4 to 7: a chunk is checked before anything of it is used.
+
+@pytest.fixture
+def done(tmp_path):
+    out = str(tmp_path / 'study')
+    study.run_study(config(), out, log=quiet)
+    return out
+
+
+def rewrite(path, change):
+    """Rewrites a chunk (valid record and CRCs) with ``change(arrays)``."""
+    with numpy.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    change(arrays)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as zf:
+        for name, array in arrays.items():
+            if isinstance(array, bytes):
+                zf.writestr(name + '.npy', array)
+                continue
+            member = io.BytesIO()
+            numpy.lib.format.write_array(member, numpy.asanyarray(array))
+            zf.writestr(name + '.npy', member.getvalue())
+    with open(path, 'wb') as f:
+        f.write(buffer.getvalue())
+
+
+def set_item(key, value, at=(0, 0)):
+    def change(arrays):
+        arrays[key] = arrays[key].copy()
+        arrays[key][at] = value
+    return change
+
+
+def huge_header(arrays):
+    # A header that declares 10**10 floats, followed by a few.
+    header = {'descr': '<f4', 'fortran_order': False,
+              'shape': (100000, 100000)}
+    member = io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(member, header)
+    arrays['loss'] = member.getvalue() + b'\0' * 64
+
+
+def declared_size(name, size):
+    """Makes the zip directory declare ``size`` bytes for member ``name``
+    (as a member of that size would), without writing them."""
+    def change(path):
+        with open(path, 'rb') as f:
+            data = bytearray(f.read())
+        at = data.find(b'PK\x01\x02')
+        while at >= 0:
+            length, = struct.unpack('<H', data[at + 28:at + 30])
+            if data[at + 46:at + 46 + length] == name.encode():
+                data[at + 24:at + 28] = struct.pack('<I', size)
+                break
+            at = data.find(b'PK\x01\x02', at + 4)
+        else:
+            raise AssertionError('no member ' + name)
+        with open(path, 'wb') as f:
+            f.write(bytes(data))
+    return change
+
+
+def extra(arrays):
+    arrays['extra'] = numpy.zeros(4)
+
+
+DAMAGES = {
+    'wrong shape': (lambda a: a.update(loss=a['loss'][:, :, :2]),
+                    "loss.npy has shape (2, 1, 2), where this study's chunk "
+                    "has (2, 1, 4)"),
+    'strings': (lambda a: a.update(final_loss=a['final_loss'].astype(str)),
+                'final_loss.npy holds <U'),
+    'NaN': (set_item('final_loss', numpy.nan), 'final_loss holds NaN'),
+    'negative loss': (set_item('loss', -1.151, (0, 0, 3)),
+                      'loss holds negative values'),
+    'infinite MSE': (set_item('heldout_mse', numpy.inf),
+                     'heldout_mse holds infinite values'),
+    'huge header': (huge_header, 'loss.npy has shape (100000, 100000)'),
+    'extra member': (extra, 'members that no chunk has: extra.npy'),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize('how', sorted(DAMAGES))
+def test_a_forged_chunk_is_refused_in_one_line(done, how):
+    change, what = DAMAGES[how]
+    path = chunk_path(done, 1)
+    rewrite(path, change)
+    with pytest.raises(StudyFolderError) as e:
+        study.run_study(config(), done, log=quiet)
+    message = str(e.value)
+    assert message.startswith(path + ' is damaged (')
+    assert what in message
+    assert message.endswith('delete it and rerun the same command to train '
+                            'that chunk again')
+    assert '\n' not in message
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize('member, size', [('extra.npy', 2 ** 31),
+                                          ('loss.npy', 2 ** 32 - 1)])
+def test_a_huge_member_is_refused_from_the_zip_directory(done, member, size):
+    path = chunk_path(done, 1)
+    if member == 'extra.npy':
+        rewrite(path, extra)
+    declared_size(member, size)(path)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.getinfo(member).file_size == size
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(StudyFolderError) as e:
+        folder_mod.load_chunk(done, 1, folder_mod.chunk_record(
+            config(), 'native' if mh.native.available() else 'numpy', 1,
+            [2]))
+    message = str(e.value)
+    assert message.startswith(path + ' is damaged (') and '\n' not in message
+    assert member in message
+    if member == 'loss.npy':
+        assert 'declares {} bytes, more than'.format(size) in message
+    # Nothing of that size was allocated (kilobytes on Linux).
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    assert grown < 100 * 1024
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize('kind', ['fifo', 'link to /dev/zero', 'folder',
+                                  'link to a good chunk'])
+def test_only_regular_files_are_read(done, tmp_path, kind):
+    path = chunk_path(done, 1)
+    good = str(tmp_path / 'good.npz')
+    shutil.move(path, good)
+    if kind == 'fifo':
+        os.mkfifo(path)
+    elif kind == 'folder':
+        os.mkdir(path)
+    else:
+        os.symlink('/dev/zero' if kind == 'link to /dev/zero' else good,
+                   path)
+    with pytest.raises(StudyFolderError) as e:
+        study.run_study(config(), done, log=quiet)
+    message = str(e.value)
+    assert message == (
+        '{} is damaged ({}, not a regular file; nothing was read from it); '
+        'delete it and rerun the same command to train that chunk '
+        'again'.format(path, {'fifo': 'a FIFO', 'folder': 'a folder'}.get(
+            kind, 'a link')))
+
+
+@pytest.mark.timeout(60)
+def test_a_study_json_that_is_a_fifo_is_refused(done):
+    path = os.path.join(done, 'study.json')
+    os.remove(path)
+    os.mkfifo(path)
+    with pytest.raises(StudyFolderError, match=re.escape(
+            path + ' is damaged (a FIFO, not a regular file')):
+        study.run_study(config(), done, log=quiet)
+
+
+# Rows 19, 20, 21: staging folders, things in the way, the lock.
+
+def test_staging_folders_of_killed_runs_are_removed(tmp_path):
+    out = str(tmp_path / 'x')
+    os.makedirs(out)
+    # A run killed (SIGKILL) while it writes its results.
+    child = subprocess.run([sys.executable, '-c', (
+        'import os, signal\n'
+        'from minibatch_hybrid import results\n'
+        'def killed(path):\n'
+        '    open(path, "w").write("partial")\n'
+        '    os.kill(os.getpid(), signal.SIGKILL)\n'
+        'results.write_result_set({!r}, {{"a.csv": killed}})\n').format(
+            out)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    left, = os.listdir(out)
+    assert left.startswith('.staging-')
+    assert os.listdir(os.path.join(out, left)) == ['a.csv']
+    os.mkdir(os.path.join(out, '.staging-legacy'))  # an earlier version's
+    live = subprocess.Popen([sys.executable, '-c', 'input()'],
+                            stdin=subprocess.PIPE)
+    try:
+        mine = os.path.join(out, '.staging-{}-abc'.format(live.pid))
+        os.mkdir(mine)
+        assert results_io.check_output_dir(out) == [os.path.basename(mine)]
+    finally:
+        live.communicate(b'\n', timeout=60)
+
+
+def test_the_next_study_removes_them(tmp_path):
+    out = str(tmp_path / 'x')
+    stale = os.path.join(out, '.staging-{}-abc'.format(2 ** 31 - 1))
+    os.makedirs(stale)
+    study.run_study(config(), out, log=quiet)
+    assert not os.path.exists(stale)
+
+
+@pytest.mark.parametrize('command', ['study', 'sweep'])
+def test_a_folder_where_a_result_file_goes(command, tmp_path, capsys):
+    out = str(tmp_path / 'x')
+    os.makedirs(os.path.join(out, 'final.csv'))
+    status, stdout, err = run_main(capsys, command, *small(command), '-o', out)
+    assert status == 2
+    line, = error_lines(err)
+    assert line.endswith('{} is a folder, where a result file goes; move it '
+                         'away (or give another --out) and rerun'.format(
+                             os.path.join(out, 'final.csv')))
+    assert not os.path.exists(os.path.join(out, 'chunks'))  # before work
+
+
+def test_a_file_where_the_chunks_folder_goes(tmp_path, capsys):
+    out = str(tmp_path / 'x')
+    os.makedirs(out)
+    open(os.path.join(out, 'chunks'), 'w').close()
+    status, _, err = run_main(capsys, 'study', *SMALL, '-o', out)
+    assert status == 2
+    line, = error_lines(err)
+    assert line.endswith('{} is a file, where the study keeps its chunks '
+                         'folder; move it away (or give another --out) and '
+                         'rerun'.format(os.path.join(out, 'chunks')))
+
+
+def test_a_folder_in_the_way_after_the_run_is_named(tmp_path):
+    # Where it appears only after the run started (reproduce, bench): the
+    # real path, not the staging folder, and the results elsewhere.
+    out = str(tmp_path / 'x')
+    os.makedirs(os.path.join(out, 'a.json'))
+    with pytest.raises(results_io.OutputError) as e:
+        results_io.save_results(out, {
+            'a.json': lambda p: results_io.write_json(p, [1])})
+    message = str(e.value)
+    assert message.startswith(
+        'could not write the results into {} ({} is a folder, where a '
+        'result file goes'.format(out, os.path.join(out, 'a.json')))
+    assert '.staging-' not in message
+    fallback = message.split('were written to ')[1].split(' instead')[0]
+    with open(os.path.join(fallback, 'a.json')) as f:
+        assert json.load(f) == [1]
+    shutil.rmtree(fallback)
+
+
+def lock_is_held(path):
+    """Whether another process would find the lock file taken."""
+    with open(path, 'a') as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+@pytest.mark.parametrize('command', ['study', 'sweep'])
+def test_the_lock_is_held_until_the_outputs_exist(command, tmp_path,
+                                                  monkeypatch, capsys):
+    out = str(tmp_path / 'x')
+    lock = os.path.join(out, '.lock')
+    real = results_io.write_result_set
+    seen = []
+
+    def write(folder, writers):
+        paths = real(folder, writers)
+        seen.append((lock_is_held(lock),
+                     all(os.path.exists(p) for p in paths)))
+        return paths
+
+    monkeypatch.setattr(results_io, 'write_result_set', write)
+    assert run_main(capsys, command, *small(command), '-o', out)[0] == 0
+    assert seen == [(True, True)]
+    assert not lock_is_held(lock)
+
+
+def test_a_sweep_chunk_that_cannot_be_saved_goes_elsewhere(places,
+                                                           monkeypatch,
+                                                           capsys):
+    out = os.path.join(places['disk'], 'x')
+    failing_under(monkeypatch, [out], chunk_1)
+    status, stdout, err = run_main(capsys, 'sweep', *small('sweep'), '-o',
+                                   out)
+    assert status == 2 and 'wrote' not in stdout
+    line, = error_lines(err)
+    assert '1 of 2 chunks are saved in {}; chunk 1 could not be saved ' \
+        'there'.format(os.path.join(out, 'chunks')) in line
+    saved = line.split(' and was saved to ')[1].split(': copy it')[0]
+    assert os.path.dirname(os.path.dirname(saved)) == places['disk']
+    monkeypatch.undo()
+    shutil.copy(saved, os.path.join(out, 'chunks'))
+    status, stdout, err = run_main(capsys, 'sweep', *small('sweep'), '-o',
+                                   out)
+    assert status == 0, err
+    assert 'continuing: 2 of 2 chunks already saved' in stdout
