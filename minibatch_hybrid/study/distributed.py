@@ -11,15 +11,33 @@ per chunk and saves each result on the client as it arrives.
 Without a cluster nothing here is imported: Dask is an optional
 dependency, ``pip install 'minibatch_hybrid[distributed]'``.
 """
+import contextlib
 import logging
+import re
+import signal
+import socket
+import struct
+import threading
+import time
 import uuid
 
 from minibatch_hybrid import _parallel
 from minibatch_hybrid import native
 from minibatch_hybrid._version import __version__
 
-#: Seconds to wait for a scheduler before giving up.
+#: Seconds to wait for a scheduler (the connection and Dask's greeting on
+#: it) before giving up, in one line.
 CONNECT_TIMEOUT = 10
+
+#: Local worker processes allowed per core (``--workers``): more only
+#: compete for the cores, each with its own memory.
+WORKERS_PER_CORE = 2
+
+#: The most bytes a Dask scheduler's greeting may take (a real one: about
+#: 60); a listener that announces more is not a scheduler.
+GREETING_LIMIT = 1 << 16
+
+_FIX = 'give the address "dask scheduler" prints (tcp://HOST:8786 by default)'
 
 
 class ClusterError(ValueError):
@@ -34,6 +52,196 @@ def _distributed():
             'running a study on a cluster needs Dask: pip install '
             '"minibatch_hybrid[distributed]" (or dask[distributed])') from None
     return distributed
+
+
+def parse_address(text):
+    """Checks a scheduler address as Dask reads it; returns its parts.
+
+    Dask takes ``[tcp://]HOST:PORT``, with an IPv6 host in brackets
+    (``tcp://[::1]:8786``).  Only ``tcp://`` is supported here: the other
+    schemes Dask knows (``tls://`` needs certificates, ``inproc://`` a
+    scheduler in this process, ``ucx://``, ``ws://`` other libraries) are
+    refused at once.
+
+    Args:
+        text (str): The address.
+
+    Returns:
+        tuple: ``('tcp://HOST:PORT', host, port)``, ``host`` without
+        brackets.
+
+    Raises:
+        ClusterError: In one line that says what is wrong and the fix.
+
+    """
+    address = text.strip()
+    scheme, sep, rest = address.rpartition('://')
+    if sep and scheme.lower() != 'tcp':
+        raise ClusterError(
+            'the scheduler address {!r} uses {}://, and only tcp:// is '
+            'supported: give tcp://HOST:PORT (what "dask scheduler" '
+            'prints)'.format(text, scheme))
+    match = re.match(r'^(?:\[([0-9A-Fa-f:.%\w]+)\]|([^\s:/\[\]@]+))'
+                     r':([0-9]+)$', rest)
+    if not match:
+        raise ClusterError(
+            'the scheduler address {!r} is not one Dask takes: give '
+            'tcp://HOST:PORT (what "dask scheduler" prints; an IPv6 host '
+            'in brackets, tcp://[::1]:8786)'.format(text))
+    host = match.group(1) or match.group(2)
+    port = int(match.group(3))
+    if not 1 <= port <= 65535:
+        raise ClusterError(
+            'the scheduler address {!r} has port {}: a port is from 1 to '
+            '65535 (a scheduler listens on 8786 by default)'.format(
+                text, port))
+    shown = '[{}]'.format(host) if match.group(1) else host
+    return 'tcp://{}:{}'.format(shown, port), host, port
+
+
+def check_local_workers(workers, cores=None):
+    """Refuses a local cluster far larger than this machine.
+
+    Args:
+        workers (int): Worker processes asked for (``--workers``).
+        cores (int): The cores this process may use (default: counted).
+
+    Raises:
+        ClusterError: Unless ``1 <= workers <= WORKERS_PER_CORE * cores``.
+
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) \
+            or workers < 1:
+        raise ClusterError('--workers must be a positive integer, got '
+                           '{!r}'.format(workers))
+    cores = _parallel.cores() if cores is None else cores
+    limit = WORKERS_PER_CORE * cores
+    if workers > limit:
+        raise ClusterError(
+            '--workers {} is far more than the {} cores this process may use '
+            'can run: give at most {} ({} per core; each worker trains a '
+            'chunk at a time), or use --scheduler for a cluster of several '
+            'machines'.format(workers, cores, limit, WORKERS_PER_CORE))
+
+
+def _greeting(host, port, address, timeout):
+    """Checks, within ``timeout`` seconds, that a Dask scheduler listens at
+    ``host``:``port``: it accepts, and sends Dask's greeting (a small framed
+    message that names the pickle protocol) unasked, as Dask's servers do.
+    Sends nothing; reads at most :data:`GREETING_LIMIT` bytes."""
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except socket.timeout:
+        raise ClusterError(
+            'cannot reach the Dask scheduler at {} within {} s (no answer to '
+            'the connection); start one with "dask scheduler" and check the '
+            'address'.format(address, timeout)) from None
+    except OSError as e:
+        raise ClusterError(
+            'cannot reach the Dask scheduler at {} within {} s ({}); start '
+            'one with "dask scheduler" and check the address'.format(
+                address, timeout, e.strerror or e)) from None
+
+    def read(n):
+        data = b''
+        while len(data) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout
+            sock.settimeout(left)
+            part = sock.recv(n - len(data))
+            if not part:
+                raise EOFError
+            data += part
+        return data
+
+    not_dask = 'the listener at {} is not a Dask scheduler ({}); ' + _FIX
+    with sock:
+        try:
+            size, = struct.unpack('<Q', read(8))
+            if not 16 <= size <= GREETING_LIMIT:
+                raise ValueError
+            if b'pickle-protocol' not in read(size):
+                raise ValueError
+        except socket.timeout:
+            raise ClusterError(
+                'the listener at {} did not greet as a Dask scheduler within '
+                '{} s: it is not one (a dashboard, often on port 8787, is '
+                'not), or it is stuck; {}'.format(address, timeout, _FIX)) \
+                from None
+        except EOFError:
+            raise ClusterError(not_dask.format(
+                address, 'it closed the connection without Dask\'s '
+                'greeting')) from None
+        except ValueError:
+            raise ClusterError(not_dask.format(
+                address, 'it answered something else')) from None
+        except OSError as e:
+            raise ClusterError(not_dask.format(
+                address, 'the connection failed: {}'.format(
+                    e.strerror or e))) from None
+    return max(0.1, deadline - time.monotonic())
+
+
+#: Loggers that Dask sets up with a handler of their own.
+_LOGGERS = ('distributed', 'distributed.client', 'distributed.scheduler',
+            'distributed.worker', 'distributed.nanny', 'tornado',
+            'tornado.application', 'asyncio')
+
+
+class _Silence(logging.Filter):
+    """Drops every record: Dask's logs while a study runs (its failures
+    become one line of this package)."""
+
+    def filter(self, record):
+        return False
+
+
+def _silence():
+    """Silences Dask's loggers; returns the function that restores them."""
+    drop = _Silence()
+    handlers = set(logging.getLogger().handlers)
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    for logger in loggers:
+        handlers.update(logger.handlers)
+        logger.addFilter(drop)
+    for handler in handlers:
+        handler.addFilter(drop)
+
+    def restore():
+        for logger in loggers:
+            logger.removeFilter(drop)
+        for handler in handlers:
+            handler.removeFilter(drop)
+    return restore
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Holds a Ctrl-C back while Dask starts (a client, a local cluster),
+    then raises it: a KeyboardInterrupt in the middle of Dask's start
+    leaves threads and processes behind that print as they die."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = []
+    previous = signal.signal(signal.SIGINT,
+                             lambda signum, frame: interrupted.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def dask_setup(worker):
+    """Dask's preload hook, run in each local worker process: a Ctrl-C at
+    the terminal reaches the whole process group, and the client, not the
+    workers, handles it (cancels, closes the cluster)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Cluster(object):
@@ -55,37 +263,60 @@ class Cluster(object):
         if (scheduler is None) == (workers is None):
             raise ClusterError('give a scheduler address or a number of '
                                'local workers (not both)')
-        distributed = _distributed()
-        self._local = None
-        self.address = scheduler
         if scheduler is not None:
-            try:
-                self.client = distributed.Client(
-                    scheduler, timeout=timeout, set_as_default=False)
-            except (OSError, TimeoutError) as e:
-                raise ClusterError(
-                    'cannot reach the Dask scheduler at {} within {} s ({}); '
-                    'start one with "dask scheduler" and check the '
-                    'address'.format(scheduler, timeout,
-                                     str(e).splitlines()[0])) from None
+            address, host, port = parse_address(scheduler)
         else:
             if isinstance(workers, bool) or not isinstance(workers, int) \
                     or workers < 1:
                 raise ClusterError('--workers must be a positive integer, '
                                    'got {!r}'.format(workers))
-            threads = max(1, _parallel.workers() // workers)
-            self._local = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True,
-                host='127.0.0.1', dashboard_address=None,
-                # The scheduler's HTTP server runs without a dashboard too:
-                # on a free port, not 8787, so that a taken 8787 (another
-                # run, a user's dashboard) is no warning.
-                scheduler_kwargs={'dashboard_address': '127.0.0.1:0'},
-                silence_logs=logging.ERROR,
-                env={_parallel.THREADS_VARIABLE: str(threads)})
-            self.client = distributed.Client(self._local,
-                                             set_as_default=False)
-            self.address = self._local.scheduler_address
+        distributed = _distributed()
+        self._local = None
+        self.client = None
+        self.address = scheduler
+        # Dask's logs stay silent while the cluster is in use: its
+        # failures are told in one line by this class.
+        self._restore_logs = _silence()
+        try:
+            if scheduler is not None:
+                self.address = address
+                # Plain sockets: a Ctrl-C ends this wait at once.
+                left = _greeting(host, port, address, timeout)
+                with _deferred_interrupt():
+                    self._connect(distributed, left, timeout)
+            else:
+                with _deferred_interrupt():
+                    self._start_local(distributed, workers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, distributed, left, timeout):
+        try:
+            self.client = distributed.Client(
+                self.address, timeout=left, set_as_default=False)
+        except Exception as e:
+            raise ClusterError(
+                'cannot connect to the Dask scheduler at {} within {} s ({}: '
+                '{}); check that it runs this version of Dask, and the '
+                'address'.format(self.address, timeout, type(e).__name__,
+                                 (str(e).splitlines() or [''])[0])) from None
+
+    def _start_local(self, distributed, workers):
+        threads = max(1, _parallel.workers() // workers)
+        self._local = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True,
+            host='127.0.0.1', dashboard_address=None,
+            # The scheduler's HTTP server runs without a dashboard too:
+            # on a free port, not 8787, so that a taken 8787 (another
+            # run, a user's dashboard) is no warning.
+            scheduler_kwargs={'dashboard_address': '127.0.0.1:0'},
+            silence_logs=logging.ERROR,
+            # Workers leave a Ctrl-C to the client (dask_setup).
+            preload=[__name__],
+            env={_parallel.THREADS_VARIABLE: str(threads)})
+        self.client = distributed.Client(self._local, set_as_default=False)
+        self.address = self._local.scheduler_address
 
     def __enter__(self):
         return self
@@ -95,9 +326,21 @@ class Cluster(object):
         return False
 
     def close(self):
-        self.client.close()
-        if self._local is not None:
-            self._local.close()
+        """Closes the client and the local cluster, if any (quietly)."""
+        try:
+            if self.client is not None:
+                with contextlib.suppress(Exception):
+                    self.client.close()
+            if self._local is not None:
+                with contextlib.suppress(Exception):
+                    self._local.close()
+        finally:
+            self.client = None
+            self._local = None
+            restore = getattr(self, '_restore_logs', None)
+            self._restore_logs = None
+            if restore is not None:
+                restore()
 
     @staticmethod
     def check_engine(engine):
@@ -180,11 +423,13 @@ class Cluster(object):
             futures[future] = index
         try:
             done = distributed.as_completed(futures, loop=self.client.loop)
+            n = 0
             for n, future in enumerate(done, 1):
                 index = futures[future]
                 try:
                     data = future.result()
                 except Exception as e:
+                    self._check_scheduler(folder)
                     raise ClusterError(
                         'chunk {} failed on the cluster: {}: {}'.format(
                             index, type(e).__name__,
@@ -199,6 +444,22 @@ class Cluster(object):
                         'chunk {}; nothing of it was saved'.format(index))
                 folder.save(index, data)
                 progress.update(n, 'chunk {} saved'.format(index))
+            if n < len(futures):
+                self._check_scheduler(folder)
         except BaseException:
-            self.client.cancel(list(futures))
+            with contextlib.suppress(Exception):
+                self.client.cancel(list(futures))
             raise
+
+    def _check_scheduler(self, folder):
+        """Raises ClusterError in one line if the scheduler went away."""
+        status = getattr(self.client, 'status', 'running')
+        if status == 'running':
+            return
+        saved = len(folder.saved())
+        raise ClusterError(
+            'the Dask scheduler at {} went away; {} of {} chunks are saved '
+            'in {}: rerun the same command (with a scheduler that runs) to '
+            'continue from them'.format(
+                self.address, saved, len(folder.config.chunks()),
+                folder.out))

@@ -1,0 +1,475 @@
+"""Faults around a Dask cluster: addresses, listeners that are not Dask
+schedulers, a scheduler that dies, Ctrl-C, too many local workers.
+
+Every fault ends the command in one line (progress lines aside) with a
+non-zero status; waits have the documented bound
+(:data:`~minibatch_hybrid.study.distributed.CONNECT_TIMEOUT`).
+"""
+import http.server
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from minibatch_hybrid import _parallel
+from minibatch_hybrid import cli
+from minibatch_hybrid.study import distributed as dist
+
+from _marks import needs_native
+from _signals import default_sigint
+
+distributed = pytest.importorskip('distributed')
+
+#: The documented wait for a scheduler, and a margin for starting Python
+#: and importing Dask (pytest-timeout's bound, not an assertion).
+BOUND = dist.CONNECT_TIMEOUT + 50
+
+PROGRESS = re.compile(r'^\s*\d+% \d+/\d+ ')
+
+
+def lines_of(stderr):
+    """The lines of stderr that are not progress lines."""
+    return [line for line in stderr.strip().splitlines()
+            if not PROGRESS.match(line)]
+
+
+def command(*args):
+    return [sys.executable, '-m', 'minibatch_hybrid.cli'] + list(args)
+
+
+def run_main(capsys, argv):
+    """Runs the command in this process; returns (status, stderr lines)."""
+    with pytest.raises(SystemExit) as e:
+        status = cli.main(argv)
+        raise SystemExit(status)
+    return e.value.code, lines_of(capsys.readouterr().err)
+
+
+def free_port(host='127.0.0.1', family=socket.AF_INET):
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# Addresses: as Dask reads them, tcp:// only, refused at once.
+
+@pytest.mark.parametrize('address, says', [
+    ('inproc://127.0.0.1:8786', 'uses inproc://, and only tcp:// is '
+     'supported'),
+    ('ucx://127.0.0.1:8786', 'uses ucx://, and only tcp:// is supported'),
+    ('tls://127.0.0.1:8786', 'uses tls://, and only tcp:// is supported'),
+    ('tcp://127.0.0.1:99999', 'has port 99999: a port is from 1 to 65535'),
+    ('tcp://127.0.0.1:0', 'has port 0: a port is from 1 to 65535'),
+    ('tcp://::1:8786', 'is not one Dask takes'),
+])
+def test_an_address_dask_would_not_take_is_one_line_at_once(
+        address, says, capsys, tmp_path):
+    status, lines = run_main(capsys, ['study', '--quick', '--scheduler',
+                                      address, '-o', str(tmp_path / 'x')])
+    assert status == 2
+    assert len(lines) == 1 and says in lines[0], lines
+    assert not (tmp_path / 'x').exists()
+
+
+def test_parse_address_reads_as_dask_does():
+    assert dist.parse_address('tcp://[::1]:8798') == (
+        'tcp://[::1]:8798', '::1', 8798)
+    assert dist.parse_address(' 127.0.0.1:8786 ') == (
+        'tcp://127.0.0.1:8786', '127.0.0.1', 8786)
+    assert dist.parse_address('TCP://host.example:1')[1:] == (
+        'host.example', 1)
+
+
+def test_an_address_from_the_variable_says_so(capsys, tmp_path,
+                                              monkeypatch):
+    monkeypatch.setenv(cli.SCHEDULER_VARIABLE, 'junk')
+    status, lines = run_main(capsys, ['study', '--quick', '-o',
+                                      str(tmp_path / 'x')])
+    assert status == 2
+    assert len(lines) == 1 and lines[0].startswith(
+        'minibatch-hybrid: error: MINIBATCH_HYBRID_SCHEDULER=junk: the '
+        'scheduler address \'junk\' is not one Dask takes'), lines
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(('::1', 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason='no IPv6 loopback here')
+def test_a_bracketed_ipv6_address_is_taken_and_tried():
+    # Taken: it reaches the connection, which a closed port refuses.
+    port = free_port('::1', socket.AF_INET6)
+    with pytest.raises(dist.ClusterError) as e:
+        dist.Cluster(scheduler='tcp://[::1]:{}'.format(port), timeout=2)
+    assert str(e.value).startswith(
+        'cannot reach the Dask scheduler at tcp://[::1]:{} within 2 s '
+        '('.format(port)), str(e.value)
+
+
+# Listeners that are not Dask schedulers: one line within the documented
+# time.
+
+@pytest.fixture
+def silent_listener():
+    """A listener that accepts (the kernel does) and never answers."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        s.listen(8)
+        yield 'tcp://127.0.0.1:{}'.format(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_server():
+    """A small HTTP server (as Dask's dashboard is one)."""
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield 'tcp://127.0.0.1:{}'.format(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def garbage_server():
+    """A listener that sends bytes at once (a banner, as SSH or SMTP do),
+    announcing in Dask's framing a message of exabytes."""
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(8)
+    stop = []
+
+    def serve():
+        while not stop:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b'HTTP/1.1 400 Bad Request\r\n\r\n')
+                time.sleep(0.5)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield 'tcp://127.0.0.1:{}'.format(listener.getsockname()[1])
+    finally:
+        stop.append(True)
+        listener.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BOUND)
+@pytest.mark.parametrize('listener', ['silent_listener', 'http_server'])
+def test_a_listener_that_never_greets_is_one_line_after_the_wait(
+        listener, request, tmp_path):
+    address = request.getfixturevalue(listener)
+    proc = subprocess.run(
+        command('study', '--quick', '--scheduler', address, '-o',
+                str(tmp_path / 'x')), capture_output=True, text=True,
+        timeout=BOUND)
+    assert proc.returncode == 2
+    lines = lines_of(proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert 'the listener at {} did not greet as a Dask scheduler within ' \
+        '{} s: it is not one'.format(address, dist.CONNECT_TIMEOUT) \
+        in lines[0]
+    assert 'tcp://HOST:8786' in lines[0]
+    assert not (tmp_path / 'x').exists()
+
+
+@pytest.mark.timeout(BOUND)
+def test_a_listener_that_answers_garbage_is_one_line_at_once(
+        garbage_server, capsys, tmp_path):
+    status, lines = run_main(capsys, ['study', '--quick', '--scheduler',
+                                      garbage_server, '-o',
+                                      str(tmp_path / 'x')])
+    assert status == 2
+    assert lines == ['minibatch-hybrid: error: the listener at {} is not a '
+                     'Dask scheduler (it answered something else); give '
+                     'the address "dask scheduler" prints (tcp://HOST:8786 '
+                     'by default)'.format(garbage_server)]
+
+
+def test_a_listener_that_hangs_up_is_not_a_scheduler():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        s.listen(8)
+        address = 'tcp://127.0.0.1:{}'.format(s.getsockname()[1])
+
+        def hang_up():
+            conn, _ = s.accept()
+            conn.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        with pytest.raises(dist.ClusterError, match='is not a Dask scheduler '
+                           '\\(it closed the connection without Dask'):
+            dist.Cluster(scheduler=address, timeout=5)
+        thread.join(timeout=5)
+
+
+def test_dask_logging_is_restored_after_a_refusal(silent_listener):
+    handler_filters = [list(h.filters) for h in
+                       __import__('logging').getLogger(
+                           'distributed').handlers]
+    with pytest.raises(dist.ClusterError):
+        dist.Cluster(scheduler=silent_listener, timeout=0.5)
+    assert [list(h.filters) for h in __import__('logging').getLogger(
+        'distributed').handlers] == handler_filters
+
+
+# Local workers: not far above the cores; no dashboard.
+
+def test_local_workers_far_above_the_cores_are_refused(capsys, tmp_path):
+    cores = _parallel.cores()
+    limit = dist.WORKERS_PER_CORE * cores
+    status, lines = run_main(capsys, [
+        'study', '--quick', '--workers', str(limit + 1), '-o',
+        str(tmp_path / 'x')])
+    assert status == 2
+    assert lines == ['minibatch-hybrid: error: --workers {} is far more '
+                     'than the {} cores this process may use can run: give '
+                     'at most {} ({} per core; each worker trains a chunk '
+                     'at a time), or use --scheduler for a cluster of '
+                     'several machines'.format(limit + 1, cores, limit,
+                                               dist.WORKERS_PER_CORE)]
+    assert not (tmp_path / 'x').exists()
+    dist.check_local_workers(limit)
+    with pytest.raises(dist.ClusterError, match='--workers 64 is far more '
+                       'than the 2 cores .* give at most 4 '):
+        dist.check_local_workers(64, cores=2)
+
+
+def hold(host):
+    """A socket that holds ``host``:8787, or None where it is taken."""
+    s = socket.socket()
+    try:
+        s.bind((host, 8787))
+        s.listen(1)
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize('host', ['127.0.0.1', '0.0.0.0'])
+def test_local_workers_with_port_8787_taken_are_silent(host, tmp_path):
+    held = hold(host)
+    try:
+        # Taken either way: by this test, or by someone else.
+        with socket.socket() as probe:
+            with pytest.raises(OSError):
+                probe.bind((host, 8787))
+        proc = subprocess.run(
+            command('study', '-e', '4', '--seeds', '1', '--chunk', '1', '-u',
+                    '8', '--workers', '1', '-o', str(tmp_path / 'x')),
+            capture_output=True, text=True, timeout=300)
+    finally:
+        if held is not None:
+            held.close()
+    assert proc.returncode == 0, proc.stderr
+    assert lines_of(proc.stderr) == []
+    assert 'wrote ' in proc.stdout
+
+
+# A scheduler that dies mid-study.
+
+#: Preload of the test's worker: the first chunk trains, the next ones
+#: wait (for ever) at a gate, so that the scheduler dies mid-study.
+GATE = '''
+import os
+import time
+
+from minibatch_hybrid.study import run
+
+# Dask imports a preload file more than once, into one module: patch once.
+if not hasattr(run.train_chunk, 'calls'):
+    real = run.train_chunk
+
+    def held(*args, **kwargs):
+        held.calls.append(1)
+        if len(held.calls) > 1:
+            open(os.environ['GATE_FILE'], 'w').close()
+            while True:
+                time.sleep(1)
+        return real(*args, **kwargs)
+
+    held.calls = []
+    run.train_chunk = held
+'''
+
+
+def start_scheduler(port, log):
+    return subprocess.Popen(
+        [sys.executable, '-m', 'distributed.cli.dask_scheduler', '--host',
+         '127.0.0.1', '--port', str(port), '--no-dashboard',
+         '--dashboard-address', '127.0.0.1:0'],
+        stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_for_scheduler(port, proc):
+    while True:
+        assert proc.poll() is None, 'the scheduler did not start'
+        with socket.socket() as s:
+            if s.connect_ex(('127.0.0.1', port)) == 0:
+                return
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize('how', [signal.SIGKILL, signal.SIGTERM])
+def test_a_scheduler_that_dies_mid_study_is_one_line(how, tmp_path):
+    port = free_port()
+    address = 'tcp://127.0.0.1:{}'.format(port)
+    preload = tmp_path / 'gate_preload.py'
+    preload.write_text(GATE)
+    gate = tmp_path / 'second-chunk-started'
+    out = tmp_path / 'x'
+    with open(tmp_path / 'cluster.log', 'w') as log:
+        scheduler = start_scheduler(port, log)
+        worker = None
+        try:
+            wait_for_scheduler(port, scheduler)
+            worker = subprocess.Popen(
+                [sys.executable, '-m', 'distributed.cli.dask_worker',
+                 address, '--no-nanny', '--nthreads', '1', '--no-dashboard',
+                 '--host', '127.0.0.1', '--death-timeout', '60',
+                 '--preload', str(preload)],
+                stdout=log, stderr=subprocess.STDOUT,
+                env=dict(os.environ, GATE_FILE=str(gate)))
+            with distributed.Client(address, timeout=60,
+                                    set_as_default=False) as waiter:
+                waiter.wait_for_workers(1, timeout=120)
+            client = subprocess.Popen(
+                command('study', '-e', '4', '--seeds', '3', '--chunk', '1',
+                        '-u', '8', '--scheduler', address, '-o', str(out)),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                # The first chunk is saved, the second waits at the gate.
+                while not gate.exists():
+                    assert client.poll() is None, client.communicate()
+                    time.sleep(0.05)
+                while not (out / 'chunks' / 'chunk-00000.npz').exists():
+                    assert client.poll() is None, client.communicate()
+                    time.sleep(0.05)
+                scheduler.send_signal(how)
+                scheduler.wait(timeout=60)
+                stdout, stderr = client.communicate(timeout=120)
+            finally:
+                if client.poll() is None:
+                    client.kill()
+                    client.wait()
+        finally:
+            for proc in (worker, scheduler):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    assert client.returncode == 2, stderr
+    lines = lines_of(stderr)
+    saved = sorted(os.listdir(out / 'chunks'))
+    assert saved == ['chunk-00000.npz']
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(
+        'minibatch-hybrid: error: the Dask scheduler at {} went away'.format(
+            address)), lines[0]
+    assert '1 of 3 chunks are saved in {}: rerun the same command'.format(
+        out) in lines[0]
+
+
+# Ctrl-C with local workers.
+
+def start_study(out, *extra):
+    return subprocess.Popen(
+        command('study', '-e', '300', '--seeds', '8', '--chunk', '1', '-u',
+                '32', '--workers', '2', '-o', str(out), *extra),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint, start_new_session=True)
+
+
+def workers_spawned(pid):
+    """Whether process ``pid`` has started a worker process (a
+    multiprocessing child, run by ``spawn_main``)."""
+    children = []
+    try:
+        # A child is listed under the thread that started it.
+        for task in os.listdir('/proc/{}/task'.format(pid)):
+            with open('/proc/{}/task/{}/children'.format(pid, task)) as f:
+                children += f.read().split()
+    except OSError:
+        return False
+    for child in children:
+        try:
+            with open('/proc/{}/cmdline'.format(child), 'rb') as f:
+                if b'spawn_main' in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(240)
+def test_ctrl_c_at_the_terminal_with_local_workers(tmp_path):
+    out = tmp_path / 'x'
+    proc = start_study(out)
+    try:
+        # Once a chunk is saved, the workers are at work on others.
+        while not (out / 'chunks').is_dir() or not os.listdir(
+                out / 'chunks'):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert lines_of(stderr) == [
+        'interrupted: the chunks finished so far are saved in {}; rerun the '
+        'same command to continue'.format(out)], stderr
+    assert 'Traceback' not in stderr
+
+
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(240)
+def test_ctrl_c_while_the_local_cluster_starts(tmp_path):
+    out = tmp_path / 'x'
+    proc = start_study(out)
+    try:
+        # The client has started its first worker process: the cluster is
+        # starting.
+        while not workers_spawned(proc.pid):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert lines_of(stderr) == [
+        'interrupted: the chunks finished so far are saved in {}; rerun the '
+        'same command to continue'.format(out)], stderr
