@@ -10,21 +10,62 @@ import os
 
 _pool = None
 
-#: The environment variable that caps the threads (a local Dask cluster
-#: gives each worker process its share of the cores).
+#: The environment variable that sets the threads (a local Dask cluster
+#: gives each worker process its share of the cores).  It takes an integer
+#: from 1 to :data:`THREADS_PER_CORE` times the cores this process may use;
+#: anything else is refused (:func:`check_threads`).
 THREADS_VARIABLE = 'MINIBATCH_HYBRID_THREADS'
 
+#: Threads allowed per core: more only slow the work down (each thread
+#: takes a slice of the same arrays) and cost memory.
+THREADS_PER_CORE = 4
 
-def workers():
-    """Returns the number of threads to use: the cores this process may use,
-    or ``MINIBATCH_HYBRID_THREADS`` if that is set."""
-    value = os.environ.get(THREADS_VARIABLE, '').strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+
+def cores():
+    """Returns the number of cores this process may use."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def check_threads(value=None):
+    """Returns the thread count ``MINIBATCH_HYBRID_THREADS`` asks for.
+
+    Args:
+        value (str): The variable's value (default: read from the
+            environment).  Unset or empty means all the cores.
+
+    Returns:
+        int or None: The count, or None if the variable is unset or empty.
+
+    Raises:
+        ValueError: Unless the value is an integer from 1 to
+            :data:`THREADS_PER_CORE` times :func:`cores`, in one line that
+            names the variable, the value and the range.
+
+    """
+    if value is None:
+        value = os.environ.get(THREADS_VARIABLE, '')
+    text = value.strip()
+    if not text:
+        return None
+    n = cores()
+    limit = THREADS_PER_CORE * n
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= limit:
+        return int(text)
+    raise ValueError(
+        '{}={!r} is not a thread count: give an integer from 1 to {} ({} '
+        'per core, of the {} this process may use), or unset it to use '
+        'every core'.format(THREADS_VARIABLE, value, limit, THREADS_PER_CORE,
+                            n))
+
+
+def workers():
+    """Returns the number of threads to use: the cores this process may use,
+    or ``MINIBATCH_HYBRID_THREADS`` if that is set (a bad value raises
+    ValueError, see :func:`check_threads`)."""
+    return check_threads() or cores()
 
 
 def slices(n, parts):

@@ -1,16 +1,48 @@
 """The ``minibatch-hybrid`` command."""
-import argparse
-import contextlib
-import os
-import re
+import signal
 import sys
+import threading
 
 from minibatch_hybrid import _startup
 
+#: Ctrl-Cs that came after the imports but before :func:`main` could take
+#: them (see :func:`_take_interrupts`).
+_deferred = []
+
+
+def _defer_interrupt(signum, frame):
+    _deferred.append(signum)
+
+
+def _runs_the_command():
+    """Whether Ctrl-C is this module's to handle: in the main thread of a
+    command's own process (not a worker process that it started, which
+    imports the command's script again), at Python's default handler."""
+    multiprocessing = sys.modules.get('multiprocessing')
+    worker = '--multiprocessing-fork' in getattr(sys, 'orig_argv', ()) or (
+        multiprocessing is not None and (
+            multiprocessing.parent_process() is not None or
+            multiprocessing.current_process().name != 'MainProcess'))
+    return not worker and _startup.started_as_command() and \
+        threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# A command keeps a Ctrl-C from here until main() is in its handler, so that
+# none falls between the start-up block and main(): it is raised there.
+if _runs_the_command():
+    signal.signal(signal.SIGINT, _defer_interrupt)
+
 with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
+    import argparse
+    import contextlib
+    import os
+
+    from minibatch_hybrid import _parallel
     from minibatch_hybrid import native
     from minibatch_hybrid import reproduce
     from minibatch_hybrid.device import get_device
+    from minibatch_hybrid.schedules.text import hybrid_halves
 
 #: The environment variable that names a Dask scheduler (--scheduler).
 SCHEDULER_VARIABLE = 'MINIBATCH_HYBRID_SCHEDULER'
@@ -148,11 +180,12 @@ def _add_study_options(p, seeds, chunk, out):
     p.add_argument('--scheduler', default=None, metavar='ADDRESS',
                    help='run the chunks as tasks on the Dask cluster whose '
                    'scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786; '
-                   'default: ${} if set), with the native engine; the '
+                   'default: ${} if set; tcp:// only), with the native '
+                   'engine; the '
                    'results are the same bytes'.format(SCHEDULER_VARIABLE))
     p.add_argument('--workers', type=int, default=None, metavar='N',
                    help='run the chunks on a local Dask cluster of N worker '
-                   'processes')
+                   'processes (at most 2 per core)')
     p.add_argument('--quick', action='store_true',
                    help='a quick look: {} epochs, 4 seeds unless given'
                    .format(QUICK_EPOCHS))
@@ -173,28 +206,34 @@ def _cluster(args, config):
     if args.scheduler is not None and not args.scheduler.strip():
         raise ValueError('--scheduler needs an address, such as '
                          'tcp://10.0.0.5:8786')
+    from minibatch_hybrid.study import distributed  # no Dask imported yet
     scheduler = (args.scheduler or os.environ.get(SCHEDULER_VARIABLE, '')
                  ).strip() or None
-    if scheduler and not re.match(
-            r'^((tcp|tls|ucx|ws|wss|inproc)://)?[^\s:/]+:\d+$', scheduler):
-        raise ValueError(
-            'the scheduler address {!r} is not one Dask takes: give '
-            'tcp://HOST:PORT (what "dask scheduler" prints)'.format(scheduler))
-    if scheduler and args.workers is not None:
-        raise ValueError('give --scheduler (or ${}) or --workers, not '
-                         'both'.format(SCHEDULER_VARIABLE))
-    if scheduler is None and args.workers is None:
-        return None
-    from minibatch_hybrid.study.distributed import Cluster
-    from minibatch_hybrid.study.distributed import ClusterError
-    if args.workers is not None and (args.workers < 1):
-        raise ClusterError('--workers must be a positive integer, got '
-                           '{}'.format(args.workers))
-    config.check_memory(parallel=args.workers or 1)
-    engine = native.resolve_engine(config.engine, get_device(config.device))
-    if not native.is_native(engine):
-        Cluster.check_engine(engine)
-    return Cluster(scheduler=scheduler, workers=args.workers)
+    # An error about an address from the environment says where it came
+    # from.
+    source = '' if args.scheduler else '{}={}: '.format(
+        SCHEDULER_VARIABLE, os.environ.get(SCHEDULER_VARIABLE, ''))
+    try:
+        if scheduler:
+            scheduler = distributed.parse_address(scheduler)[0]
+        if scheduler and args.workers is not None:
+            raise ValueError('give --scheduler (or ${}) or --workers, not '
+                             'both'.format(SCHEDULER_VARIABLE))
+        if scheduler is None and args.workers is None:
+            return None
+        if args.workers is not None:
+            distributed.check_local_workers(args.workers)
+        config.check_memory(parallel=args.workers or 1)
+        engine = native.resolve_engine(config.engine,
+                                       get_device(config.device))
+        if not native.is_native(engine):
+            distributed.Cluster.check_engine(engine)
+        return distributed.Cluster(scheduler=scheduler,
+                                   workers=args.workers)
+    except distributed.ClusterError as e:
+        if scheduler is None or not source:
+            raise
+        raise distributed.ClusterError(source + str(e)) from None
 
 
 def _apply_quick(args):
@@ -210,21 +249,31 @@ def _study(args):
     _apply_quick(args)
     text = args.schedules
     if text is None:
-        half = args.epoch // 2
-        text = 'random,fixed:{}+random:{}'.format(half, args.epoch - half)
+        text = 'random,' + hybrid_halves(args.epoch)
     config = study.StudyConfig([t.strip() for t in text.split(',')],
                                epochs=args.epoch, **_settings(args))
     with contextlib.ExitStack() as stack:
         cluster = _cluster(args, config)
         if cluster is not None:
             stack.enter_context(cluster)
-        result = study.run_study(config, args.out, cluster=cluster)
-    summary = study.summarize(result)
-    study.write_study_outputs(result, summary, args.out)
-    for line in study.summary_table(summary):
-        print(line)
+        study.run_study(config, args.out, cluster=cluster,
+                        finish=_study_outputs(args.out),
+                        outputs=study.STUDY_FILES)
     print('wrote ' + ', '.join(os.path.join(args.out, name)
                                for name in study.STUDY_FILES))
+
+
+def _study_outputs(out):
+    """Writes a study's files, its table printed first: the numbers are
+    seen even where no file can be written (run with the folder held)."""
+    from minibatch_hybrid import study
+
+    def finish(result):
+        summary = study.summarize(result)
+        for line in study.summary_table(summary):
+            print(line)
+        study.write_study_outputs(result, summary, out)
+    return finish
 
 
 def _sweep(args):
@@ -241,10 +290,8 @@ def _sweep(args):
         cluster = _cluster(args, config)
         if cluster is not None:
             stack.enter_context(cluster)
-        result, rows = study.run_sweep(sweep, config, args.out,
-                                       cluster=cluster)
-    for line in study.sweep_table(result, rows):
-        print(line)
+        study.run_sweep(sweep, config, args.out, cluster=cluster,
+                        show=print)
     print('wrote {}'.format(', '.join(os.path.join(args.out, name)
                                       for name in study.SWEEP_FILES)))
 
@@ -304,11 +351,58 @@ def _reproduce(args):
     print('wrote ' + ', '.join(paths))
 
 
+def _take_interrupts():
+    """Lets Ctrl-C raise KeyboardInterrupt again, and raises one that came
+    while it was kept (after the start-up block, before :func:`main`)."""
+    if signal.getsignal(signal.SIGINT) is _defer_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _deferred:
+        del _deferred[:]
+        raise KeyboardInterrupt
+
+
 def main(argv=None):
-    """Runs the command line; returns the exit status."""
+    """Runs the command line; returns the exit status.
+
+    A Ctrl-C at any moment ends it with exit status 130 and one line: one
+    that comes before the command runs (while the options are read, say)
+    is taken here, one while it runs by the command's own handler.
+    """
+    finished = []
+    try:
+        _take_interrupts()
+        return _main(argv, finished)
+    except KeyboardInterrupt:
+        sys.stderr.write('interrupted after the command ended\n' if finished
+                         else 'interrupted while starting: nothing was '
+                         'run\n')
+        return 130
+    finally:
+        # Python's exit (threads joined, modules freed) takes a moment too.
+        if _runs_the_command():
+            signal.signal(signal.SIGINT, _interrupted_while_exiting)
+
+
+def _interrupted_while_exiting(signum, frame):
+    """Ends a command that a Ctrl-C reaches after :func:`main` returned:
+    its output is out, and its exit status becomes 130."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        os.write(2, b'interrupted after the command ended\n')
+    finally:
+        os._exit(130)
+
+
+def _main(argv, finished):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        # A bad MINIBATCH_HYBRID_THREADS is refused before any work.
+        _parallel.check_threads()
         args.func(args)
     except (ValueError, native.NativeUnavailable) as e:
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
@@ -328,7 +422,9 @@ def main(argv=None):
         else:
             sys.stderr.write('interrupted: no result files were written or '
                              'changed\n')
+        finished.append(True)
         return 130
+    finished.append(True)
     return 0
 
 

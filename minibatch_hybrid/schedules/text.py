@@ -102,3 +102,77 @@ def parse_schedules(text, seed):
     if not isinstance(text, str) or not text.strip():
         raise ValueError('empty list of schedules; {}'.format(_EXAMPLE))
     return [parse_schedule(part, seed) for part in text.split(',')]
+
+
+def hybrid_halves(epochs, epoch_option='--epoch',
+                  schedule_option='--schedules'):
+    """Returns the text of the post's hybrid over ``epochs`` epochs: fixed
+    order for the first half, random for the rest.
+
+    Args:
+        epochs (int): Epochs of the run.
+        epoch_option (str): The option that gave ``epochs``, for the
+            message.
+        schedule_option (str): The option that gives other schedules, for
+            the message.
+
+    Raises:
+        ValueError: If ``epochs`` is not a positive integer, or too short
+            to give each phase an epoch (it needs at least 2).
+
+    .. doctest::
+
+        >>> hybrid_halves(9)
+        'fixed:4+random:5'
+
+    """
+    check_positive_int(epochs, 'epochs')
+    if epochs < 2:
+        raise ValueError(
+            '{} {} is too short for the hybrid schedule fixed:E/2+random:E/2'
+            ' (one epoch or more in each phase): it needs at least 2 epochs;'
+            ' raise {} or give {}'.format(epoch_option, epochs, epoch_option,
+                                          schedule_option))
+    half = epochs // 2
+    return 'fixed:{}+random:{}'.format(half, epochs - half)
+
+
+def canonical_schedule(text, epochs):
+    """Returns the canonical text form of a schedule in a run of ``epochs``.
+
+    Two schedules with the same canonical form give every epoch of the run
+    the same order: the open last phase is given the epochs left, and
+    neighbouring phases of the same schedule are joined (every schedule
+    that has a text form draws the order of an epoch from its seed and the
+    epoch alone, whatever the phase).  ``hybrid:6``, ``fixed:6+random`` and
+    ``fixed:6+random:3+random:3`` are all ``fixed:6+random:6`` at 12 epochs;
+    a single schedule over the whole run is its name.
+
+    Args:
+        text (str): A schedule's text form.
+        epochs (int): Epochs of the run (the schedule must cover them, see
+            :meth:`Schedule.check_epochs`).
+
+    .. doctest::
+
+        >>> canonical_schedule('hybrid:6', 12)
+        'fixed:6+random:6'
+        >>> canonical_schedule('random:4+random:8', 12)
+        'random'
+
+    """
+    schedule = parse_schedule(text, 0)
+    schedule.check_epochs(epochs)
+    if not isinstance(schedule, Phased):
+        return str(schedule)
+    merged = []
+    for start, (phase, length) in zip(schedule.starts, schedule.phases):
+        length = epochs - start if length is None else length
+        name = str(phase)
+        if merged and merged[-1][0] == name:
+            merged[-1][1] += length
+        else:
+            merged.append([name, length])
+    if len(merged) == 1:
+        return merged[0][0]
+    return '+'.join('{}:{}'.format(name, length) for name, length in merged)

@@ -10,6 +10,100 @@ from minibatch_hybrid._checks import check_positive_int
 from minibatch_hybrid._checks import check_run
 from minibatch_hybrid._checks import check_seed
 from minibatch_hybrid.schedules import parse_schedule
+from minibatch_hybrid.schedules.text import canonical_schedule
+
+#: Runs longer than this are not searched for the epochs that tell a
+#: sweep's fractions apart (:func:`check_fractions`).
+_MAX_SEARCH = 100000
+
+
+def check_distinct_schedules(texts, epochs):
+    """Raises ValueError if two schedules give the same runs.
+
+    Schedules equal in effect (``fixed:6+random:6`` and ``hybrid:6`` at 12
+    epochs: see :func:`~minibatch_hybrid.schedules.text.canonical_schedule`)
+    would train the same runs twice and compare them as a pair.
+
+    Args:
+        texts (list of str): Text forms of the schedules.
+        epochs (int): Epochs of the run.
+
+    """
+    seen = {}
+    for text in texts:
+        form = canonical_schedule(text, epochs)
+        if form in seen:
+            raise ValueError(
+                'schedules {!r} and {!r} give the same runs at {} epochs '
+                '(both are {}): list one of them'.format(
+                    seen[form], text, epochs, form))
+        seen[form] = text
+
+
+def switch_epoch(fraction, epochs):
+    """Returns the epochs in fixed order of a sweep's ``fraction``: the
+    fraction of ``epochs`` rounded to a whole epoch."""
+    return int(round(fraction * epochs))
+
+
+def _collision(fractions, epochs):
+    """Returns the first two fractions with the same switch epoch, or
+    None."""
+    seen = {}
+    for f in fractions:
+        k = switch_epoch(f, epochs)
+        if k in seen:
+            return seen[k], f
+        seen[k] = f
+    return None
+
+
+def check_fractions(fractions, epochs):
+    """Raises ValueError unless a sweep's fractions give distinct runs.
+
+    Each fraction must lie in [0, 1], and no two may round to the same
+    switch epoch (:func:`switch_epoch`): they would be the same runs twice,
+    as two rows of the table.  The message says how many epochs tell them
+    apart, when some number does.
+
+    Args:
+        fractions (list of float): Fractions of the epochs in fixed order.
+        epochs (int): Epochs of every run.
+
+    """
+    check_positive_int(epochs, 'epochs')
+    fractions = list(fractions)
+    for f in fractions:
+        if not 0 <= f <= 1:
+            raise ValueError('fractions must lie in [0, 1], got {}'.format(f))
+    for i, f in enumerate(fractions):
+        if f in fractions[:i]:
+            raise ValueError('--fractions lists {!r} twice: the same runs '
+                             'twice; give it once'.format(f))
+    pair = _collision(fractions, epochs)
+    if pair is None:
+        return
+    a, b = pair
+    k = switch_epoch(a, epochs)
+    same = ('random' if k == 0 else 'fixed' if k == epochs else
+            'fixed:{}+random:{}'.format(k, epochs - k))
+    # Any run longer than 1 / (the smallest gap) keeps every pair apart;
+    # below that, find the last run length that does not.
+    values = sorted(set(fractions))
+    gap = min(y - x for x, y in zip(values, values[1:]))
+    bound = int(1 / gap) + 2
+    if bound > _MAX_SEARCH:
+        fix = 'give only one of them'
+    else:
+        least = bound
+        while least - 1 > epochs and _collision(values, least - 1) is None:
+            least -= 1
+        fix = 'raise --epoch to at least {}, or give only one of ' \
+            'them'.format(least)
+    raise ValueError(
+        '--epoch {} is too short to tell the fractions {!r} and {!r} apart: '
+        'both give {} fixed epochs ({}), the same runs twice; {}'.format(
+            epochs, a, b, k, same, fix))
 
 
 @dataclasses.dataclass
@@ -76,6 +170,7 @@ class StudyConfig:
             texts.append(str(schedule))
         if len(set(texts)) != len(texts):
             raise ValueError('schedules are listed twice: {}'.format(texts))
+        check_distinct_schedules(self.schedules, self.epochs)
         self.schedules = texts
 
     def seed_list(self):

@@ -10,6 +10,8 @@ from minibatch_hybrid import plots
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid import stats
 from minibatch_hybrid.study.config import StudyConfig
+from minibatch_hybrid.study.config import check_fractions
+from minibatch_hybrid.study.config import switch_epoch
 from minibatch_hybrid.study.run import run_study
 from minibatch_hybrid.study.summary import study_writers
 from minibatch_hybrid.study.summary import summarize
@@ -36,13 +38,14 @@ def sweep_schedules(epochs, fractions, reverse=True):
     """
     if not fractions:
         raise ValueError('a sweep needs at least one fraction')
+    check_fractions(fractions, epochs)  # distinct runs, epochs >= 1
     out = {'fixed first': []}
     if reverse:
         out['random first'] = []
     for f in fractions:
         if not 0 <= f <= 1:
             raise ValueError('fractions must lie in [0, 1], got {}'.format(f))
-        k = int(round(f * epochs))
+        k = switch_epoch(f, epochs)
         for direction in out:
             if k == 0:
                 text = 'random'
@@ -102,27 +105,42 @@ def sweep_config(fractions, reverse=True, epochs=500, **settings):
 
 
 def run_sweep(sweep, config, out, log=print, progress_stream=None,
-              cluster=None):
+              cluster=None, show=None):
     """Runs (or continues) a sweep and writes its files.
+
+    The files are written while the study folder is still held (its lock
+    is released after they exist).
 
     Args:
         sweep (dict): From :func:`sweep_config` (or :func:`sweep_schedules`).
         config (StudyConfig): Its study.
         out (str): Output folder.
         log, progress_stream, cluster: As :func:`run_study`.
+        show (callable): If given, takes each line of the table
+            (:func:`sweep_table`) before the files are written, so that
+            the numbers are seen even where no file can be written.
 
     Returns:
         tuple: ``(result, rows)``: the StudyResult and the table's rows
         (see :func:`sweep_table`).
 
     """
+    rows = []
+
+    def finish(result):
+        writers, table = sweep_writers(result, sweep)
+        rows.extend(table)
+        if show is not None:
+            for line in sweep_table(result, rows):
+                show(line)
+        writers.update(study_writers(result, summarize(result),
+                                     paired_figure=False))
+        # All of the sweep's files together, or none (then elsewhere).
+        results_io.save_results(out, writers,
+                                prefix='minibatch-hybrid-sweep-')
+
     result = run_study(config, out, log=log, progress_stream=progress_stream,
-                       cluster=cluster)
-    writers, rows = sweep_writers(result, sweep)
-    writers.update(study_writers(result, summarize(result),
-                                 paired_figure=False))
-    # All of the sweep's files together, or none (then elsewhere).
-    results_io.save_results(out, writers, prefix='minibatch-hybrid-sweep-')
+                       cluster=cluster, finish=finish, outputs=SWEEP_FILES)
     return result, rows
 
 
