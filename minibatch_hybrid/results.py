@@ -2,6 +2,7 @@
 import contextlib
 import csv
 import errno
+import fcntl
 import io
 import json
 import os
@@ -126,14 +127,15 @@ class OutputError(ValueError):
     """An output folder cannot take a run's results (the message says why)."""
 
 
-def check_output_dir(out):
+def check_output_dir(out, clean=True):
     """Makes sure results can be written into folder ``out``, before work.
 
     Creates the folder if needed and writes (and removes) a small file in
     it, so that a path naming a file, a path under a file, a place nobody
     may write and a read-only or full file system are reported before a
     run starts, in one line.  Staging folders that a killed run left there
-    are removed (:func:`remove_stale_staging`).
+    are removed (:func:`remove_stale_staging`), unless ``clean`` is False
+    (a study removes them once it holds its folder's lock).
 
     Returns:
         list of str: Names of files already in the folder.
@@ -151,7 +153,8 @@ def check_output_dir(out):
         finally:
             os.close(fd)
             os.unlink(probe)
-        remove_stale_staging(out)
+        if clean:
+            remove_stale_staging(out)
         return sorted(os.listdir(out))
     except OSError as e:
         raise OutputError('cannot write into the output folder {}: {}; give '
@@ -198,35 +201,88 @@ def file_kind(mode):
     return 'not a regular file'
 
 
-#: Staging folders are named after this and the process that writes them.
+def _not_regular_file(path, why):
+    return ValueError('{} is {}'.format(path, why))
+
+
+def open_regular(path, refuse=None):
+    """Opens ``path`` for reading if it is a regular file, not a link.
+
+    A FIFO, a device, a socket, a folder or a link (to ``/dev/zero``, say)
+    is refused by its kind, without being opened for reading (a FIFO
+    would wait for a writer, a device would read without end).
+
+    Args:
+        path (str): The file.
+        refuse (callable): Makes the error to raise from ``(path, why)``
+            (default: a :class:`ValueError` ``'PATH is WHY'``).
+
+    Raises:
+        ValueError: ``path`` is not a regular file (or what ``refuse``
+            makes).
+        OSError: It cannot be opened.
+
+    Returns:
+        file: ``path`` open for reading bytes.
+
+    """
+    refuse = refuse or _not_regular_file
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _refused(path, mode, refuse)
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) |
+                 getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # it changed since lstat
+        os.close(fd)
+        raise _refused(path, mode, refuse)
+    return os.fdopen(fd, 'rb')
+
+
+def _refused(path, mode, refuse):
+    return refuse(path, '{}, not a regular file; nothing was read from '
+                  'it'.format(file_kind(mode)))
+
+
+#: Staging folders are named after this (and the process that made them).
 STAGING_PREFIX = '.staging-'
+#: The file that marks a staging folder as this package's: the process
+#: that writes the folder holds an ``flock`` on it until it removes the
+#: folder, so a folder whose marker nobody holds was left by a killed run.
+STAGING_MARKER = '.minibatch-hybrid-staging'
 
 
-def _staging_pid(name):
-    """The process id in a staging folder's name, or None (an earlier
-    version named them without it)."""
-    pid = name[len(STAGING_PREFIX):].split('-', 1)[0]
-    return int(pid) if pid.isdigit() else None
-
-
-def _alive(pid):
+def _lock_marker(path):
+    """Takes the marker's lock without waiting; returns its open file
+    descriptor, or None if another process holds it (or it is not a
+    regular file)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, another user's
-        return True
-    return True
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) |
+                     getattr(os, 'O_NONBLOCK', 0) |
+                     getattr(os, 'O_CLOEXEC', 0))
+    except OSError:
+        return None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+    except OSError:  # held: its run still writes into it
+        pass
+    os.close(fd)
+    return None
 
 
 def remove_stale_staging(out):
     """Removes the staging folders in ``out`` that a killed run left.
 
-    A run stages its result files in ``out/.staging-PID-XXXX`` and moves
-    them into place at the end; a run killed in between (SIGKILL) leaves
-    that folder with partial files.  Those of processes that no longer
-    run, and those named by earlier versions (without a process id), are
-    removed; those of a live run are left to it.
+    A run stages its result files in ``out/.staging-PID-XXXX``, which
+    holds a marker file (:data:`STAGING_MARKER`) that the run keeps locked
+    (``flock``) until it has moved the files into place and removed the
+    folder.  A folder whose marker can be locked was left by a run that
+    was killed (SIGKILL) in between, wherever it ran (another container or
+    host sharing the folder included, and whatever its process id), and
+    is removed.  Folders named ``.staging-*`` without the marker are not
+    this package's, and are left as they are.
 
     Returns:
         list of str: The folders removed.
@@ -238,16 +294,39 @@ def remove_stale_staging(out):
     except OSError:
         return removed
     for name in sorted(names):
-        if not name.startswith(STAGING_PREFIX):
-            continue
-        pid = _staging_pid(name)
-        if pid is not None and (pid == os.getpid() or _alive(pid)):
-            continue
         path = os.path.join(out, name)
-        if os.path.isdir(path) and not os.path.islink(path):
+        if not name.startswith(STAGING_PREFIX) or os.path.islink(path) or \
+                not os.path.isdir(path):
+            continue
+        fd = _lock_marker(os.path.join(path, STAGING_MARKER))
+        if fd is None:  # not ours, or its run still goes
+            continue
+        try:
             shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+        finally:
+            os.close(fd)
+        removed.append(path)
     return removed
+
+
+@contextlib.contextmanager
+def _staging_folder(out):
+    """A new staging folder in ``out``, marked and locked while the block
+    runs (:func:`remove_stale_staging`), removed at its end."""
+    staging = tempfile.mkdtemp(
+        dir=out, prefix='{}{}-'.format(STAGING_PREFIX, os.getpid()))
+    fd = None
+    try:
+        # Locked before it has its name, so that no other run can find the
+        # marker unlocked in between.
+        fd, tmp = tempfile.mkstemp(dir=staging, prefix='.marker-')
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(tmp, os.path.join(staging, STAGING_MARKER))
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -268,8 +347,8 @@ def write_result_set(out, writers):
     """Writes a run's files so that they appear together or not at all.
 
     Each ``writers[name](path)`` writes its file into a staging folder
-    inside ``out`` (named after this process, so that a later run can tell
-    one left by a killed run: :func:`remove_stale_staging`); then all are
+    inside ``out`` (marked and locked, so that a later run can tell one
+    left by a killed run: :func:`remove_stale_staging`); then all are
     moved into place with Ctrl-C held back, so an interruption leaves
     either the earlier files or all the new ones.
 
@@ -288,9 +367,7 @@ def write_result_set(out, writers):
         if _target_problem(target):
             raise OSError(errno.EISDIR if os.path.isdir(target)
                           else errno.EEXIST, _target_problem(target), target)
-    staging = tempfile.mkdtemp(
-        dir=out, prefix='{}{}-'.format(STAGING_PREFIX, os.getpid()))
-    try:
+    with _staging_folder(out) as staging:
         for name, write in writers.items():
             write(os.path.join(staging, name))
         with _interrupts_held():
@@ -301,8 +378,6 @@ def write_result_set(out, writers):
                 except OSError as e:
                     raise OSError(e.errno, e.strerror,
                                   os.path.join(out, name)) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return [os.path.join(out, name) for name in writers]
 
 
@@ -380,7 +455,7 @@ def save_results(out, writers, prefix='minibatch-hybrid-'):
     try:
         return write_result_set(out, writers)
     except OSError as e:
-        failure = _failure(e, out)
+        failure = describe_failure(e, out)
     fallback, failures = write_elsewhere(
         out, prefix, lambda folder: write_result_set(folder, writers))
     if fallback is None:
@@ -392,8 +467,14 @@ def save_results(out, writers, prefix='minibatch-hybrid-'):
                       'written to {} instead'.format(out, failure, fallback))
 
 
-def _failure(error, out):
-    """An OSError as ``path: why`` (or the whole problem if it says it)."""
+def describe_failure(error, path):
+    """An OSError as ``path: why`` (or the whole problem if it says it).
+
+    Args:
+        error (OSError): What failed.
+        path (str): The path to name if ``error`` names none.
+
+    """
     if error.strerror and error.strerror.startswith(str(error.filename)):
         return error.strerror
-    return '{}: {}'.format(error.filename or out, error.strerror or error)
+    return '{}: {}'.format(error.filename or path, error.strerror or error)

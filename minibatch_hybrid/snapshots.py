@@ -28,11 +28,57 @@ import os
 import numpy
 from chainer import serializers
 
+from minibatch_hybrid import results as results_io
+
 #: Readers of an ``.npy`` member's header, by format version.
 _NPY_HEADER_READERS = {
     (1, 0): numpy.lib.format.read_array_header_1_0,
     (2, 0): numpy.lib.format.read_array_header_2_0,
 }
+
+
+class NpyVersionError(ValueError):
+    """An ``.npy`` header of a format version this package does not read.
+
+    Attributes:
+        version (tuple): The version its magic string gives.
+
+    """
+
+    def __init__(self, version):
+        self.version = version
+        super().__init__('.npy format version {}'.format(version))
+
+
+def read_npy_header(f, version=None):
+    """Reads an ``.npy`` array's header, and nothing of its data.
+
+    Args:
+        f (file): At the start of the array (or, with ``version``, just
+            after its magic string).
+        version (tuple): The format version, if the magic string was
+            already read.
+
+    Returns:
+        tuple: ``(shape, fortran_order, dtype)``.
+
+    Raises:
+        NpyVersionError: A format version other than 1.0 and 2.0.
+        ValueError: ``f`` holds no ``.npy`` array, or a malformed header.
+
+    """
+    if version is None:
+        version = numpy.lib.format.read_magic(f)
+    reader = _NPY_HEADER_READERS.get(version)
+    if reader is None:
+        raise NpyVersionError(version)
+    return reader(f)
+
+
+#: The first byte of a pickle of protocol 2 or later (PROTO), and those
+#: that begin one of protocol 0 or 1 of an object or a container (MARK,
+#: GLOBAL, EMPTY_LIST, EMPTY_DICT, EMPTY_TUPLE).
+_PICKLE_STARTS = b'\x80(c]})'
 
 
 class UnsafeSnapshotError(ValueError):
@@ -73,10 +119,10 @@ def _needs_pickle(archive, member):
             version = numpy.lib.format.read_magic(f)
         except ValueError:  # not an .npy array
             return False
-        reader = _NPY_HEADER_READERS.get(version)
-        if reader is None:  # newer headers: NumPy refuses objects itself
+        try:
+            _, _, dtype = read_npy_header(f, version)
+        except NpyVersionError:  # NumPy refuses objects there itself
             return False
-        _, _, dtype = reader(f)
     return dtype.hasobject
 
 
@@ -130,9 +176,17 @@ class SafeNpz(object):
             raise
 
 
+def _not_regular(path, why):
+    return ValueError('cannot load {}: it is {}'.format(path, why))
+
+
 @contextlib.contextmanager
 def open_npz(file):
     """Opens an ``.npz`` file (a Chainer snapshot) without pickle.
+
+    A path is opened only if it names a regular file
+    (:func:`~minibatch_hybrid.results.open_regular`): a FIFO or a device
+    is refused without waiting on it.
 
     Args:
         file (str or file-like): The file.
@@ -143,24 +197,35 @@ def open_npz(file):
     Raises:
         UnsafeSnapshotError: The file holds an object array (named).
         ValueError: The file is not an ``.npz`` archive (a pickle, an
-            ``.npy`` array or anything else).
+            ``.npy`` array, anything else), or not a regular file.
         OSError: It cannot be read.
 
     """
     name = _name(file)
-    try:
-        loaded = numpy.load(file, allow_pickle=False)
-    except ValueError as e:
-        if 'allow_pickle' in str(e):  # a pickle file
-            raise ValueError('{} is a pickle, not an .npz snapshot, and '
-                             'unpickling can run code; it was not '
-                             'read'.format(name)) from None
-        raise
-    if not isinstance(loaded, numpy.lib.npyio.NpzFile):
-        raise ValueError('{} is a single .npy array, not an .npz '
-                         'snapshot'.format(name))
-    with loaded:
-        yield SafeNpz(loaded, name)
+    with contextlib.ExitStack() as stack:
+        if isinstance(file, (str, bytes, os.PathLike)):
+            file = stack.enter_context(
+                results_io.open_regular(name, _not_regular))
+        start = file.tell()
+        first = file.read(1)
+        file.seek(start)
+        try:
+            loaded = numpy.load(file, allow_pickle=False)
+        except ValueError as e:
+            if 'allow_pickle' not in str(e):
+                raise
+            if first and first in _PICKLE_STARTS:
+                raise ValueError('{} is a pickle, not an .npz snapshot, and '
+                                 'unpickling can run code; it was not '
+                                 'read'.format(name)) from None
+            raise ValueError('{} is not an .npz file (nor an .npy array); '
+                             'give a snapshot written by Chainer'.format(
+                                 name)) from None
+        if not isinstance(loaded, numpy.lib.npyio.NpzFile):
+            raise ValueError('{} is a single .npy array, not an .npz '
+                             'snapshot'.format(name))
+        with loaded:
+            yield SafeNpz(loaded, name)
 
 
 def load_npz(file, obj, path='', strict=True, ignore_names=None):

@@ -386,12 +386,74 @@ def test_a_study_json_that_is_a_fifo_is_refused(done):
         study.run_study(config(), done, log=quiet)
 
 
+def test_a_bad_crc_is_refused_in_one_line(done, monkeypatch):
+    # Reading each member to its end checks its CRC: no second pass.
+    monkeypatch.setattr(zipfile.ZipFile, 'testzip', None)
+    path = chunk_path(done, 1)
+    with open(path, 'rb') as f:
+        data = bytearray(f.read())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo('loss.npy')
+    assert info.compress_type == zipfile.ZIP_STORED
+    name_length, extra_length = struct.unpack(
+        '<HH', data[info.header_offset + 26:info.header_offset + 30])
+    end = info.header_offset + 30 + name_length + extra_length + \
+        info.compress_size
+    data[end - 1] ^= 0x40  # the data, not the header: the shape is right
+    with open(path, 'wb') as f:
+        f.write(bytes(data))
+    with pytest.raises(StudyFolderError) as e:
+        study.run_study(config(), done, log=quiet)
+    message = str(e.value)
+    assert message.startswith(
+        path + " is damaged (Bad CRC-32 for file 'loss.npy')")
+    assert '\n' not in message
+
+
+@pytest.mark.parametrize('value', [numpy.nan, numpy.inf, -1.0])
+def test_a_diverged_chunk_is_not_saved(tmp_path, monkeypatch, value):
+    out = str(tmp_path / 'x')
+    real = study.run.train_chunk
+
+    def diverging(config, engine, seeds, *args, **kwargs):
+        data = real(config, engine, seeds, *args, **kwargs)
+        if seeds == config.chunks()[1]:
+            data['loss'] = data['loss'].copy()
+            data['loss'][0, 0, -1] = value
+        return data
+    monkeypatch.setattr(study.run, 'train_chunk', diverging)
+    with pytest.raises(StudyFolderError) as e:
+        study.run_study(config(), out, log=quiet)
+    message = str(e.value)
+    assert message.startswith('training diverged in chunk 1 (seeds 2): '
+                              'loss holds ')
+    assert 'try fewer epochs or other schedules' in message
+    assert '\n' not in message
+    assert sorted(os.listdir(os.path.join(out, 'chunks'))) == [
+        'chunk-00000.npz']
+
+
+def test_a_full_disk_at_study_json_trains_nothing_and_says_so(
+        tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / 'x')
+    failing_under(monkeypatch, [out],
+                  lambda path: path.endswith('study.json'))
+    status, _, err = run_main(capsys, 'study', *SMALL, '-o', out)
+    assert status == 2
+    line, = error_lines(err)
+    assert line.endswith('cannot write {0} ({0}: {1}); nothing was trained: '
+                         'free some space (or give another --out) and '
+                         'rerun'.format(os.path.join(out, 'study.json'),
+                                        os.strerror(errno.ENOSPC)))
+    assert 'chunks are saved' not in line
+    assert os.listdir(os.path.join(out, 'chunks')) == []
+
+
 # Rows 19, 20, 21: staging folders, things in the way, the lock.
 
-def test_staging_folders_of_killed_runs_are_removed(tmp_path):
-    out = str(tmp_path / 'x')
-    os.makedirs(out)
-    # A run killed (SIGKILL) while it writes its results.
+def killed_while_writing(out):
+    """Runs a process that is killed (SIGKILL) while it writes a result
+    set into ``out``; returns the staging folder it left."""
     child = subprocess.run([sys.executable, '-c', (
         'import os, signal\n'
         'from minibatch_hybrid import results\n'
@@ -401,26 +463,121 @@ def test_staging_folders_of_killed_runs_are_removed(tmp_path):
         'results.write_result_set({!r}, {{"a.csv": killed}})\n').format(
             out)], capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr
-    left, = os.listdir(out)
-    assert left.startswith('.staging-')
-    assert os.listdir(os.path.join(out, left)) == ['a.csv']
-    os.mkdir(os.path.join(out, '.staging-legacy'))  # an earlier version's
-    live = subprocess.Popen([sys.executable, '-c', 'input()'],
-                            stdin=subprocess.PIPE)
+    left, = [n for n in os.listdir(out) if n.startswith('.staging-')]
+    assert sorted(os.listdir(os.path.join(out, left))) == [
+        results_io.STAGING_MARKER, 'a.csv']
+    return os.path.join(out, left)
+
+
+def test_staging_folders_of_killed_runs_are_removed(tmp_path):
+    out = str(tmp_path / 'x')
+    os.makedirs(out)
+    stale = killed_while_writing(out)
+    assert results_io.check_output_dir(out) == []
+    assert not os.path.exists(stale)
+
+
+def test_staging_folders_not_ours_are_left(tmp_path):
+    # Named like ours, but without our marker: a user's, left as they are.
+    out = str(tmp_path / 'x')
+    for name in ('.staging-notes', '.staging-legacy', '.staging-1-abc'):
+        os.makedirs(os.path.join(out, name))
+        with open(os.path.join(out, name, 'x'), 'w') as f:
+            f.write('mine')
+    assert results_io.check_output_dir(out) == [
+        '.staging-1-abc', '.staging-legacy', '.staging-notes']
+    results_io.write_result_set(out, {
+        'a.json': lambda p: results_io.write_json(p, [1])})
+    for name in ('.staging-notes', '.staging-legacy', '.staging-1-abc'):
+        with open(os.path.join(out, name, 'x')) as f:
+            assert f.read() == 'mine'
+
+
+def test_a_staging_folder_in_use_is_kept_whatever_its_pid(tmp_path):
+    # A run elsewhere (another container or host: any pid, even a dead
+    # one, or ours) that still writes: its marker is locked.
+    out = str(tmp_path / 'x')
+    os.makedirs(out)
+    stale = killed_while_writing(out)
+    renamed = os.path.join(out, '.staging-{}-abc'.format(os.getpid()))
+    os.rename(stale, renamed)
+    marker = os.path.join(renamed, results_io.STAGING_MARKER)
+    holder = subprocess.Popen([sys.executable, '-c', (
+        'import fcntl, sys\n'
+        'f = open({!r})\n'
+        'fcntl.flock(f, fcntl.LOCK_EX)\n'
+        'print("held", flush=True)\n'
+        'sys.stdin.read()\n').format(marker)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        mine = os.path.join(out, '.staging-{}-abc'.format(live.pid))
-        os.mkdir(mine)
-        assert results_io.check_output_dir(out) == [os.path.basename(mine)]
+        assert holder.stdout.readline() == 'held\n'
+        assert results_io.check_output_dir(out) == [
+            os.path.basename(renamed)]
+        assert results_io.remove_stale_staging(out) == []
     finally:
-        live.communicate(b'\n', timeout=60)
+        holder.communicate('', timeout=60)
+    # Once the writer is gone, the folder is stale.
+    assert results_io.remove_stale_staging(out) == [renamed]
 
 
 def test_the_next_study_removes_them(tmp_path):
     out = str(tmp_path / 'x')
-    stale = os.path.join(out, '.staging-{}-abc'.format(2 ** 31 - 1))
-    os.makedirs(stale)
+    os.makedirs(out)
+    stale = killed_while_writing(out)
     study.run_study(config(), out, log=quiet)
     assert not os.path.exists(stale)
+
+
+def test_a_study_cleans_up_only_once_it_holds_the_lock(tmp_path,
+                                                       monkeypatch):
+    out = str(tmp_path / 'x')
+    os.makedirs(out)
+    stale = killed_while_writing(out)
+    held = []
+    real = folder_mod.StudyFolder._check
+
+    def check(self):
+        held.append(lock_is_held(os.path.join(out, '.lock')))
+        assert not os.path.exists(stale)
+        return real(self)
+    monkeypatch.setattr(folder_mod.StudyFolder, '_check', check)
+    real_remove = results_io.remove_stale_staging
+
+    def remove(where):
+        held.append(lock_is_held(os.path.join(out, '.lock')))
+        return real_remove(where)
+    monkeypatch.setattr(results_io, 'remove_stale_staging', remove)
+    folder = folder_mod.StudyFolder(out, config(), 'numpy')
+    with folder:
+        pass
+    # Removed while the lock was held, not before.
+    assert held and all(held)
+
+
+def test_chunk_temp_files_of_a_killed_save_are_removed(tmp_path):
+    out = str(tmp_path / 'x')
+    chunks = os.path.join(out, 'chunks')
+    os.makedirs(chunks)
+    # A run killed (SIGKILL) while it saves a chunk.
+    child = subprocess.run([sys.executable, '-c', (
+        'import os, signal\n'
+        'from minibatch_hybrid import results\n'
+        'def killed(f):\n'
+        '    f.write(b"partial")\n'
+        '    f.flush()\n'
+        '    os.kill(os.getpid(), signal.SIGKILL)\n'
+        'results.atomic_write({!r}, killed, binary=True)\n').format(
+            chunk_path(out, 0))], capture_output=True, text=True,
+        timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    left, = os.listdir(chunks)
+    assert re.match(r'\.chunk-00000\.npz\..*\.tmp$', left)
+    others = ['.chunk-notes.tmp', 'chunk-00000.npz.abcdefgh.tmp', 'x.tmp']
+    for name in others:
+        open(os.path.join(chunks, name), 'w').close()
+    study.run_study(config(), out, log=quiet)
+    assert sorted(os.listdir(chunks)) == sorted(
+        others + ['chunk-00000.npz', 'chunk-00001.npz'])
 
 
 @pytest.mark.parametrize('command', ['study', 'sweep'])

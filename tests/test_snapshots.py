@@ -143,6 +143,33 @@ def test_a_pickle_or_an_npy_file_is_refused(tmp_path):
     assert not os.path.exists(marker)
 
 
+def test_a_file_neither_npz_nor_pickle_is_named_so(tmp_path):
+    path = str(tmp_path / 'notes.txt')
+    with open(path, 'w') as f:
+        f.write('hello, not a snapshot\n')
+    with pytest.raises(ValueError) as e:
+        mh.load_npz(path, mh.make_model(8, seed=0))
+    assert str(e.value).startswith(path + ' is not an .npz file')
+    assert 'pickle' not in str(e.value)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize('kind', ['FIFO', 'link to /dev/zero'])
+def test_a_fifo_or_a_device_is_refused_at_once(tmp_path, kind):
+    path = str(tmp_path / 'snapshot_epoch_1')
+    if kind == 'FIFO':
+        os.mkfifo(path)
+    else:
+        os.symlink('/dev/zero', path)
+    with pytest.raises(ValueError) as e:
+        with snapshots.open_npz(path):
+            pass
+    assert str(e.value).startswith('cannot load {}: it is a {}, not a '
+                                   'regular file'.format(path, kind.split()[0]
+                                                         if kind == 'FIFO'
+                                                         else 'link'))
+
+
 @pytest.mark.per_stack
 def test_load_npz_loads_as_chainer_does(snapshot, tmp_path):
     # A Trainer, a model under ``path``, ``strict``: Chainer's results.

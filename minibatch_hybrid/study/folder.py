@@ -17,7 +17,7 @@ the error says where.
 import io
 import json
 import os
-import stat
+import re
 import zipfile
 import zlib
 
@@ -25,6 +25,7 @@ import filelock
 import numpy
 
 from minibatch_hybrid import results as results_io
+from minibatch_hybrid import snapshots
 from minibatch_hybrid._version import __version__
 
 #: Arrays a chunk file holds, besides its record ('meta').
@@ -112,11 +113,8 @@ def _data_limit(record, name):
 
 
 def open_regular(path, damaged=None):
-    """Opens ``path`` for reading if it is a regular file, not a link.
-
-    A FIFO, a device, a socket, a folder or a link (to ``/dev/zero``, say)
-    is refused by its kind, without being opened for reading (a FIFO
-    would wait for a writer, a device would read without end).
+    """Opens ``path`` for reading if it is a regular file, not a link
+    (:func:`~minibatch_hybrid.results.open_regular`).
 
     Args:
         path (str): The file.
@@ -128,33 +126,20 @@ def open_regular(path, damaged=None):
         OSError: It cannot be opened.
 
     """
-    damaged = damaged or _damaged
-    mode = os.lstat(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise _not_regular(path, mode, damaged)
-    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) |
-                 getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0))
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):  # it changed since lstat
-        os.close(fd)
-        raise _not_regular(path, mode, damaged)
-    return os.fdopen(fd, 'rb')
+    return results_io.open_regular(path, damaged or _damaged)
 
 
-def _not_regular(path, mode, damaged):
-    return damaged(path, '{}, not a regular file; nothing was read from '
-                    'it'.format(results_io.file_kind(mode)))
-
-
-def _check_values(path, arrays):
+def _bad_values(arrays):
+    """What makes a chunk's losses and errors impossible, or None."""
     for name in CHUNK_ARRAYS[1:]:
-        values = arrays[name]
+        values = numpy.asarray(arrays[name])
         if not numpy.isfinite(values).all():
-            raise _damaged(path, '{} holds {} values'.format(
-                name, 'NaN' if numpy.isnan(values).any() else 'infinite'))
+            return '{} holds {} values'.format(
+                name, 'NaN' if numpy.isnan(values).any() else 'infinite')
         if (values < 0).any():
-            raise _damaged(path, '{} holds negative values, which no loss '
-                           'or squared error can be'.format(name))
+            return '{} holds negative values, which no loss or squared ' \
+                'error can be'.format(name)
+    return None
 
 
 def load_chunk(out, index, record):
@@ -214,15 +199,14 @@ def load_chunk(out, index, record):
                                           _data_limit(record, k),
                                           _expected(record)[k])
                           for k in CHUNK_ARRAYS}
-                bad = zf.testzip()  # numpy does not check CRCs
-                if bad is not None:
-                    raise _damaged(path, 'bad CRC in {}'.format(bad))
     except StudyFolderError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
             NotImplementedError, RuntimeError, zlib.error) as e:
         raise _damaged(path, '{}: {}'.format(type(e).__name__, e)) from None
-    _check_values(path, arrays)
+    bad = _bad_values(arrays)
+    if bad:
+        raise _damaged(path, bad)
     if arrays['seeds'].tolist() != record['seeds']:
         raise _damaged(path, 'its seeds are not those of its record')
     return arrays
@@ -235,16 +219,24 @@ def _load_member(zf, info, path, limit, expect):
         raise _damaged(path, '{} declares {} bytes, more than this study\'s '
                        'chunk can hold ({})'.format(info.filename,
                                                     info.file_size, limit))
+    try:
+        return _read_member(zf, info, path, expect)
+    except zipfile.BadZipFile as e:
+        # Reading a member to its end checks its CRC (zipfile reads ahead:
+        # a small member's is checked with its header).
+        why = str(e) if info.filename in str(e) else '{}: {}'.format(
+            info.filename, e)
+        raise _damaged(path, why) from None
+
+
+def _read_member(zf, info, path, expect):
     want, kinds, sizes = expect
     with zf.open(info) as member:
-        version = numpy.lib.format.read_magic(member)
-        read_header = {(1, 0): numpy.lib.format.read_array_header_1_0,
-                       (2, 0): numpy.lib.format.read_array_header_2_0}.get(
-                           version)
-        if read_header is None:
+        try:
+            shape, fortran, dtype = snapshots.read_npy_header(member)
+        except snapshots.NpyVersionError as e:
             raise _damaged(path, '{} is .npy version {}'.format(
-                info.filename, version))
-        shape, fortran, dtype = read_header(member)
+                info.filename, e.version)) from None
         if shape != want:
             raise _damaged(path, '{} has shape {}, where this study\'s '
                            'chunk has {}'.format(info.filename, shape, want))
@@ -292,6 +284,39 @@ def _changed(a, b):
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+#: The names of the temporary files that :func:`save_npz` writes a chunk
+#: into (those of :func:`~minibatch_hybrid.results.atomic_write`).
+_CHUNK_TEMP = re.compile(r'\.chunk-\d{5,}\.npz\.[a-z0-9_]{8}\.tmp\Z')
+
+
+def remove_chunk_temp_files(out):
+    """Removes the temporary chunk files a killed run left in
+    ``out/chunks`` (``.chunk-NNNNN.npz.XXXXXXXX.tmp``; only regular files
+    of that name).  Call it while holding the folder's lock, so that no
+    run can be writing them.
+
+    Returns:
+        list of str: The files removed.
+
+    """
+    folder = os.path.join(out, 'chunks')
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        path = os.path.join(folder, name)
+        if _CHUNK_TEMP.match(name) and os.path.isfile(path) and \
+                not os.path.islink(path):
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
+
+
 def _damaged_json(path, why):
     return StudyFolderError(
         '{} is damaged ({}); delete it and rerun: the chunks are checked on '
@@ -328,7 +353,7 @@ class StudyFolder(object):
     def __enter__(self):
         chunks = os.path.join(self.out, 'chunks')
         try:
-            results_io.check_output_dir(self.out)
+            results_io.check_output_dir(self.out, clean=False)
             if os.path.lexists(chunks) and not os.path.isdir(chunks):
                 raise results_io.OutputError(
                     '{} is {}, where the study keeps its chunks folder; '
@@ -361,6 +386,10 @@ class StudyFolder(object):
                 'the lock file {} {} ({}); nothing was trained: move it away '
                 'and rerun'.format(path, what, e.strerror or e)) from None
         try:
+            # Only now: what a killed run left, no run that holds the
+            # folder can still be writing.
+            results_io.remove_stale_staging(self.out)
+            remove_chunk_temp_files(self.out)
             self._check()
         except BaseException:
             self._lock.release()
@@ -424,9 +453,15 @@ class StudyFolder(object):
                 '{} holds chunks this study does not have ({}): it is '
                 'another study\'s folder; give another --out, or delete that '
                 'folder to start over'.format(self.out, ', '.join(extra)))
-        results_io.write_json(path, {'config': self.config.identity(),
-                                     'engine': self.engine,
-                                     'version': __version__})
+        try:
+            results_io.write_json(path, {'config': self.config.identity(),
+                                         'engine': self.engine,
+                                         'version': __version__})
+        except OSError as e:
+            raise StudyFolderError(
+                'cannot write {} ({}); nothing was trained: free some space '
+                '(or give another --out) and rerun'.format(
+                    path, results_io.describe_failure(e, path))) from None
 
     def record(self, index, seeds):
         return chunk_record(self.config, self.engine, index, seeds)
@@ -445,15 +480,27 @@ class StudyFolder(object):
         user's cache folder, else in the temporary folder
         (:func:`~minibatch_hybrid.results.fallback_places`), and
         :class:`StudyFolderError` says where, how many chunks the folder
-        holds, and what to do.
+        holds, and what to do.  A chunk whose training diverged (NaN,
+        infinite or negative losses) is not saved: it would be refused as
+        damaged on load, and trained again to the same values.
         """
-        record = self.record(index, self.config.chunks()[index])
+        seeds = self.config.chunks()[index]
+        bad = _bad_values(data)
+        if bad:
+            raise StudyFolderError(
+                'training diverged in chunk {} (seeds {}): {}, so it was not '
+                'saved; {} of {} chunks are saved in {}: try fewer epochs or '
+                'other schedules (with another --out)'.format(
+                    index, ', '.join(str(s) for s in seeds), bad,
+                    len(self.saved()), len(self.config.chunks()),
+                    os.path.join(self.out, 'chunks')))
+        record = self.record(index, seeds)
         path = chunk_path(self.out, index)
         try:
             save_chunk(self.out, index, record, data)
             return
         except OSError as e:
-            failure = results_io._failure(e, path)
+            failure = results_io.describe_failure(e, path)
         name = os.path.basename(path)
         folder, failures = results_io.write_elsewhere(
             self.out, 'minibatch-hybrid-chunk-',
