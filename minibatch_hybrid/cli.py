@@ -344,10 +344,11 @@ def _reproduce(args):
     print('start...')
     outcome = reproduce.run_reproduction(config)
     print('end')
-    paths = reproduce.write_outputs(outcome, config, args.out)
-    args.written = paths
+    # The numbers first: they are printed even if no file can be written.
     for line in reproduce.summary(outcome):
         print(line)
+    paths = reproduce.write_outputs(outcome, config, args.out)
+    args.written = paths
     print('wrote ' + ', '.join(paths))
 
 

@@ -247,5 +247,34 @@ def _main(argv):
     return run(trainer, args.out, parser.prog)
 
 
+def _interrupted_while_exiting(signum, frame):
+    """Ends a run that a Ctrl-C reaches after :func:`main` returned: its
+    files are written, and its exit status becomes 130."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        os.write(2, b'interrupted after the run ended: its log and '
+                 b'snapshots are written\n')
+    finally:
+        os._exit(130)
+
+
+def _exit_status(status):
+    """The exit status of a run that :func:`main` ended with ``status``:
+    130 if a Ctrl-C came after the run's last check (its final writes,
+    the return), which the recording handler held.  From here on a
+    Ctrl-C ends the process at once, with 130 as well."""
+    if INTERRUPTS._installed:
+        signal.signal(signal.SIGINT, _interrupted_while_exiting)
+    if INTERRUPTS.pending and status == 0:
+        sys.stderr.write('interrupted after the run ended: its log and '
+                         'snapshots are written\n')
+        return 130
+    return status
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(_exit_status(main()))

@@ -154,3 +154,28 @@ def test_reproduce_with_the_native_engine(tmp_path):
         losses = json.load(f)
     assert len(losses['normal']['loss']) == 6
     assert all(numpy.isfinite(losses['hybrid']['train_loss']))
+
+
+def test_reproduce_prints_its_numbers_when_no_file_can_be_written(
+        tmp_path, capsys, monkeypatch):
+    from minibatch_hybrid import reproduce
+
+    def unwritable(outcome, config, out):
+        raise OSError(28, os.strerror(28), os.path.join(out, 'losses.json'))
+
+    monkeypatch.setattr(reproduce, 'write_outputs', unwritable)
+    with pytest.raises(SystemExit) as e:
+        cli.main(['reproduce', '-e', '4', '--units', '4', '-o',
+                  str(tmp_path / 'out')])
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    # The table, as a run that can write prints it, then the one-line error.
+    assert lines[-1].startswith('normal / hybrid final loss: '), lines
+    assert lines[-4].split() == ['run', 'schedule', 'final', 'loss', 'train',
+                                 'loss', 'held-out', 'MSE']
+    assert [line.split()[:2] for line in lines[-3:-1]] == [
+        ['normal', 'random'], ['hybrid', 'fixed:2+random:2']]
+    assert captured.err.strip().splitlines()[-1:] == [
+        'minibatch-hybrid: error: {}: {}'.format(
+            tmp_path / 'out' / 'losses.json', os.strerror(28))]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -296,6 +297,7 @@ def test_local_workers_with_port_8787_taken_are_silent(host, tmp_path):
 GATE = '''
 import os
 import time
+import types
 
 from minibatch_hybrid.study import run
 
@@ -405,6 +407,17 @@ def start_study(out, *extra):
         preexec_fn=default_sigint, start_new_session=True)
 
 
+def end_group(proc):
+    """Kills the process group ``proc`` leads, whatever its exit: after
+    a normal exit 130 its workers (which ignore SIGINT) could outlive it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc.poll() is None:
+        proc.wait()
+
+
 def workers_spawned(pid):
     """Whether process ``pid`` has started a worker process (a
     multiprocessing child, run by ``spawn_main``)."""
@@ -441,9 +454,7 @@ def test_ctrl_c_at_the_terminal_with_local_workers(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        end_group(proc)
     assert proc.returncode == 130, stderr
     assert lines_of(stderr) == [
         'interrupted: the chunks finished so far are saved in {}; rerun the '
@@ -466,10 +477,216 @@ def test_ctrl_c_while_the_local_cluster_starts(tmp_path):
         os.kill(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        end_group(proc)
     assert proc.returncode == 130, stderr
     assert lines_of(stderr) == [
         'interrupted: the chunks finished so far are saved in {}; rerun the '
         'same command to continue'.format(out)], stderr
+
+
+# What a run on a cluster keeps when it stops (fakes of Dask's client: no
+# cluster, no timing).
+
+class FakeFuture(object):
+    def __init__(self, index, status):
+        self.index = index
+        self.status = status
+
+    def result(self):
+        assert self.status == 'finished', 'waited for an unfinished chunk'
+        return {'record': record(self.index)}
+
+
+def record(index):
+    return {'config': 'c', 'engine': 'native', 'version': dist.__version__,
+            'seeds': [index]}
+
+
+class FakeClient(object):
+    status = 'running'
+    loop = None
+
+    def __init__(self, statuses):
+        self.statuses = statuses
+        self.cancelled = None
+
+    def submit(self, function, config, engine, seeds, version, key, pure):
+        return FakeFuture(seeds[0], self.statuses[seeds[0]])
+
+    def cancel(self, futures):
+        self.cancelled = sorted(f.index for f in futures)
+
+
+class FakeConfig(object):
+    def chunks(self):
+        return [[0], [1], [2], [3], [4]]
+
+
+class FakeFolder(object):
+    """A study folder whose disk is full for the chunks ``full``."""
+    out = '/study'
+    config = FakeConfig()
+
+    def __init__(self, full=(), stop=()):
+        self.full, self.stop = full, stop
+        self.held = []
+
+    def record(self, index, seeds):
+        return dict(record(index), extra='not compared')
+
+    def saved(self):
+        return self.held
+
+    def save(self, index, data):
+        assert data['record'] == record(index)
+        if index in self.stop:
+            raise KeyboardInterrupt
+        if index in self.full:
+            raise dist.StudyFolderError(
+                '{} of 5 chunks are saved in /study/chunks; chunk {} could '
+                'not be saved there (disk full) and was saved to /tmp/x/'
+                'chunk-{}.npz: copy it into /study/chunks'.format(
+                    len(self.held), index, index))
+        self.held.append(index)
+
+
+class Progress(object):
+    def update(self, n, text):
+        pass
+
+
+def run_on_fakes(monkeypatch, client, arrive, folder):
+    """Runs chunks 0..4 on a fake cluster whose ``as_completed`` yields
+    the chunks ``arrive``."""
+    def as_completed(futures, loop):
+        by_index = {f.index: f for f in futures}
+        return iter([by_index[i] for i in arrive])
+
+    monkeypatch.setattr(dist, '_distributed', lambda: types.SimpleNamespace(
+        as_completed=as_completed))
+    cluster = dist.Cluster.__new__(dist.Cluster)
+    cluster.client = client
+    cluster.address = 'tcp://127.0.0.1:8786'
+    cluster.run(FakeConfig(), 'native', folder, [0, 1, 2, 3, 4], Progress())
+
+
+def test_chunks_finished_when_a_save_fails_are_saved_too(monkeypatch):
+    # Chunk 1 meets a full disk; 2 and 3 had finished on the workers and
+    # are taken (3 goes elsewhere too), 4 is still running: cancelled,
+    # without a wait.
+    folder = FakeFolder(full=(1, 3))
+    client = FakeClient(['finished'] * 4 + ['pending'])
+    with pytest.raises(dist.StudyFolderError) as e:
+        run_on_fakes(monkeypatch, client, [0, 1, 2, 3, 4], folder)
+    assert folder.held == [0, 2]
+    assert 4 in client.cancelled
+    message = str(e.value)
+    assert '\n' not in message
+    assert message.startswith('1 of 5 chunks are saved in /study/chunks; '
+                              'chunk 1 could not be saved there'), message
+    assert '; the chunk 2 that had finished on the cluster was saved in ' \
+        '/study/chunks as well; ' in message
+    assert 'chunk 3 could not be saved there (disk full) and was saved ' \
+        'to /tmp/x/chunk-3.npz' in message
+    assert message.endswith('; in all, 2 of 5 chunks are saved in '
+                            '/study/chunks'), message
+
+
+def test_chunks_finished_when_a_chunk_fails_are_saved(monkeypatch):
+    folder = FakeFolder()
+    client = FakeClient(['finished', 'error', 'finished', 'pending',
+                         'finished'])
+
+    def failing(self):
+        if self.status == 'error':
+            raise RuntimeError('a worker failed\nwith more')
+        return {'record': record(self.index)}
+
+    monkeypatch.setattr(FakeFuture, 'result', failing)
+    with pytest.raises(dist.ClusterError) as e:
+        run_on_fakes(monkeypatch, client, [0, 1, 2, 3, 4], folder)
+    assert folder.held == [0, 2, 4]
+    assert 3 in client.cancelled
+    assert str(e.value) == (
+        'chunk 1 failed on the cluster: RuntimeError: a worker failed; the '
+        'chunks 2, 4 that had finished on the cluster were saved in '
+        '/study/chunks as well; in all, 3 of 5 chunks are saved in '
+        '/study/chunks')
+
+
+def test_ctrl_c_while_saving_cancels_and_keeps_what_is_saved(monkeypatch):
+    folder = FakeFolder(stop=(1,))
+    client = FakeClient(['finished'] * 5)
+    with pytest.raises(KeyboardInterrupt):
+        run_on_fakes(monkeypatch, client, [0, 1, 2, 3, 4], folder)
+    # As before: what was saved stays, the rest is cancelled.
+    assert folder.held == [0]
+    assert client.cancelled == [0, 1, 2, 3, 4]
+
+
+def test_as_completed_that_ends_early_is_one_line(monkeypatch):
+    folder = FakeFolder()
+    with pytest.raises(dist.ClusterError) as e:
+        run_on_fakes(monkeypatch, FakeClient(['finished'] * 5), [0, 1],
+                     folder)
+    assert folder.held == [0, 1]
+    assert str(e.value) == (
+        'the Dask cluster at tcp://127.0.0.1:8786 stopped answering after 2 '
+        'of the 5 chunks this run gave it; 2 of 5 chunks are saved in '
+        '/study: rerun the same command to continue from them')
+
+
+# Ctrl-C held while Dask starts; Dask's logs, and only those, silenced.
+
+def test_a_held_ctrl_c_wins_over_an_error_of_the_start():
+    with pytest.raises(KeyboardInterrupt):
+        with dist._deferred_interrupt():
+            signal.raise_signal(signal.SIGINT)
+            raise dist.ClusterError('the cluster could not start')
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_only_dask_logs_are_silenced_while_a_cluster_is_open():
+    import logging
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def emit(self, record):
+            self.names.append(record.name)
+
+    root = logging.getLogger()
+    keep = Keep()
+    root.addHandler(keep)
+    names = ['myapp', 'distributed', 'distributed.worker', 'tornado.access',
+             'asyncio', 'distributedish', 'my.distributed']
+    try:
+        restore = dist._silence()
+        try:
+            for name in names:
+                logging.getLogger(name).error('a record')
+        finally:
+            restore()
+        assert keep.names == ['myapp', 'distributedish', 'my.distributed']
+        del keep.names[:]
+        for name in names:
+            logging.getLogger(name).error('a record')
+        # (Dask's own settings keep some of Tornado's loggers quiet.)
+        assert {'myapp', 'distributed', 'distributed.worker', 'asyncio',
+                'distributedish'} <= set(keep.names)
+    finally:
+        root.removeHandler(keep)
+
+
+def test_a_library_cluster_far_above_the_cores_is_refused(monkeypatch):
+    monkeypatch.setattr(_parallel, 'cores', lambda: 2)
+    monkeypatch.setattr(dist, '_distributed', lambda: pytest.fail(
+        'Dask was started'))
+    with pytest.raises(dist.ClusterError, match='--workers 64 is far more '
+                       'than the 2 cores .* give at most 4 '):
+        dist.Cluster(workers=64)
+    with pytest.raises(dist.ClusterError, match='--workers must be a '
+                       'positive integer, got 0'):
+        dist.Cluster(workers=0)

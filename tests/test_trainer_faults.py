@@ -216,3 +216,33 @@ def test_ctrl_c_at_any_moment_ends_the_run_with_130(tmp_path, moment,
     if os.path.exists(out / 'log'):
         with open(out / 'log') as f:
             assert len(json.load(f)) < 60
+
+
+# Sends SIGINT to this process as the script's run() returns: after its
+# last check of Ctrl-C, while the run ends (a profile hook, so that the
+# moment does not depend on the clock).
+AFTER_RUN = '''
+import os, runpy, signal, sys
+def hook(frame, event, arg):
+    if event == 'return' and frame.f_code.co_name == 'run' and \\
+            frame.f_code.co_filename.endswith('train_chainer.py'):
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGINT)
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+sys.setprofile(hook)
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_after_the_last_check_ends_the_run_with_130(tmp_path):
+    out = tmp_path / 'x'
+    proc = subprocess.run(
+        [sys.executable, '-c', AFTER_RUN, TRAINER] + RUN + ['-o', str(out)],
+        capture_output=True, text=True, timeout=100,
+        preexec_fn=default_sigint)
+    assert proc.returncode == 130, proc.stderr
+    assert one_line(proc.stderr) == ('interrupted after the run ended: its '
+                                     'log and snapshots are written')
+    with open(out / 'log') as f:
+        assert len(json.load(f)) == 6

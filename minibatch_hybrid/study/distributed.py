@@ -13,6 +13,7 @@ dependency, ``pip install 'minibatch_hybrid[distributed]'``.
 """
 import contextlib
 import logging
+import os
 import re
 import signal
 import socket
@@ -24,6 +25,7 @@ import uuid
 from minibatch_hybrid import _parallel
 from minibatch_hybrid import native
 from minibatch_hybrid._version import __version__
+from minibatch_hybrid.study.folder import StudyFolderError
 
 #: Seconds to wait for a scheduler (the connection and Dask's greeting on
 #: it) before giving up, in one line.
@@ -189,13 +191,20 @@ _LOGGERS = ('distributed', 'distributed.client', 'distributed.scheduler',
             'distributed.worker', 'distributed.nanny', 'tornado',
             'tornado.application', 'asyncio')
 
+#: Loggers, with their children, whose records are dropped while a
+#: cluster is open.
+_SILENCED = ('distributed', 'tornado', 'asyncio')
+
 
 class _Silence(logging.Filter):
-    """Drops every record: Dask's logs while a study runs (its failures
-    become one line of this package)."""
+    """Drops Dask's records (and those of Tornado and asyncio, which it
+    runs on) while a study runs: its failures become one line of this
+    package.  Every other record, a user's own logging included, passes."""
 
     def filter(self, record):
-        return False
+        name = record.name
+        return not any(name == n or name.startswith(n + '.')
+                       for n in _SILENCED)
 
 
 def _silence():
@@ -232,8 +241,10 @@ def _deferred_interrupt():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if interrupted:
-        raise KeyboardInterrupt
+        # A Ctrl-C held back wins over an error of the block: the user
+        # asked to stop (exit status 130), whatever failed meanwhile.
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 def dask_setup(worker):
@@ -254,7 +265,9 @@ class Cluster(object):
         scheduler (str): Address of a running scheduler, e.g.
             ``'tcp://10.0.0.5:8786'`` (``dask scheduler`` prints it).
         workers (int): Instead, start a local cluster of this many worker
-            processes on this machine (each with its share of the cores).
+            processes on this machine (each with its share of the cores);
+            at most :data:`WORKERS_PER_CORE` per core
+            (:func:`check_local_workers`, the command's check too).
         timeout (float): Seconds to wait for the scheduler.
 
     """
@@ -266,10 +279,9 @@ class Cluster(object):
         if scheduler is not None:
             address, host, port = parse_address(scheduler)
         else:
-            if isinstance(workers, bool) or not isinstance(workers, int) \
-                    or workers < 1:
-                raise ClusterError('--workers must be a positive integer, '
-                                   'got {!r}'.format(workers))
+            # The command's check too: a local cluster far larger than
+            # this machine is refused, from a library call as well.
+            check_local_workers(workers)
         distributed = _distributed()
         self._local = None
         self.client = None
@@ -407,8 +419,13 @@ class Cluster(object):
         """Runs the chunks ``todo`` as tasks; saves each as it arrives.
 
         A worker that dies costs only its chunk, which the scheduler runs
-        again elsewhere.  An interruption (Ctrl-C) cancels what has not
-        finished; what was saved stays saved.
+        again elsewhere.  A chunk that fails, or one that cannot be saved
+        in the folder (a full disk), stops the run, but the chunks already
+        finished on the workers are still taken and saved (in the folder,
+        else where :meth:`StudyFolder.save` puts what the folder cannot
+        take); only the unfinished ones are cancelled.  An interruption
+        (Ctrl-C) cancels what has not been saved; what was saved stays
+        saved.
         """
         distributed = _distributed()
         from minibatch_hybrid.study.run import train_chunk
@@ -421,35 +438,88 @@ class Cluster(object):
                 key='minibatch-hybrid-{}-chunk-{}'.format(run, index),
                 pure=False)
             futures[future] = index
+        taken = set()
         try:
             done = distributed.as_completed(futures, loop=self.client.loop)
             n = 0
             for n, future in enumerate(done, 1):
-                index = futures[future]
+                taken.add(future)
                 try:
-                    data = future.result()
-                except Exception as e:
-                    self._check_scheduler(folder)
-                    raise ClusterError(
-                        'chunk {} failed on the cluster: {}: {}'.format(
-                            index, type(e).__name__,
-                            str(e).splitlines()[0] if str(e) else '')) \
-                        from None
-                # What the worker says it trained must be this chunk.
-                expected = folder.record(index, chunks[index])
-                if data.get('record') != {k: expected[k] for k in (
-                        'config', 'engine', 'version', 'seeds')}:
-                    raise ClusterError(
-                        'the cluster returned another study\'s result for '
-                        'chunk {}; nothing of it was saved'.format(index))
-                folder.save(index, data)
-                progress.update(n, 'chunk {} saved'.format(index))
+                    self._save(folder, futures[future], future, chunks)
+                except (ClusterError, StudyFolderError, OSError) as e:
+                    raise self._salvage(folder, futures, taken, chunks,
+                                        e) from None
+                progress.update(n, 'chunk {} saved'.format(futures[future]))
             if n < len(futures):
                 self._check_scheduler(folder)
+                raise ClusterError(
+                    'the Dask cluster at {} stopped answering after {} of '
+                    'the {} chunks this run gave it; {} of {} chunks are '
+                    'saved in {}: rerun the same command to continue from '
+                    'them'.format(self.address, n, len(futures),
+                                  len(folder.saved()), len(chunks),
+                                  folder.out))
         except BaseException:
             with contextlib.suppress(Exception):
                 self.client.cancel(list(futures))
             raise
+
+    def _save(self, folder, index, future, chunks):
+        """Takes a finished task's chunk and saves it (``folder.save``)."""
+        try:
+            data = future.result()
+        except Exception as e:
+            self._check_scheduler(folder)
+            raise ClusterError(
+                'chunk {} failed on the cluster: {}: {}'.format(
+                    index, type(e).__name__,
+                    str(e).splitlines()[0] if str(e) else '')) from None
+        # What the worker says it trained must be this chunk.
+        expected = folder.record(index, chunks[index])
+        if not isinstance(data, dict) or data.get('record') != {
+                k: expected[k] for k in (
+                    'config', 'engine', 'version', 'seeds')}:
+            raise ClusterError(
+                'the cluster returned another study\'s result for chunk {}; '
+                'nothing of it was saved'.format(index))
+        folder.save(index, data)
+
+    def _salvage(self, folder, futures, taken, chunks, error):
+        """After ``error`` stopped the run: saves the chunks that already
+        finished on the workers (without waiting for the others, which are
+        then cancelled) and returns the one-line error to raise, with the
+        chunks the folder really holds."""
+        if getattr(self.client, 'status', 'running') != 'running':
+            return error  # nothing more can be fetched
+        rescued, failures = [], []
+        for future, index in sorted(futures.items(), key=lambda f: f[1]):
+            if future in taken or getattr(future, 'status', None) != \
+                    'finished':
+                continue
+            taken.add(future)
+            try:
+                self._save(folder, index, future, chunks)
+            except (ClusterError, StudyFolderError, OSError) as e:
+                failures.append(str(e))
+                continue
+            rescued.append(index)
+        if not rescued and not failures:
+            return error  # its count is true
+        cls = StudyFolderError if isinstance(error, StudyFolderError) \
+            else ClusterError
+        parts = [str(error)]
+        if rescued:
+            parts.append('the chunk{} {} that had finished on the cluster '
+                         '{} saved in {} as well'.format(
+                             's' if len(rescued) > 1 else '',
+                             ', '.join(map(str, rescued)),
+                             'were' if len(rescued) > 1 else 'was',
+                             os.path.join(folder.out, 'chunks')))
+        parts.extend(failures)
+        parts.append('in all, {} of {} chunks are saved in {}'.format(
+            len(folder.saved()), len(chunks),
+            os.path.join(folder.out, 'chunks')))
+        return cls('; '.join(parts))
 
     def _check_scheduler(self, folder):
         """Raises ClusterError in one line if the scheduler went away."""
