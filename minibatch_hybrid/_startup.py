@@ -31,6 +31,46 @@ def started_as_command():
 
 
 @contextlib.contextmanager
+def holding_interrupts():
+    """Holds a Ctrl-C back during the block, in the main thread.
+
+    Yields the list of the signals held (empty if none came); the caller
+    decides what a held one means.  Elsewhere than in the main thread,
+    where no handler can be set, it holds nothing.
+    """
+    interrupted = []
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.signal(signal.SIGINT,
+                             lambda signum, frame: interrupted.append(signum))
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def exit_130_handler(message):
+    """Returns a SIGINT handler for the moments after a command's work is
+    done: it flushes the output, writes ``message`` as one line and ends
+    the process with exit status 130 at once."""
+    line = (message + '\n').encode()
+
+    def handler(signum, frame):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        try:
+            os.write(2, line)
+        finally:
+            os._exit(130)
+
+    return handler
+
+
+@contextlib.contextmanager
 def interruptible():
     """Defers a Ctrl-C during the block, when a command of the package is
     starting, and then ends the command in one line with exit status 130.
@@ -39,19 +79,14 @@ def interruptible():
     module's import can surface as an ImportError (NumPy's does), so the
     imports are let finish, which takes a moment.
     """
-    if not started_as_command() or \
-            threading.current_thread() is not threading.main_thread():
+    if not started_as_command():
         yield
         return
-    interrupted = []
-    previous = signal.signal(signal.SIGINT,
-                             lambda signum, frame: interrupted.append(signum))
-    try:
-        yield
-    except KeyboardInterrupt:  # one that came before the handler
-        interrupted.append(signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with holding_interrupts() as interrupted:
+        try:
+            yield
+        except KeyboardInterrupt:  # one that came before the handler
+            interrupted.append(signal.SIGINT)
     if interrupted:
         sys.stderr.write('interrupted while starting: nothing was run\n')
         raise SystemExit(130)

@@ -384,18 +384,10 @@ def main(argv=None):
             signal.signal(signal.SIGINT, _interrupted_while_exiting)
 
 
-def _interrupted_while_exiting(signum, frame):
-    """Ends a command that a Ctrl-C reaches after :func:`main` returned:
-    its output is out, and its exit status becomes 130."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    try:
-        os.write(2, b'interrupted after the command ended\n')
-    finally:
-        os._exit(130)
+#: Ends a command that a Ctrl-C reaches after :func:`main` returned: its
+#: output is out, and its exit status becomes 130.
+_interrupted_while_exiting = _startup.exit_130_handler(
+    'interrupted after the command ended')
 
 
 def _main(argv, finished):

@@ -247,19 +247,10 @@ def _main(argv):
     return run(trainer, args.out, parser.prog)
 
 
-def _interrupted_while_exiting(signum, frame):
-    """Ends a run that a Ctrl-C reaches after :func:`main` returned: its
-    files are written, and its exit status becomes 130."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    try:
-        os.write(2, b'interrupted after the run ended: its log and '
-                 b'snapshots are written\n')
-    finally:
-        os._exit(130)
+#: Ends a run that a Ctrl-C reaches after :func:`main` returned: its files
+#: are written, and its exit status becomes 130.
+_interrupted_while_exiting = _startup.exit_130_handler(
+    'interrupted after the run ended: its log and snapshots are written')
 
 
 def _exit_status(status):

@@ -23,6 +23,7 @@ import time
 import uuid
 
 from minibatch_hybrid import _parallel
+from minibatch_hybrid import _startup
 from minibatch_hybrid import native
 from minibatch_hybrid._version import __version__
 from minibatch_hybrid.study.folder import StudyFolderError
@@ -231,20 +232,14 @@ def _deferred_interrupt():
     """Holds a Ctrl-C back while Dask starts (a client, a local cluster),
     then raises it: a KeyboardInterrupt in the middle of Dask's start
     leaves threads and processes behind that print as they die."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    interrupted = []
-    previous = signal.signal(signal.SIGINT,
-                             lambda signum, frame: interrupted.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        # A Ctrl-C held back wins over an error of the block: the user
-        # asked to stop (exit status 130), whatever failed meanwhile.
-        if interrupted:
-            raise KeyboardInterrupt
+    with _startup.holding_interrupts() as interrupted:
+        try:
+            yield
+        finally:
+            # A Ctrl-C held back wins over an error of the block: the user
+            # asked to stop (exit status 130), whatever failed meanwhile.
+            if interrupted:
+                raise KeyboardInterrupt
 
 
 def dask_setup(worker):
