@@ -20,26 +20,18 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import cli
 from minibatch_hybrid import results as results_io
 from minibatch_hybrid import study
 from minibatch_hybrid.study import folder as folder_mod
-from minibatch_hybrid.study.config import StudyConfig
 from minibatch_hybrid.study.folder import StudyFolderError
 from minibatch_hybrid.study.folder import chunk_path
 
+# The small study and the in-process command of the neighbouring tests.
+from test_faults import run_main
+from test_study_folder import config
+from test_study_folder import quiet
+
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-def config(**kwargs):
-    settings = dict(schedules=['random', 'fixed:2+random:2'], seeds=3,
-                    epochs=4, n_units=8, n_data=100, n_heldout=20, chunk=2)
-    settings.update(kwargs)
-    return StudyConfig(**settings)
-
-
-def quiet(line):
-    pass
 
 
 @pytest.fixture
@@ -151,15 +143,6 @@ def test_a_chunk_no_place_can_take_is_said_to_be_lost(places, monkeypatch):
     assert everything(places['home']) == [] and \
         everything(places['tmp']) == []
     assert os.listdir(places['disk']) == ['study']
-
-
-def run_main(capsys, *args):
-    try:
-        status = cli.main(list(args))
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def error_lines(err):
