@@ -181,8 +181,8 @@ def _add_study_options(p, seeds, chunk, out):
                    help='run the chunks as tasks on the Dask cluster whose '
                    'scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786; '
                    'default: ${} if set; tcp:// only), with the native '
-                   'engine; the '
-                   'results are the same bytes'.format(SCHEDULER_VARIABLE))
+                   'engine; the results are the same bytes'
+                   .format(SCHEDULER_VARIABLE))
     p.add_argument('--workers', type=int, default=None, metavar='N',
                    help='run the chunks on a local Dask cluster of N worker '
                    'processes (at most 2 per core)')

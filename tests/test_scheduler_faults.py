@@ -439,19 +439,16 @@ def workers_spawned(pid):
     return False
 
 
-@pytest.mark.slow
-@needs_native
-@pytest.mark.timeout(240)
-def test_ctrl_c_at_the_terminal_with_local_workers(tmp_path):
-    out = tmp_path / 'x'
+def interrupt_study(out, ready, send):
+    """Starts a study on local workers, waits until ``ready(proc)``, sends
+    Ctrl-C with ``send(proc)``; asserts the one line and exit status 130,
+    and returns the command's stderr."""
     proc = start_study(out)
     try:
-        # Once a chunk is saved, the workers are at work on others.
-        while not (out / 'chunks').is_dir() or not os.listdir(
-                out / 'chunks'):
+        while not ready(proc):
             assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.01)
+        send(proc)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         end_group(proc)
@@ -459,6 +456,20 @@ def test_ctrl_c_at_the_terminal_with_local_workers(tmp_path):
     assert lines_of(stderr) == [
         'interrupted: the chunks finished so far are saved in {}; rerun the '
         'same command to continue'.format(out)], stderr
+    return stderr
+
+
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(240)
+def test_ctrl_c_at_the_terminal_with_local_workers(tmp_path):
+    # Once a chunk is saved, the workers are at work on others; the
+    # terminal's Ctrl-C reaches the whole process group.
+    out = tmp_path / 'x'
+    stderr = interrupt_study(
+        out, lambda proc: (out / 'chunks').is_dir() and
+        bool(os.listdir(out / 'chunks')),
+        lambda proc: os.killpg(proc.pid, signal.SIGINT))
     assert 'Traceback' not in stderr
 
 
@@ -466,22 +477,10 @@ def test_ctrl_c_at_the_terminal_with_local_workers(tmp_path):
 @needs_native
 @pytest.mark.timeout(240)
 def test_ctrl_c_while_the_local_cluster_starts(tmp_path):
-    out = tmp_path / 'x'
-    proc = start_study(out)
-    try:
-        # The client has started its first worker process: the cluster is
-        # starting.
-        while not workers_spawned(proc.pid):
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        end_group(proc)
-    assert proc.returncode == 130, stderr
-    assert lines_of(stderr) == [
-        'interrupted: the chunks finished so far are saved in {}; rerun the '
-        'same command to continue'.format(out)], stderr
+    # The client has started its first worker process: the cluster is
+    # starting; the Ctrl-C reaches the client alone.
+    interrupt_study(tmp_path / 'x', lambda proc: workers_spawned(proc.pid),
+                    lambda proc: os.kill(proc.pid, signal.SIGINT))
 
 
 # What a run on a cluster keeps when it stops (fakes of Dask's client: no
