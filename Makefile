@@ -31,7 +31,7 @@ reproduce: install
 
 # The compiled kernels are optional for users (no C compiler: NumPy), but
 # the tests must exercise them: fail here if the install did not build them.
-CHECK_NATIVE := from minibatch_hybrid import native; native.check_available()
+CHECK_NATIVE := from minibatch_hybrid import kernels; kernels.check_available()
 
 # A test leg, written once:
 #   $(call leg,NAME,VENV,PYTHON VARIABLE,CONSTRAINTS,PYTEST OPTIONS,GUARD,EXTRA)
@@ -41,7 +41,7 @@ CHECK_NATIVE := from minibatch_hybrid import native; native.check_available()
 # requirements/CONSTRAINTS says, after the GUARD target;
 # test-NAME: the check that the kernels were built, then pytest.
 define leg
-$(2)/.installed: setup.py requirements/*.txt minibatch_hybrid/_native.c minibatch_hybrid/_native_body.h | $(6)
+$(2)/.installed: setup.py requirements/*.txt minibatch_hybrid/kernels/_native.c minibatch_hybrid/kernels/_native_body.h | $(6)
 	$$($(3)) -m venv $(2)
 	PIP_CONSTRAINT="$$(BUILD) $$(CURDIR)/requirements/$(4)" \
 	    $(2)/bin/python -m pip install -e '.[$(7)]'

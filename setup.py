@@ -34,12 +34,12 @@ class BuildExt(build_ext):
         super().build_extension(ext)
 
 
-# The compiled kernels of the ensemble (minibatch_hybrid.native) are
+# The compiled kernels of the ensemble (minibatch_hybrid.kernels) are
 # optional: without a C compiler the install goes on and the package runs
 # on NumPy alone.
-native = Extension('minibatch_hybrid._native',
-                   sources=['minibatch_hybrid/_native.c'],
-                   depends=['minibatch_hybrid/_native_body.h'],
+native = Extension('minibatch_hybrid.kernels._native',
+                   sources=['minibatch_hybrid/kernels/_native.c'],
+                   depends=['minibatch_hybrid/kernels/_native_body.h'],
                    optional=True)
 
 

@@ -38,10 +38,11 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
     import contextlib
     import os
 
-    from minibatch_hybrid import _parallel
-    from minibatch_hybrid import native
-    from minibatch_hybrid import reproduce
-    from minibatch_hybrid.device import get_device
+    from minibatch_hybrid.kernels import threads
+    from minibatch_hybrid import engines
+    from minibatch_hybrid import kernels
+    from minibatch_hybrid.experiments import reproduce
+    from minibatch_hybrid.core.device import get_device
     from minibatch_hybrid.schedules.text import hybrid_halves
 
 #: The environment variable that names a Dask scheduler (--scheduler).
@@ -166,7 +167,7 @@ def _add_study_options(p, seeds, chunk, out):
                    help='epochs of every run (default: 500; {} with --quick)'
                    .format(QUICK_EPOCHS))
     _add_training_options(p)
-    p.add_argument('--engine', choices=native.ENGINES, default='auto',
+    p.add_argument('--engine', choices=engines.ENGINES, default='auto',
                    help='the ensemble\'s arithmetic: native (compiled '
                    'kernels, CPU; the same bits on every CPU), numpy, or '
                    'auto: native where it runs (default: auto); engines '
@@ -206,7 +207,8 @@ def _cluster(args, config):
     if args.scheduler is not None and not args.scheduler.strip():
         raise ValueError('--scheduler needs an address, such as '
                          'tcp://10.0.0.5:8786')
-    from minibatch_hybrid.study import distributed  # no Dask imported yet
+    # Imported here: no Dask is imported before a cluster is asked for.
+    from minibatch_hybrid.experiments.study import distributed
     scheduler = (args.scheduler or os.environ.get(SCHEDULER_VARIABLE, '')
                  ).strip() or None
     # An error about an address from the environment says where it came
@@ -224,9 +226,9 @@ def _cluster(args, config):
         if args.workers is not None:
             distributed.check_local_workers(args.workers)
         config.check_memory(parallel=args.workers or 1)
-        engine = native.resolve_engine(config.engine,
+        engine = engines.resolve_engine(config.engine,
                                        get_device(config.device))
-        if not native.is_native(engine):
+        if not engines.is_native(engine):
             distributed.Cluster.check_engine(engine)
         return distributed.Cluster(scheduler=scheduler,
                                    workers=args.workers)
@@ -245,7 +247,7 @@ def _apply_quick(args):
 
 
 def _study(args):
-    from minibatch_hybrid import study
+    from minibatch_hybrid.experiments import study
     _apply_quick(args)
     text = args.schedules
     if text is None:
@@ -266,7 +268,7 @@ def _study(args):
 def _study_outputs(out):
     """Writes a study's files, its table printed first: the numbers are
     seen even where no file can be written (run with the folder held)."""
-    from minibatch_hybrid import study
+    from minibatch_hybrid.experiments import study
 
     def finish(result):
         summary = study.summarize(result)
@@ -277,7 +279,7 @@ def _study_outputs(out):
 
 
 def _sweep(args):
-    from minibatch_hybrid import study
+    from minibatch_hybrid.experiments import study
     _apply_quick(args)
     try:
         fractions = [float(f) for f in args.fractions.split(',')]
@@ -297,8 +299,8 @@ def _sweep(args):
 
 
 def _bench(args):
-    from minibatch_hybrid import bench
-    from minibatch_hybrid import results as results_io
+    from minibatch_hybrid.experiments import bench
+    from minibatch_hybrid.io import results as results_io
     try:
         replicas = [int(k) for k in args.replicas.split(',')]
     except ValueError:
@@ -324,7 +326,7 @@ def _bench(args):
 
 
 def _reproduce(args):
-    from minibatch_hybrid import results as results_io
+    from minibatch_hybrid.io import results as results_io
     epochs = args.epoch
     if epochs is None:
         epochs = QUICK_EPOCHS if args.quick else 500
@@ -395,9 +397,9 @@ def _main(argv, finished):
     args = parser.parse_args(argv)
     try:
         # A bad MINIBATCH_HYBRID_THREADS is refused before any work.
-        _parallel.check_threads()
+        threads.check_threads()
         args.func(args)
-    except (ValueError, native.NativeUnavailable) as e:
+    except (ValueError, kernels.NativeUnavailable) as e:
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
     except OSError as e:  # writing after a run: say which file and why
         parser.exit(2, '{}: error: {}: {}{}\n'.format(

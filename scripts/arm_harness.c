@@ -7,7 +7,7 @@
  *     harness [c|avx2|avx512]
  */
 #define MH_NO_PYTHON 1
-#include "../minibatch_hybrid/_native.c"
+#include "../minibatch_hybrid/kernels/_native.c"
 
 #include <stdio.h>
 

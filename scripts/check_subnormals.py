@@ -19,13 +19,14 @@ import time
 
 import numpy
 
-from minibatch_hybrid import native
-from minibatch_hybrid import results as results_io
-from minibatch_hybrid.data import SinDataset
-from minibatch_hybrid.data import make_heldout_dataset
-from minibatch_hybrid.data import make_sin_dataset
+from minibatch_hybrid import kernels
+from minibatch_hybrid.engines.native import NativeEnsemble
+from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.core.data import SinDataset
+from minibatch_hybrid.core.data import make_heldout_dataset
+from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.schedules import parse_schedule
-from minibatch_hybrid.training import train
+from minibatch_hybrid.core.loop import train
 
 TINY = numpy.finfo(numpy.float32).tiny
 
@@ -37,7 +38,7 @@ def subnormal(a):
 def run_chunk(seeds, texts, epochs, ieee):
     """Trains the runs of one chunk; returns what they recorded."""
     runs = [(seed, text) for text in texts for seed in seeds]
-    ensemble = native.NativeEnsemble.from_seeds([s for s, _ in runs])
+    ensemble = NativeEnsemble.from_seeds([s for s, _ in runs])
     schedules = [parse_schedule(text, seed) for seed, text in runs]
     sets = [make_heldout_dataset(1000, seed) for seed, _ in runs]
     heldout = SinDataset(numpy.stack([h.x for h in sets]),
@@ -50,7 +51,7 @@ def run_chunk(seeds, texts, epochs, ieee):
 
     start = time.perf_counter()
     if ieee:
-        with native.ieee_subnormals():
+        with kernels.ieee_subnormals():
             result = train(ensemble, None, make_sin_dataset(), schedules,
                            epochs, heldout=heldout, callback=callback,
                            train_loss='last')
@@ -71,12 +72,12 @@ def main(argv=None):
     parser.add_argument('--out', '-o', default=os.path.join(
         'results', 'subnormals'))
     args = parser.parse_args(argv)
-    native.check_available()
+    kernels.check_available()
     half = args.epoch // 2
     texts = ['random', 'fixed:{}+random:{}'.format(half, args.epoch - half)]
     seeds = list(range(args.seeds))
     report = {'seeds': args.seeds, 'epochs': args.epoch, 'schedules': texts,
-              'kernels': native.kernels(), 'chunks': []}
+              'kernels': kernels.current(), 'chunks': []}
     for c in range(0, args.seeds, args.chunk):
         chunk = seeds[c:c + args.chunk]
         flush = run_chunk(chunk, texts, args.epoch, ieee=False)

@@ -25,11 +25,11 @@ cd "$work"   # nothing of the checkout is on the path from here
 bin=$work/venv/bin
 "$bin/python" - <<'PY'
 import minibatch_hybrid, os
-from minibatch_hybrid import native
+from minibatch_hybrid import kernels
 assert 'site-packages' in minibatch_hybrid.__file__, minibatch_hybrid.__file__
-native.check_available()
+kernels.check_available()
 print('installed', minibatch_hybrid.__version__, 'from',
-      os.path.dirname(minibatch_hybrid.__file__), 'kernels', native.kernels())
+      os.path.dirname(minibatch_hybrid.__file__), 'kernels', kernels.current())
 PY
 "$bin/minibatch-hybrid" reproduce --quick -u 16 -o r > r.txt 2> r.err
 "$bin/minibatch-hybrid" reproduce -e 4 -u 8 --engine native -o rn > rn.txt 2> rn.err

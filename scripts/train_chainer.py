@@ -80,10 +80,10 @@ from minibatch_hybrid import _startup  # noqa: E402
 with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
     from chainer import training
 
-    from minibatch_hybrid import _parallel
-    from minibatch_hybrid import results as results_io
-    from minibatch_hybrid import snapshots
-    from minibatch_hybrid import trainer as trainer_module
+    from minibatch_hybrid.kernels import threads
+    from minibatch_hybrid.io import results as results_io
+    from minibatch_hybrid.io import snapshots
+    from minibatch_hybrid.chainer_ext import trainer as trainer_module
     from minibatch_hybrid.schedules.text import hybrid_halves
 
 #: What Chainer's writing extensions write, by class name.
@@ -223,7 +223,7 @@ def _main(argv):
     try:
         schedule = args.schedule if args.schedule is not None else \
             hybrid_halves(args.epoch, schedule_option='--schedule')
-        _parallel.check_threads()
+        threads.check_threads()
         earlier = [name for name in results_io.check_output_dir(args.out)
                    if name == 'log' or name.startswith('snapshot_epoch_')]
         trainer = trainer_module.build_trainer(

@@ -1,9 +1,9 @@
 """The native engine's arithmetic, written again in NumPy: the test oracle.
 
 One mini-batch step of one replica, in the operations and orders that
-``minibatch_hybrid/_native_body.h`` documents: each output of a product is
-one chain of fused multiply-adds over its reduction index, in increasing
-order, from zero; elementwise work in float32; Adam in Chainer's
+``minibatch_hybrid/kernels/_native_body.h`` documents: each output of a
+product is one chain of fused multiply-adds over its reduction index, in
+increasing order, from zero; elementwise work in float32; Adam in Chainer's
 operations.  NumPy has no fused multiply-add, so :func:`fma32` computes it
 exactly: the product of two float32 in float64 is exact, the sum is rounded
 to odd (TwoSum gives its error) and then to float32, which is the correctly

@@ -9,7 +9,8 @@ import json
 import os
 import sys
 
-from minibatch_hybrid import trainer as trainer_module  # before chainer
+# (before chainer)
+from minibatch_hybrid.chainer_ext import trainer as trainer_module
 from chainer import training  # NOQA: I100
 
 

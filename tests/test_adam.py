@@ -3,7 +3,7 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import adam
+from minibatch_hybrid.core import adam
 
 from _marks import needs_native
 

@@ -2,7 +2,8 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import bench
+from minibatch_hybrid import kernels
+from minibatch_hybrid.experiments import bench
 from _marks import needs_native
 
 
@@ -78,7 +79,7 @@ def test_every_contender_starts_from_the_same_late_state(contenders):
     assert list(contenders)[:3] == ["post's loop", 'package loop',
                                     'numpy K=4']
     assert {name for name in contenders if name.startswith('native-')} == {
-        'native-{} K=4'.format(k) for k in mh.native.supported_kernels()}
+        'native-{} K=4'.format(k) for k in kernels.supported_kernels()}
     expected = {which: getattr(state, which) for which in ('params', 'm',
                                                            'v')}
 
@@ -93,7 +94,7 @@ def test_every_contender_starts_from_the_same_late_state(contenders):
     for name in ("post's loop", 'package loop'):
         for k, (model, _, _) in zip([0, 1], work[name]):
             same(_chainer_state(model), k)
-    same(_chainer_state(work['numpy K=4'][0]), slice(0, 4))
+    same(_chainer_state(work['numpy K=4'][0].link), slice(0, 4))
     for name in contenders:
         if name.startswith('native-'):
             ensemble = work[name][0]
@@ -179,8 +180,8 @@ def test_benchmark_runs_and_tabulates():
 
 def test_without_the_kernels_the_benchmark_measures_fresh_weights(
         monkeypatch):
-    monkeypatch.setattr(mh.native, '_native', None)
-    monkeypatch.setattr(mh.native, '_IMPORT_ERROR', ImportError('not built'))
+    monkeypatch.setattr(kernels, '_native', None)
+    monkeypatch.setattr(kernels, '_IMPORT_ERROR', ImportError('not built'))
     lines = []
     result = bench.run_benchmark(replicas=[2], warmup=5, window=1, repeat=1,
                                  singles=1, log=lines.append)

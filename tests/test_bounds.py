@@ -14,10 +14,11 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import device as devices
-from minibatch_hybrid import native
-from minibatch_hybrid import reference
-from minibatch_hybrid.ensemble import Ensemble
+from minibatch_hybrid.core import device as devices
+from minibatch_hybrid import kernels
+from minibatch_hybrid.engines.native import NativeEnsemble
+from minibatch_hybrid.core import reference
+from minibatch_hybrid.engines.stacked import Ensemble
 
 import bounds
 from _marks import needs_native
@@ -174,19 +175,19 @@ def test_the_numpy_engine_takes_one_step_within_the_bound(shared_state):
 
 
 @needs_native
-@pytest.mark.parametrize('kernels', native.supported_kernels() or ['none'])
+@pytest.mark.parametrize('kernel_set', kernels.supported_kernels() or ['none'])
 def test_the_native_engine_takes_one_step_within_the_bound(shared_state,
-                                                           kernels):
+                                                           kernel_set):
     # Two replicas of the state; the data set is the mini-batch itself, so
     # that one epoch is this one step.
     s = shared_state
-    ensemble = native.NativeEnsemble.from_seeds([0, 1], N_UNITS)
+    ensemble = NativeEnsemble.from_seeds([0, 1], N_UNITS)
     for which, arrays in (('params', s['params']), ('m', s['m']),
                           ('v', s['v'])):
         ensemble.load(which, {k: numpy.stack([a] * 2)
                               for k, a in arrays.items()})
     ensemble.t = s['step'] - 1
-    with native.using_kernels(kernels):
+    with kernels.using_kernels(kernel_set):
         sums = ensemble.train_epoch(s['x'], s['t'], numpy.tile(
             numpy.arange(BATCH), (2, 1)), BATCH)
     for k in range(2):
@@ -205,11 +206,11 @@ def test_every_engine_evaluates_within_the_bound(engine):
     params = {name.lstrip('/'): p.array for name, p in model.namedparams()}
     expected = bounds.forward(params, dataset.x, dataset.y)['loss']
     if engine == 'chainer':
-        got = mh.training.evaluate(model, dataset)
+        got = mh.core.loop.evaluate(model, dataset)
     elif engine == 'numpy':
-        got = mh.training.evaluate(Ensemble([model] * 2), dataset)
+        got = mh.core.loop.evaluate(Ensemble([model] * 2), dataset)
     else:
-        got = mh.training.evaluate(native.NativeEnsemble([model] * 2),
+        got = mh.core.loop.evaluate(NativeEnsemble([model] * 2),
                                    dataset)
     bounds.check(got, expected, engine)
 

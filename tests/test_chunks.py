@@ -19,12 +19,12 @@ import zipfile
 import numpy
 import pytest
 
-import minibatch_hybrid as mh
-from minibatch_hybrid import results as results_io
-from minibatch_hybrid import study
-from minibatch_hybrid.study import folder as folder_mod
-from minibatch_hybrid.study.folder import StudyFolderError
-from minibatch_hybrid.study.folder import chunk_path
+from minibatch_hybrid import kernels
+from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.experiments import study
+from minibatch_hybrid.experiments.study import folder as folder_mod
+from minibatch_hybrid.experiments.study.folder import StudyFolderError
+from minibatch_hybrid.experiments.study.folder import chunk_path
 
 # The small study and the in-process command of the neighbouring tests.
 from test_faults import run_main
@@ -323,7 +323,7 @@ def test_a_huge_member_is_refused_from_the_zip_directory(done, member, size):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(StudyFolderError) as e:
         folder_mod.load_chunk(done, 1, folder_mod.chunk_record(
-            config(), 'native' if mh.native.available() else 'numpy', 1,
+            config(), 'native' if kernels.available() else 'numpy', 1,
             [2]))
     message = str(e.value)
     assert message.startswith(path + ' is damaged (') and '\n' not in message
@@ -439,7 +439,7 @@ def killed_while_writing(out):
     set into ``out``; returns the staging folder it left."""
     child = subprocess.run([sys.executable, '-c', (
         'import os, signal\n'
-        'from minibatch_hybrid import results\n'
+        'from minibatch_hybrid.io import results\n'
         'def killed(path):\n'
         '    open(path, "w").write("partial")\n'
         '    os.kill(os.getpid(), signal.SIGKILL)\n'
@@ -544,7 +544,7 @@ def test_chunk_temp_files_of_a_killed_save_are_removed(tmp_path):
     # A run killed (SIGKILL) while it saves a chunk.
     child = subprocess.run([sys.executable, '-c', (
         'import os, signal\n'
-        'from minibatch_hybrid import results\n'
+        'from minibatch_hybrid.io import results\n'
         'def killed(f):\n'
         '    f.write(b"partial")\n'
         '    f.flush()\n'

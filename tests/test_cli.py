@@ -10,7 +10,8 @@ import numpy
 import pytest
 
 from minibatch_hybrid import cli
-from minibatch_hybrid.reproduce import OUTPUT_FILES
+from minibatch_hybrid import kernels
+from minibatch_hybrid.experiments.reproduce import OUTPUT_FILES
 
 from _signals import default_sigint
 
@@ -139,7 +140,7 @@ def test_console_entry_point_is_installed():
     assert entry.value == 'minibatch_hybrid.cli:main'
 
 
-@pytest.mark.skipif(not __import__('minibatch_hybrid').native.available(),
+@pytest.mark.skipif(not kernels.available(),
                     reason='the native engine is not built here')
 def test_reproduce_with_the_native_engine(tmp_path):
     out = tmp_path / 'out'
@@ -158,7 +159,7 @@ def test_reproduce_with_the_native_engine(tmp_path):
 
 def test_reproduce_prints_its_numbers_when_no_file_can_be_written(
         tmp_path, capsys, monkeypatch):
-    from minibatch_hybrid import reproduce
+    from minibatch_hybrid.experiments import reproduce
 
     def unwritable(outcome, config, out):
         raise OSError(28, os.strerror(28), os.path.join(out, 'losses.json'))

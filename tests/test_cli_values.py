@@ -10,13 +10,13 @@ import textwrap
 import numpy
 import pytest
 
-from minibatch_hybrid import _parallel
+from minibatch_hybrid.kernels import threads
 from minibatch_hybrid import cli
-from minibatch_hybrid import study
+from minibatch_hybrid.experiments import study
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.schedules.text import canonical_schedule
 from minibatch_hybrid.schedules.text import hybrid_halves
-from minibatch_hybrid.study.config import check_fractions
+from minibatch_hybrid.experiments.study.config import check_fractions
 
 from _signals import default_sigint
 
@@ -59,49 +59,49 @@ def test_sweep_schedules_refuse_no_epochs_as_a_library_call():
     ['bench'], ['reproduce'], ['study', '--quick'], ['sweep', '--quick']])
 def test_a_bad_thread_count_is_refused_by_every_command(
         capsys, tmp_path, monkeypatch, value, command):
-    monkeypatch.setenv(_parallel.THREADS_VARIABLE, value)
+    monkeypatch.setenv(threads.THREADS_VARIABLE, value)
     line = refused(capsys, tmp_path, *command)
-    limit = _parallel.THREADS_PER_CORE * _parallel.cores()
+    limit = threads.THREADS_PER_CORE * threads.cores()
     assert "MINIBATCH_HYBRID_THREADS={!r} is not a thread count: give an " \
         "integer from 1 to {}".format(value, limit) in line
 
 
 def test_a_thread_count_far_above_the_cores_is_refused(capsys, tmp_path,
                                                        monkeypatch):
-    limit = _parallel.THREADS_PER_CORE * _parallel.cores()
-    monkeypatch.setenv(_parallel.THREADS_VARIABLE, str(limit + 1))
+    limit = threads.THREADS_PER_CORE * threads.cores()
+    monkeypatch.setenv(threads.THREADS_VARIABLE, str(limit + 1))
     line = refused(capsys, tmp_path, 'bench')
-    assert 'of the {} this process may use'.format(_parallel.cores()) in line
+    assert 'of the {} this process may use'.format(threads.cores()) in line
 
 
 def test_the_thread_check_runs_before_any_work(capsys, tmp_path,
                                                monkeypatch):
-    from minibatch_hybrid import bench
+    from minibatch_hybrid.experiments import bench
 
     def started(*args, **kwargs):
         raise AssertionError('the benchmark started')
 
     monkeypatch.setattr(bench, 'run_benchmark', started)
-    monkeypatch.setenv(_parallel.THREADS_VARIABLE, '0')
+    monkeypatch.setenv(threads.THREADS_VARIABLE, '0')
     refused(capsys, tmp_path, 'bench')
 
 
 def test_good_thread_counts_are_taken():
-    limit = _parallel.THREADS_PER_CORE * _parallel.cores()
-    assert _parallel.check_threads('1') == 1
-    assert _parallel.check_threads(' {} '.format(limit)) == limit
-    assert _parallel.check_threads('') is None
-    assert _parallel.check_threads('  ') is None
+    limit = threads.THREADS_PER_CORE * threads.cores()
+    assert threads.check_threads('1') == 1
+    assert threads.check_threads(' {} '.format(limit)) == limit
+    assert threads.check_threads('') is None
+    assert threads.check_threads('  ') is None
 
 
 def test_library_callers_get_a_value_error(monkeypatch):
-    monkeypatch.setenv(_parallel.THREADS_VARIABLE, 'abc')
+    monkeypatch.setenv(threads.THREADS_VARIABLE, 'abc')
     with pytest.raises(ValueError, match="MINIBATCH_HYBRID_THREADS='abc'"):
-        _parallel.workers()
-    monkeypatch.setenv(_parallel.THREADS_VARIABLE, '1')
-    assert _parallel.workers() == 1
-    monkeypatch.delenv(_parallel.THREADS_VARIABLE)
-    assert _parallel.workers() == _parallel.cores()
+        threads.workers()
+    monkeypatch.setenv(threads.THREADS_VARIABLE, '1')
+    assert threads.workers() == 1
+    monkeypatch.delenv(threads.THREADS_VARIABLE)
+    assert threads.workers() == threads.cores()
 
 
 # Row 22: schedules equal in effect were compared as a pair; a sweep's

@@ -10,9 +10,9 @@ import time
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import study
-from minibatch_hybrid.study import distributed as dist
-from minibatch_hybrid.study.config import StudyConfig
+from minibatch_hybrid.experiments import study
+from minibatch_hybrid.experiments.study import distributed as dist
+from minibatch_hybrid.experiments.study.config import StudyConfig
 
 from _marks import needs_native
 
@@ -100,7 +100,7 @@ def test_a_killed_worker_costs_its_chunk_only(cluster, tmp_path):
     def hold(gate):
         import os
         import time
-        from minibatch_hybrid.study import run
+        from minibatch_hybrid.experiments.study import run
 
         real = run.train
 
@@ -116,7 +116,7 @@ def test_a_killed_worker_costs_its_chunk_only(cluster, tmp_path):
         return os.getpid()
 
     def let_go():
-        from minibatch_hybrid.study import run
+        from minibatch_hybrid.experiments.study import run
         run.train = getattr(run.train, 'real', run.train)
 
     pids = cluster.client.run(hold, gate)

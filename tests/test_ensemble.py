@@ -3,7 +3,7 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid.ensemble import Ensemble
+from minibatch_hybrid.engines.stacked import Ensemble
 
 import bounds
 from _marks import needs_native
@@ -15,7 +15,7 @@ BATCH = 10
 def build(engine, seeds):
     """Returns an ensemble of the engine and its optimizer (None: native)."""
     if engine == 'native':
-        return mh.native.NativeEnsemble.from_seeds(seeds, 100), None
+        return mh.NativeEnsemble.from_seeds(seeds, 100), None
     ensemble = Ensemble.from_seeds(seeds, 100)
     return ensemble, mh.make_optimizer(ensemble)
 
@@ -33,7 +33,7 @@ def together(request):
     ensemble, optimizer = build(request.param, SEEDS)
     ensemble.engine = request.param
     result = mh.train(ensemble, optimizer, dataset, schedules, 4,
-                      heldout=mh.data.make_heldout_dataset(200, 0))
+                      heldout=mh.core.data.make_heldout_dataset(200, 0))
     return dataset, schedules, ensemble, result
 
 
@@ -69,7 +69,7 @@ def test_numpy_ensemble_is_the_models_trained_one_by_one():
     # pairwise sum): the same squares summed in two orders, within the
     # bound of two such sums.
     dataset = mh.make_sin_dataset()
-    heldout = mh.data.make_heldout_dataset(200, 0)
+    heldout = mh.core.data.make_heldout_dataset(200, 0)
     schedules = [mh.parse_schedule(t, s) for t in ('random', 'fixed:2+random')
                  for s in SEEDS[:2]]
     ensemble, optimizer = build('numpy', SEEDS)
@@ -97,7 +97,7 @@ def test_a_replicas_result_does_not_depend_on_its_neighbours(together):
     dataset, schedules, ensemble, result = together
     alone, optimizer = build(ensemble.engine, [SEEDS[2]])
     single = mh.train(alone, optimizer, dataset, [schedules[2]], 4,
-                      heldout=mh.data.make_heldout_dataset(200, 0))
+                      heldout=mh.core.data.make_heldout_dataset(200, 0))
     numpy.testing.assert_array_equal(single.loss[:, 0], result.loss[:, 2])
     numpy.testing.assert_array_equal(single.train_loss[:, 0],
                                      result.train_loss[:, 2])
@@ -122,11 +122,12 @@ def test_ensemble_rejects_mixed_widths():
 
 def test_schedules_must_match_the_model_kind():
     ensemble = Ensemble.from_seeds([0, 1], 4)
-    with pytest.raises(ValueError, match='a list of schedules .one per '
-                       'replica. for an Ensemble; got Fixed for a Ensemble'):
+    with pytest.raises(mh.SettingsError, match='a list of schedules .one per '
+                       'replica. for an ensemble; got Fixed for an ensemble '
+                       'of 2'):
         mh.train(ensemble, mh.make_optimizer(ensemble),
                  mh.make_sin_dataset(100), mh.Fixed(), 1)
     model = mh.make_model(4, 0)
-    with pytest.raises(ValueError, match='got list for a MyChain'):
+    with pytest.raises(mh.SettingsError, match='got list for one model'):
         mh.train(model, mh.make_optimizer(model), mh.make_sin_dataset(100),
                  [mh.Fixed()], 1)

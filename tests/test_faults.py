@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from minibatch_hybrid import _checks
+from minibatch_hybrid.core import checks
 from minibatch_hybrid import cli
-from minibatch_hybrid import reproduce
-from minibatch_hybrid import results as results_io
-from minibatch_hybrid.reproduce import OUTPUT_FILES
+from minibatch_hybrid.experiments import reproduce
+from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.experiments.reproduce import OUTPUT_FILES
 
 from _marks import needs_native
 from _signals import default_sigint
@@ -173,7 +173,7 @@ def test_sizes_that_cannot_fit_are_refused_at_once(args, what, tmp_path,
     # Whether a size fits depends on the memory free, which the test passes
     # in (8 GB) instead of measuring it: on a machine with 400 GB free the
     # run would be accepted, and would train for ever.
-    monkeypatch.setattr(_checks, 'available_memory', lambda: 8 * GB)
+    monkeypatch.setattr(checks, 'available_memory', lambda: 8 * GB)
     status, out, err = run_main(capsys, 'reproduce', *args, '-o',
                                 str(tmp_path / 'x'))
     assert status == 2
@@ -194,7 +194,7 @@ def test_the_same_sizes_pass_where_the_memory_is_free(args, what, tmp_path,
     # The refusal above is the memory's, not the sizes': with 1 PB free the
     # command passes its memory check and gets to the training, which is
     # replaced by a stop (10**9 epochs would run for ever).
-    monkeypatch.setattr(_checks, 'available_memory', lambda: 10 ** 15)
+    monkeypatch.setattr(checks, 'available_memory', lambda: 10 ** 15)
 
     def started(config):
         raise Started(config)
@@ -237,7 +237,7 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, after):
          str(tmp_path / 'x')], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     marker = {'numpy': '_multiarray_umath',
-              'kernels': 'minibatch_hybrid/_native'}[after]
+              'kernels': 'minibatch_hybrid/kernels/_native'}[after]
     while not loaded(proc.pid, marker):  # pytest-timeout ends a hang
         assert proc.poll() is None, 'never loaded ' + marker
         time.sleep(0.002)

@@ -14,7 +14,7 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid.functions import mlp_loss
+from minibatch_hybrid.core.loss import mlp_loss
 
 import bounds
 
@@ -52,7 +52,7 @@ def test_stacked_loss_is_within_the_bound_of_each_replicas_loss():
     # not the single model's BLAS dot): each replica's loss lies within the
     # forward pass's error bound of the exact loss.
     models = [mh.make_model(20, seed=s) for s in range(3)]
-    ensemble = mh.ensemble.Ensemble(models)
+    ensemble = mh.Ensemble(models)
     rng = numpy.random.default_rng(0)
     x = rng.uniform(0, 6, (3, 10, 1)).astype(numpy.float32)
     t = numpy.sin(x)
@@ -70,6 +70,6 @@ def test_a_replicas_loss_does_not_depend_on_its_neighbours():
     x = numpy.random.default_rng(0).uniform(0, 6, (3, 10, 1)).astype(
         numpy.float32)
     t = numpy.sin(x)
-    losses = mh.ensemble.Ensemble(models)(x, t)
-    alone = mh.ensemble.Ensemble([models[1]])(x[1:2], t[1:2])
+    losses = mh.Ensemble(models)(x, t)
+    alone = mh.Ensemble([models[1]])(x[1:2], t[1:2])
     assert alone.array[0] == losses.array[1]

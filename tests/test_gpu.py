@@ -16,10 +16,10 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import reference
-from minibatch_hybrid import trainer as trainer_module
-from minibatch_hybrid.reproduce import ReproductionConfig
-from minibatch_hybrid.reproduce import run_reproduction
+from minibatch_hybrid.core import reference
+from minibatch_hybrid.chainer_ext import trainer as trainer_module
+from minibatch_hybrid.experiments.reproduce import ReproductionConfig
+from minibatch_hybrid.experiments.reproduce import run_reproduction
 
 from test_bounds import N_UNITS
 from test_bounds import chainer_step
@@ -78,7 +78,7 @@ def test_every_epoch_sees_the_cpus_batches_on_the_gpu():
     seen = {}
     for device in ('@numpy', GPU):
         model = Recording(8, seed=2)
-        model.to_device(mh.device.get_device(device))
+        model.to_device(mh.core.device.get_device(device))
         mh.train(model, mh.make_optimizer(model), mh.make_sin_dataset(100),
                  mh.parse_schedule('fixed:2+random:2', 2), 4, batchsize=7,
                  train_loss='never')

@@ -13,14 +13,16 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import _parallel
-from minibatch_hybrid import native
-from minibatch_hybrid.native import NativeEnsemble
+from minibatch_hybrid.kernels import threads
+from minibatch_hybrid import engines
+from minibatch_hybrid import kernels
+from minibatch_hybrid.core.adam import FusedAdam
+from minibatch_hybrid.engines.native import NativeEnsemble
 
 import native_reference as ref
 from _marks import needs_native
 
-KERNELS = native.supported_kernels()
+KERNELS = kernels.supported_kernels()
 TINY = numpy.finfo(numpy.float32).tiny
 
 
@@ -28,19 +30,19 @@ def orders_for(schedules, epoch, size):
     return numpy.stack([s.order(epoch, size) for s in schedules])
 
 
-def trained(kernels, seeds, n_units, epochs, batchsize, size=100):
+def trained(kernel_set, seeds, n_units, epochs, batchsize, size=100):
     """A NativeEnsemble trained with the given kernel set; its record."""
     dataset = mh.make_sin_dataset(size)
     schedules = [mh.parse_schedule(t, s) for t in ('random', 'fixed')
                  for s in seeds]
     ensemble = NativeEnsemble.from_seeds(list(seeds) * 2, n_units)
     losses = []
-    with native.using_kernels(kernels):
+    with kernels.using_kernels(kernel_set):
         for epoch in range(epochs):
             losses.append(ensemble.train_epoch(
                 dataset.x, dataset.y, orders_for(schedules, epoch, size),
                 batchsize))
-        heldout = mh.data.make_heldout_dataset(37, 1)
+        heldout = mh.core.data.make_heldout_dataset(37, 1)
         mse = ensemble.evaluate(heldout.x, heldout.y)
     return numpy.array(losses), ensemble, mse
 
@@ -68,10 +70,10 @@ def test_every_kernel_set_gives_the_same_bits(n_units, batchsize):
 
 @pytest.mark.exact
 @needs_native
-@pytest.mark.parametrize('kernels', KERNELS)
+@pytest.mark.parametrize('kernel_set', KERNELS)
 @pytest.mark.parametrize('n_units,batchsize,size', [(100, 10, 10),
                                                     (9, 4, 4)])
-def test_one_step_equals_the_numpy_port_bit_for_bit(kernels, n_units,
+def test_one_step_equals_the_numpy_port_bit_for_bit(kernel_set, n_units,
                                                     batchsize, size):
     # One epoch of one step from the seeds' weights (and a second step, so
     # that Adam's moments are not zero), replica by replica.
@@ -81,7 +83,7 @@ def test_one_step_equals_the_numpy_port_bit_for_bit(kernels, n_units,
     orders = [numpy.stack([rng.permutation(size) for _ in seeds])
               for _ in range(2)]
     ensemble = NativeEnsemble.from_seeds(seeds, n_units)
-    with native.using_kernels(kernels):
+    with kernels.using_kernels(kernel_set):
         sums = [ensemble.train_epoch(dataset.x, dataset.y, o, batchsize)
                 for o in orders]
         got_mse = ensemble.evaluate(dataset.x, dataset.y)
@@ -129,15 +131,15 @@ def test_a_replica_does_not_depend_on_its_neighbours_or_the_threads(
     # Replica 4 (random, seed 4) and 13 (fixed, seed 4) of the 18.
     numpy.testing.assert_array_equal(losses[:, [4, 13]], alone_losses)
     numpy.testing.assert_array_equal(mse[[4, 13]], alone_mse)
-    monkeypatch.setattr(_parallel, 'workers', lambda: 1)
+    monkeypatch.setattr(threads, 'workers', lambda: 1)
     one_thread, _, _ = trained(KERNELS[-1], range(9), 20, 2, 10)
     numpy.testing.assert_array_equal(one_thread, losses)
 
 
 @pytest.mark.exact
 @needs_native
-@pytest.mark.parametrize('kernels', KERNELS)
-def test_flushing_subnormals_changes_no_result(kernels):
+@pytest.mark.parametrize('kernel_set', KERNELS)
+def test_flushing_subnormals_changes_no_result(kernel_set):
     # 12 epochs of 100 steps: Adam's first moment of weights with zero
     # gradients (dead units) decays by 0.9 a step into the subnormals.
     runs = {}
@@ -146,8 +148,8 @@ def test_flushing_subnormals_changes_no_result(kernels):
         schedules = [mh.parse_schedule('random', s) for s in range(16)]
         ensemble = NativeEnsemble.from_seeds(range(16), 100)
         losses = []
-        with native.using_kernels(kernels), \
-                (native.ieee_subnormals() if mode == 'ieee'
+        with kernels.using_kernels(kernel_set), \
+                (kernels.ieee_subnormals() if mode == 'ieee'
                  else contextlib.nullcontext()):
             for epoch in range(12):
                 losses.append(ensemble.train_epoch(
@@ -202,7 +204,7 @@ def test_kernel_calls_restore_the_callers_floating_point_mode(monkeypatch):
     ensemble = NativeEnsemble.from_seeds(range(40), 8)  # 3 groups
     orders = numpy.tile(numpy.arange(100), (40, 1))
     stop = threading.Event()
-    real = native._native
+    real = kernels.module()
 
     def flip():
         while not stop.is_set():
@@ -219,7 +221,7 @@ def test_kernel_calls_restore_the_callers_floating_point_mode(monkeypatch):
         checks.append((threading.get_ident(), name,
                        bool(tiny / numpy.float32(4) != 0)))
 
-    monkeypatch.setattr(native, '_native', _Recorder(real, after))
+    monkeypatch.setattr(kernels, '_native', _Recorder(real, after))
     flipper = threading.Thread(target=flip)
     flipper.start()
     try:
@@ -231,14 +233,14 @@ def test_kernel_calls_restore_the_callers_floating_point_mode(monkeypatch):
     real.set_flush_subnormals(True)
     assert tiny / numpy.float32(4) != 0  # here: IEEE, as before
     ran = [c for c in checks if c[1] == 'train_epoch']
-    parts = len(_parallel.slices(ensemble.groups, _parallel.workers()))
+    parts = len(threads.slices(ensemble.groups, threads.workers()))
     assert len(ran) == 30 * parts  # every kernel call was checked
     assert all(kept for _, _, kept in ran), ran
     # With more than one part the pool's threads ran kernels too (the
     # calling thread takes the first part of each call).
-    threads = {thread for thread, _, _ in ran}
-    assert threading.get_ident() in threads
-    assert len(threads) > 1 or parts == 1
+    ran_on = {thread for thread, _, _ in ran}
+    assert threading.get_ident() in ran_on
+    assert len(ran_on) > 1 or parts == 1
 
 
 @needs_native
@@ -286,7 +288,7 @@ def test_native_ensemble_round_trips_and_checks_its_input():
 
 @needs_native
 def test_kernel_arguments_are_checked():
-    kernels = native._native
+    native = kernels.module()
     params = numpy.zeros((1, 5 * 5 + 4 * 5 + 1, 16), numpy.float32)
     x = numpy.zeros(20, numpy.float32)
     order = numpy.zeros((16, 20), numpy.int32)
@@ -294,38 +296,38 @@ def test_kernel_arguments_are_checked():
     sums = numpy.zeros(16)
     args = [0, 1, 5, 5, params, params.copy(), params.copy(), x, x, order,
             alpha, 0.9, 0.999, 1e-8, 1.0, sums]
-    kernels.train_epoch(*args)  # well formed
+    native.train_epoch(*args)  # well formed
     bad = list(args)
     bad[9] = order.astype(numpy.int64)
     with pytest.raises(TypeError, match="order must be int32, not 'l'"):
-        kernels.train_epoch(*bad)
+        native.train_epoch(*bad)
     bad = list(args)
     bad[10] = alpha[:3]
     with pytest.raises(ValueError, match='alpha_t has 3 elements; expected 4'):
-        kernels.train_epoch(*bad)
+        native.train_epoch(*bad)
     bad = list(args)
     bad[4] = params[:, :, ::2]
     with pytest.raises(TypeError, match='params must be a C-contiguous, '
                        'writable float32 array'):
-        kernels.train_epoch(*bad)
+        native.train_epoch(*bad)
     with pytest.raises(ValueError, match=r'group range \[0, 2\) is not '
                        r'within \[0, 1\)'):
-        kernels.train_epoch(0, 2, *args[2:])
+        native.train_epoch(0, 2, *args[2:])
     with pytest.raises(ValueError, match="unknown kernel set 'sse': choose "
                        "'avx512', 'avx2' or 'c'"):
-        kernels.set_kernels('sse')
+        native.set_kernels('sse')
     p = numpy.zeros(10, numpy.float32)
     with pytest.raises(ValueError, match='v has 9 elements, param has 10'):
-        kernels.adam(p, p.copy(), p.copy(), p[:9].copy(), 0.9, 0.999, 1e-8,
+        native.adam(p, p.copy(), p.copy(), p[:9].copy(), 0.9, 0.999, 1e-8,
                      1e-3, 1.0, 0, 10)
 
 
 @needs_native
 @pytest.mark.parametrize('value,expected', [('c', 'c'), ('sse', None)])
 def test_the_environment_forces_a_kernel_set(value, expected):
-    code = ('from minibatch_hybrid import native\n'
-            'try:\n    print(native.kernels())\n'
-            'except native.NativeUnavailable as e:\n    print("error:", e)\n')
+    code = ('from minibatch_hybrid import kernels\n'
+            'try:\n    print(kernels.current())\n'
+            'except kernels.NativeUnavailable as e:\n    print("error:", e)\n')
     env = dict(os.environ, MINIBATCH_HYBRID_KERNELS=value)
     out = subprocess.run([sys.executable, '-c', code], env=env,
                          capture_output=True, text=True, check=True).stdout
@@ -338,31 +340,31 @@ def test_the_environment_forces_a_kernel_set(value, expected):
 
 def test_engines_resolve_and_explain(monkeypatch):
     cpu = chainer.get_device('@numpy')
-    assert native.resolve_engine('numpy', cpu) == 'numpy'
+    assert engines.resolve_engine('numpy', cpu) == 'numpy'
     with pytest.raises(ValueError, match="unknown engine 'gpu'"):
-        native.resolve_engine('gpu', cpu)
-    if native.available():
-        assert native.resolve_engine('auto', cpu) == 'native'
+        engines.resolve_engine('gpu', cpu)
+    if kernels.available():
+        assert engines.resolve_engine('auto', cpu) == 'native'
     # As on a machine without a C compiler:
-    monkeypatch.setattr(native, '_native', None)
-    monkeypatch.setattr(native, '_IMPORT_ERROR', ImportError('not built'))
-    assert native.resolve_engine('auto', cpu) == 'numpy'
-    assert native.supported_kernels() == []
-    with pytest.raises(native.NativeUnavailable, match='not built: not built. '
-                       'Install a C compiler'):
-        native.resolve_engine('native', cpu)
-    with pytest.raises(native.NativeUnavailable):
+    monkeypatch.setattr(kernels, '_native', None)
+    monkeypatch.setattr(kernels, '_IMPORT_ERROR', ImportError('not built'))
+    assert engines.resolve_engine('auto', cpu) == 'numpy'
+    assert kernels.supported_kernels() == []
+    with pytest.raises(kernels.NativeUnavailable,
+                       match='not built: not built. Install a C compiler'):
+        engines.resolve_engine('native', cpu)
+    with pytest.raises(kernels.NativeUnavailable):
         NativeEnsemble.from_seeds([0], 4)
     # FusedAdam falls back to NumPy's operations (the same bits).
-    assert not mh.adam.FusedAdam().setup(mh.make_model(4, 0)) \
+    assert not FusedAdam().setup(mh.make_model(4, 0)) \
         .create_update_rule().native
 
 
 def test_the_command_says_how_to_build_the_kernels(monkeypatch, tmp_path,
                                                    capsys):
     from minibatch_hybrid import cli
-    monkeypatch.setattr(native, '_native', None)
-    monkeypatch.setattr(native, '_IMPORT_ERROR', ImportError('not built'))
+    monkeypatch.setattr(kernels, '_native', None)
+    monkeypatch.setattr(kernels, '_IMPORT_ERROR', ImportError('not built'))
     with pytest.raises(SystemExit) as exit_:
         cli.main(['study', '--quick', '--engine', 'native', '--out',
                   str(tmp_path / 'study')])

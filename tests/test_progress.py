@@ -1,7 +1,7 @@
 import io
 
-from minibatch_hybrid.progress import Progress
-from minibatch_hybrid.progress import format_seconds
+from minibatch_hybrid.io.progress import Progress
+from minibatch_hybrid.io.progress import format_seconds
 
 
 class Terminal(io.StringIO):

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from minibatch_hybrid import results
+from minibatch_hybrid.io import results
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

@@ -3,7 +3,7 @@ schedulers, a scheduler that dies, Ctrl-C, too many local workers.
 
 Every fault ends the command in one line (progress lines aside) with a
 non-zero status; waits have the documented bound
-(:data:`~minibatch_hybrid.study.distributed.CONNECT_TIMEOUT`).
+(:data:`~minibatch_hybrid.experiments.study.distributed.CONNECT_TIMEOUT`).
 """
 import http.server
 import os
@@ -18,9 +18,9 @@ import types
 
 import pytest
 
-from minibatch_hybrid import _parallel
+from minibatch_hybrid.kernels import threads
 from minibatch_hybrid import cli
-from minibatch_hybrid.study import distributed as dist
+from minibatch_hybrid.experiments.study import distributed as dist
 
 from _marks import needs_native
 from _signals import default_sigint
@@ -236,7 +236,7 @@ def test_dask_logging_is_restored_after_a_refusal(silent_listener):
 # Local workers: not far above the cores; no dashboard.
 
 def test_local_workers_far_above_the_cores_are_refused(capsys, tmp_path):
-    cores = _parallel.cores()
+    cores = threads.cores()
     limit = dist.WORKERS_PER_CORE * cores
     status, lines = run_main(capsys, [
         'study', '--quick', '--workers', str(limit + 1), '-o',
@@ -299,7 +299,7 @@ import os
 import time
 import types
 
-from minibatch_hybrid.study import run
+from minibatch_hybrid.experiments.study import run
 
 # Dask imports a preload file more than once, into one module: patch once.
 if not hasattr(run.train_chunk, 'calls'):
@@ -683,7 +683,7 @@ def test_only_dask_logs_are_silenced_while_a_cluster_is_open():
 
 
 def test_a_library_cluster_far_above_the_cores_is_refused(monkeypatch):
-    monkeypatch.setattr(_parallel, 'cores', lambda: 2)
+    monkeypatch.setattr(threads, 'cores', lambda: 2)
     monkeypatch.setattr(dist, '_distributed', lambda: pytest.fail(
         'Dask was started'))
     with pytest.raises(dist.ClusterError, match='--workers 64 is far more '

@@ -10,8 +10,8 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import snapshots
-from minibatch_hybrid import trainer as trainer_module
+from minibatch_hybrid.io import snapshots
+from minibatch_hybrid.chainer_ext import trainer as trainer_module
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 TRAINER = os.path.join(ROOT, 'scripts', 'train_chainer.py')

@@ -1,7 +1,7 @@
 import numpy
 import pytest
 
-from minibatch_hybrid import stats
+from minibatch_hybrid.experiments import stats
 
 
 def test_plateau_flags_a_flat_high_tail_only():

@@ -8,15 +8,17 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import study
-from minibatch_hybrid.study import StudyConfig
+from minibatch_hybrid.core.data import make_heldout_dataset
+from minibatch_hybrid import kernels
+from minibatch_hybrid.experiments import study
+from minibatch_hybrid.experiments.study import StudyConfig
 
 SCHEDULES = ['random', 'fixed:3+random:3']
 
 #: The studies here run on the default engine: the native one where the
 #: kernels are built (its bits are the same on every machine), else the
 #: numpy engine (the same bits on one NumPy + BLAS stack).
-STUDY_CONTRACT = pytest.mark.exact if mh.native.available() else \
+STUDY_CONTRACT = pytest.mark.exact if kernels.available() else \
     pytest.mark.per_stack
 
 
@@ -56,8 +58,8 @@ def uninterrupted(tmp_path_factory):
 def alone(engine, seed, n_units):
     """One replica of the engine, with its optimizer (None: native)."""
     if engine == 'native':
-        return mh.native.NativeEnsemble.from_seeds([seed], n_units), None
-    ensemble = mh.ensemble.Ensemble.from_seeds([seed], n_units)
+        return mh.NativeEnsemble.from_seeds([seed], n_units), None
+    ensemble = mh.Ensemble.from_seeds([seed], n_units)
     return ensemble, mh.make_optimizer(ensemble)
 
 
@@ -74,7 +76,7 @@ def test_study_matches_single_runs(uninterrupted):
             model, optimizer = alone(result.engine, seed, 16)
             single = mh.train(model, optimizer, mh.make_sin_dataset(200),
                               [mh.parse_schedule(text, seed)], 6,
-                              heldout=mh.data.make_heldout_dataset(50, seed))
+                              heldout=make_heldout_dataset(50, seed))
             numpy.testing.assert_array_equal(result.loss[i, k],
                                              single.loss[:, 0])
             assert result.final_loss[i, k] == single.train_loss[-1, 0]
@@ -145,7 +147,7 @@ def test_summary_and_outputs(uninterrupted):
     assert saved['summary']['engine'] == result.engine
 
 
-@pytest.mark.skipif(not mh.native.available(),
+@pytest.mark.skipif(not kernels.available(),
                     reason='the native engine is not built here')
 def test_engine_is_recorded_and_not_mixed(uninterrupted, tmp_path):
     out, result = uninterrupted
@@ -161,7 +163,7 @@ def test_engine_is_recorded_and_not_mixed(uninterrupted, tmp_path):
 
 
 @pytest.mark.exact
-@pytest.mark.skipif(len(mh.native.supported_kernels()) < 2,
+@pytest.mark.skipif(len(kernels.supported_kernels()) < 2,
                     reason='this CPU runs one kernel set only')
 def test_a_study_continues_on_another_kernel_set_to_the_same_bytes(
         uninterrupted, tmp_path, monkeypatch):
@@ -170,11 +172,11 @@ def test_a_study_continues_on_another_kernel_set_to_the_same_bytes(
     _, result = uninterrupted
     out = str(tmp_path)
     undo = stop_after_first_chunk(monkeypatch)
-    with mh.native.using_kernels('c'), pytest.raises(KeyboardInterrupt):
+    with kernels.using_kernels('c'), pytest.raises(KeyboardInterrupt):
         study.run_study(config(), out, log=quiet)
     undo()
-    fastest = mh.native.supported_kernels()[-1]
-    with mh.native.using_kernels(fastest):
+    fastest = kernels.supported_kernels()[-1]
+    with kernels.using_kernels(fastest):
         resumed = study.run_study(config(), out, log=quiet)
     for name in ('loss', 'final_loss', 'heldout_mse'):
         numpy.testing.assert_array_equal(getattr(resumed, name),
@@ -280,12 +282,12 @@ def test_interrupted_study_command_says_how_to_continue(tmp_path, monkeypatch,
         'command to continue'.format(out) in err
 
 
-@pytest.mark.skipif(not mh.native.available(),
+@pytest.mark.skipif(not kernels.available(),
                     reason='the native engine is not built here')
 def test_reproduce_native_equals_the_studys_runs_of_its_seed(uninterrupted):
     import io
-    from minibatch_hybrid.reproduce import ReproductionConfig
-    from minibatch_hybrid.reproduce import run_reproduction
+    from minibatch_hybrid.experiments.reproduce import ReproductionConfig
+    from minibatch_hybrid.experiments.reproduce import run_reproduction
     outcome = run_reproduction(
         ReproductionConfig(seed=1, epochs=6, n_units=16, n_data=200,
                            n_heldout=50, engine='native'),

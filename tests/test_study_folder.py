@@ -9,12 +9,12 @@ import zipfile
 import numpy
 import pytest
 
-import minibatch_hybrid as mh
-from minibatch_hybrid import study
-from minibatch_hybrid.study.config import StudyConfig
-from minibatch_hybrid.study.folder import StudyFolder
-from minibatch_hybrid.study.folder import StudyFolderError
-from minibatch_hybrid.study.folder import chunk_path
+from minibatch_hybrid import kernels
+from minibatch_hybrid.experiments import study
+from minibatch_hybrid.experiments.study.config import StudyConfig
+from minibatch_hybrid.experiments.study.folder import StudyFolder
+from minibatch_hybrid.experiments.study.folder import StudyFolderError
+from minibatch_hybrid.experiments.study.folder import chunk_path
 
 
 def config(**kwargs):
@@ -52,14 +52,14 @@ def test_the_same_results_are_the_same_bytes(done, tmp_path):
 
 def test_a_held_folder_is_refused_at_once(done):
     out, _ = done
-    with StudyFolder(out, config(), 'native' if mh.native.available()
+    with StudyFolder(out, config(), 'native' if kernels.available()
                      else 'numpy'):
         with pytest.raises(StudyFolderError, match='another run is using '
                            '{}'.format(out)):
             study.run_study(config(), out, log=quiet)
 
 
-@pytest.mark.skipif(not mh.native.available(),
+@pytest.mark.skipif(not kernels.available(),
                     reason='needs two engines')
 @pytest.mark.slow
 def test_two_runs_at_once_with_different_engines(tmp_path):
@@ -100,9 +100,9 @@ def test_a_failed_start_writes_nothing(tmp_path, monkeypatch):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and 'seeds must be below 2**32' in err
     assert not os.path.exists(out)
-    monkeypatch.setattr(mh.native, '_native', None)
-    monkeypatch.setattr(mh.native, '_IMPORT_ERROR', ImportError('gone'))
-    with pytest.raises(mh.native.NativeUnavailable):
+    monkeypatch.setattr(kernels, '_native', None)
+    monkeypatch.setattr(kernels, '_IMPORT_ERROR', ImportError('gone'))
+    with pytest.raises(kernels.NativeUnavailable):
         study.run_study(config(engine='native'), out, log=quiet)
     assert not os.path.exists(out)
 

@@ -11,9 +11,9 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid import iterators
-from minibatch_hybrid import trainer as trainer_module
-from minibatch_hybrid.extensions import CheckSchedules
+from minibatch_hybrid.chainer_ext import iterators
+from minibatch_hybrid.chainer_ext import trainer as trainer_module
+from minibatch_hybrid.chainer_ext.extensions import CheckSchedules
 
 import bounds
 

@@ -13,7 +13,7 @@ from chainer.training.extensions import log_report
 import numpy
 import pytest
 
-from minibatch_hybrid import trainer as trainer_module
+from minibatch_hybrid.chainer_ext import trainer as trainer_module
 
 from _signals import default_sigint
 

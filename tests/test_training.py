@@ -13,10 +13,10 @@ import numpy
 import pytest
 
 import minibatch_hybrid as mh
-from minibatch_hybrid.reproduce import ReproductionConfig
+from minibatch_hybrid.experiments.reproduce import ReproductionConfig
 from minibatch_hybrid.schedules import Replay
 
-from minibatch_hybrid import reference as blog
+from minibatch_hybrid.core import reference as blog
 
 import bounds
 
@@ -120,7 +120,7 @@ def chainer_adam(model):
 @pytest.mark.bound
 def test_train_records_full_data_loss_and_heldout():
     dataset = mh.make_sin_dataset(100)
-    heldout = mh.data.make_heldout_dataset(50, seed=0)
+    heldout = mh.core.data.make_heldout_dataset(50, seed=0)
     model = mh.make_model(16, seed=0)
     seen = []
     result = mh.train(model, mh.make_optimizer(model), dataset,
@@ -138,9 +138,9 @@ def test_train_records_full_data_loss_and_heldout():
 
 
 def test_heldout_points_lie_in_the_interval_and_are_seeded():
-    a = mh.data.make_heldout_dataset(500, seed=1)
-    b = mh.data.make_heldout_dataset(500, seed=1)
-    c = mh.data.make_heldout_dataset(500, seed=2)
+    a = mh.core.data.make_heldout_dataset(500, seed=1)
+    b = mh.core.data.make_heldout_dataset(500, seed=1)
+    c = mh.core.data.make_heldout_dataset(500, seed=2)
     numpy.testing.assert_array_equal(a.x, b.x)
     assert not numpy.array_equal(a.x, c.x)
     assert a.x.min() >= 0 and a.x.max() < 2 * numpy.pi
@@ -176,7 +176,7 @@ def test_bad_epochs(epochs):
 
 
 def test_reproduction_observer_sees_each_epoch_and_the_model():
-    from minibatch_hybrid.reproduce import run_reproduction
+    from minibatch_hybrid.experiments.reproduce import run_reproduction
     seen = []
 
     def observer(run, entry, model):

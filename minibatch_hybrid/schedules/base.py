@@ -2,8 +2,8 @@
 import chainer
 import numpy
 
-from minibatch_hybrid._checks import check_positive_int
-from minibatch_hybrid._checks import check_seed
+from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.core.checks import check_seed
 
 
 class EpochOrder(numpy.ndarray):
@@ -52,7 +52,7 @@ class Schedule(chainer.iterators.OrderSampler):
     schedule returns :class:`EpochOrder` arrays that carry their epoch, so
     it holds no state at all: one schedule can serve several iterators.
     Resuming from a snapshot restores the order's values but not its epoch;
-    the iterators of :mod:`minibatch_hybrid.iterators` put it back.
+    the iterators of :mod:`minibatch_hybrid.chainer_ext.iterators` put it back.
 
     Subclasses set :attr:`name` and implement :meth:`order`; ``str()`` of a
     schedule is its text form, which :func:`parse_schedule` reads back.

@@ -5,8 +5,9 @@ where they ran, which is the work Dask's scheduler already knows how to
 spread over processes and machines, to rerun when a worker dies, and to
 cancel.  This module only connects to a cluster (a running scheduler, or a
 local cluster of worker processes), checks that every worker would compute
-the client's bits, submits :func:`~minibatch_hybrid.study.run.train_chunk`
-per chunk and saves each result on the client as it arrives.
+the client's bits, submits
+:func:`~minibatch_hybrid.experiments.study.run.train_chunk` per chunk and
+saves each result on the client as it arrives.
 
 Without a cluster nothing here is imported: Dask is an optional
 dependency, ``pip install 'minibatch_hybrid[distributed]'``.
@@ -22,11 +23,11 @@ import threading
 import time
 import uuid
 
-from minibatch_hybrid import _parallel
+from minibatch_hybrid.kernels import threads
 from minibatch_hybrid import _startup
-from minibatch_hybrid import native
+from minibatch_hybrid import engines
 from minibatch_hybrid._version import __version__
-from minibatch_hybrid.study.folder import StudyFolderError
+from minibatch_hybrid.experiments.study.folder import StudyFolderError
 
 #: Seconds to wait for a scheduler (the connection and Dask's greeting on
 #: it) before giving up, in one line.
@@ -117,7 +118,7 @@ def check_local_workers(workers, cores=None):
             or workers < 1:
         raise ClusterError('--workers must be a positive integer, got '
                            '{!r}'.format(workers))
-    cores = _parallel.cores() if cores is None else cores
+    cores = threads.cores() if cores is None else cores
     limit = WORKERS_PER_CORE * cores
     if workers > limit:
         raise ClusterError(
@@ -310,7 +311,7 @@ class Cluster(object):
                                  (str(e).splitlines() or [''])[0])) from None
 
     def _start_local(self, distributed, workers):
-        threads = max(1, _parallel.workers() // workers)
+        per_worker = max(1, threads.workers() // workers)
         self._local = distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True,
             host='127.0.0.1', dashboard_address=None,
@@ -321,7 +322,7 @@ class Cluster(object):
             silence_logs=logging.ERROR,
             # Workers leave a Ctrl-C to the client (dask_setup).
             preload=[__name__],
-            env={_parallel.THREADS_VARIABLE: str(threads)})
+            env={threads.THREADS_VARIABLE: str(per_worker)})
         self.client = distributed.Client(self._local, set_as_default=False)
         self.address = self._local.scheduler_address
 
@@ -352,7 +353,7 @@ class Cluster(object):
     @staticmethod
     def check_engine(engine):
         """Refuses engines whose bits depend on the machine."""
-        if not native.is_native(engine):
+        if not engines.is_native(engine):
             raise ClusterError(
                 'a study runs on a cluster with the native engine only: its '
                 'numbers are the same on every CPU, the {} engine\'s follow '
@@ -374,7 +375,7 @@ class Cluster(object):
             # Sent by value: it answers even where the package is missing.
             try:
                 import minibatch_hybrid
-                from minibatch_hybrid import native as kernels
+                from minibatch_hybrid import kernels
             except ImportError as e:
                 return {'version': None, 'native': False, 'error': str(e)}
             return {'version': minibatch_hybrid.__version__,
@@ -423,7 +424,7 @@ class Cluster(object):
         saved.
         """
         distributed = _distributed()
-        from minibatch_hybrid.study.run import train_chunk
+        from minibatch_hybrid.experiments.study.run import train_chunk
         chunks = config.chunks()
         run = uuid.uuid4().hex  # keys no other client shares
         futures = {}

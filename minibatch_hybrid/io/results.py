@@ -92,12 +92,12 @@ def environment(device=None):
         info['device'] = str(device)
     info['minibatch_hybrid'] = __version__
     info['compat_shims'] = list(_compat.APPLIED)
-    from minibatch_hybrid import native  # the kernel set changes no result
+    from minibatch_hybrid import kernels  # the kernel set changes no result
     info['cpu'] = _cpu_model()
     try:
-        info['native_kernels'] = native.kernels() if native.available() \
+        info['native_kernels'] = kernels.current() if kernels.available() \
             else None
-    except native.NativeUnavailable as e:  # a bad MINIBATCH_HYBRID_KERNELS
+    except kernels.NativeUnavailable as e:  # a bad MINIBATCH_HYBRID_KERNELS
         info['native_kernels'] = 'unavailable: {}'.format(e)
     return info
 

@@ -3,12 +3,12 @@ import collections
 import time
 
 import chainer
-from chainer import backend
 import numpy
 
-from minibatch_hybrid._checks import check_batchsize
-from minibatch_hybrid.ensemble import Ensemble
-from minibatch_hybrid.native import NativeEnsemble
+from minibatch_hybrid.core.checks import check_batchsize
+from minibatch_hybrid.core.engine import as_engine
+from minibatch_hybrid.core.engine import evaluate_link
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules import Schedule
 
 #: What the loop tells its callback after each epoch.
@@ -49,6 +49,14 @@ class TrainResult(object):
         self.heldout_mse = heldout_mse
         self.seconds = seconds
 
+    def replica(self, k):
+        """Returns replica ``k``'s record of an ensemble's run, as one
+        model's (scalars per epoch)."""
+        return TrainResult(
+            self.schedule[k], self.loss[:, k], self.train_loss[:, k],
+            None if self.heldout_mse is None
+            else float(self.heldout_mse[k]), self.seconds)
+
     def __repr__(self):
         return ('<TrainResult {!r}: {} epochs, final loss {:.4g}, '
                 'held-out MSE {}>'.format(
@@ -62,24 +70,21 @@ def evaluate(model, dataset):
 
     Runs in test mode without building a graph.
 
+    Args:
+        model: A Chainer model (``MyChain``,
+            :class:`~minibatch_hybrid.engines.stacked.Ensemble`) or an
+            engine (:mod:`~minibatch_hybrid.core.engine`).
+        dataset (SinDataset): The data (on any device).
+
     Returns:
         float for a single model; a NumPy array with one value per replica
-        for an :class:`~minibatch_hybrid.ensemble.Ensemble` or a
-        :class:`~minibatch_hybrid.native.NativeEnsemble`.
+        for an ensemble.
 
     """
-    if isinstance(model, NativeEnsemble):
-        return model.evaluate(dataset.x, dataset.y)
     dataset = dataset.to_device(model.device)
-    with chainer.using_config('train', False), chainer.no_backprop_mode():
-        loss = model(dataset.x, dataset.y).array
-    loss = backend.CpuDevice().send(loss)
-    return float(loss) if loss.ndim == 0 else loss
-
-
-def _orders(schedules, single, epoch, size):
-    orders = [numpy.asarray(s.order(epoch, size)) for s in schedules]
-    return orders[0] if single else numpy.stack(orders)
+    if isinstance(model, chainer.Link):  # no optimizer needed to evaluate
+        return evaluate_link(model, dataset.x, dataset.y)
+    return model.evaluate(dataset.x, dataset.y)
 
 
 def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
@@ -91,19 +96,21 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     are sent to the model's device once; the epoch's loss is accumulated on
     the device and read back once per epoch, never per mini-batch.
 
-    The same loop trains an :class:`~minibatch_hybrid.ensemble.Ensemble`
-    of K replicas, given one schedule per replica: each replica then gets
-    its own mini-batch of its own order, and every recorded loss has one
-    value per replica.  A :class:`~minibatch_hybrid.native.NativeEnsemble`
-    (the native engine) is trained the same way, except that one compiled
-    call runs a whole epoch of mini-batch steps, Adam included.
+    The same loop trains K replicas at once, given one schedule per
+    replica: each replica then gets its own mini-batch of its own order,
+    and every recorded loss has one value per replica.  The replicas are an
+    :class:`~minibatch_hybrid.engines.stacked.Ensemble` with its optimizer
+    (the numpy engine), or a
+    :class:`~minibatch_hybrid.engines.native.NativeEnsemble` (the native
+    engine, whose compiled calls run a whole epoch of steps, Adam
+    included).  Whatever the model, the loop talks to it through one
+    protocol (:mod:`~minibatch_hybrid.core.engine`).
 
     Args:
-        model (MyChain, Ensemble or NativeEnsemble): The model, on the
-            device to train on.
-        optimizer (chainer.Optimizer): Set up on ``model``; ``None`` for a
-            :class:`~minibatch_hybrid.native.NativeEnsemble`, which carries
-            its own Adam.
+        model: The model, on the device to train on: ``MyChain``, an
+            ``Ensemble``, or an engine (``NativeEnsemble``).
+        optimizer (chainer.Optimizer): Set up on ``model``; ``None`` for an
+            engine, which carries its own Adam.
         dataset (SinDataset): Training data (on any device).
         schedule (Schedule or list of Schedule): Gives the order of each
             epoch, as ``schedule.order(epoch, len(dataset))``; for an
@@ -125,71 +132,58 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
         TrainResult: The per-epoch losses and the held-out error.
 
     """
+    engine = as_engine(model, optimizer)
+    schedules = _check(engine, dataset, schedule, epochs, batchsize,
+                       train_loss)
     size = len(dataset)
-    check_batchsize(batchsize, size)
-    if train_loss not in ('every', 'last', 'never'):
-        raise ValueError("train_loss must be 'every', 'last' or 'never', got "
-                         '{!r}'.format(train_loss))
-    single = isinstance(schedule, Schedule)
-    schedules = [schedule] if single else list(schedule)
-    native = isinstance(model, NativeEnsemble)
-    if native != (optimizer is None):
-        raise ValueError(
-            'a NativeEnsemble carries its own Adam: pass optimizer=None for '
-            'it, and an optimizer set up on any other model')
-    if single == isinstance(model, (Ensemble, NativeEnsemble)):
-        raise ValueError(
-            'give one schedule for one model, and a list of schedules (one '
-            'per replica) for an Ensemble; got {} for a {}'.format(
-                type(schedule).__name__, type(model).__name__))
-    if not single and len(schedules) != len(model):
-        raise ValueError(
-            'an ensemble of {} replicas needs one schedule per replica, got '
-            '{}'.format(len(model), len(schedules)))
-    for s in schedules:
-        s.check_epochs(epochs)
-    device = chainer.get_device('@numpy') if native else model.device
-    dataset = dataset.to_device(device)
-    x, y = dataset.x, dataset.y
-    xp = device.xp
-    shape = (epochs,) if single else (epochs, len(model))
+    dataset = dataset.to_device(engine.device)
+    single = engine.replicas is None
+    shape = (epochs,) if single else (epochs, engine.replicas)
     cast = float if single else numpy.copy  # what the callback is given
     losses = numpy.empty(shape, numpy.float64)
     train_losses = numpy.full(shape, numpy.nan, numpy.float32)
     start = time.perf_counter()
     for epoch in range(epochs):
-        order = device.send(_orders(schedules, single, epoch, size))
-        if native:
-            losses[epoch] = model.train_epoch(x, y, order, batchsize) / size
-        else:
-            losses[epoch] = _epoch(model, optimizer, x, y, order, batchsize,
-                                   xp)
+        orders = [numpy.asarray(s.order(epoch, size)) for s in schedules]
+        orders = engine.device.send(orders[0] if single
+                                    else numpy.stack(orders))
+        losses[epoch] = engine.train_epoch(dataset.x, dataset.y, orders,
+                                           batchsize) / size
         if train_loss == 'every' or (train_loss == 'last' and
                                      epoch == epochs - 1):
-            train_losses[epoch] = evaluate(model, dataset)
+            train_losses[epoch] = engine.evaluate(dataset.x, dataset.y)
         if callback is not None:
             callback(EpochLog(epoch + 1, epochs, cast(losses[epoch]),
                               cast(train_losses[epoch]),
                               time.perf_counter() - start))
     heldout_mse = None
     if heldout is not None:
-        heldout_mse = evaluate(model, heldout)
+        heldout = heldout.to_device(engine.device)
+        heldout_mse = engine.evaluate(heldout.x, heldout.y)
     names = [str(s) for s in schedules]
     return TrainResult(names[0] if single else names, losses, train_losses,
                        heldout_mse, time.perf_counter() - start)
 
 
-def _epoch(model, optimizer, x, y, order, batchsize, xp):
-    """The post's epoch: returns its metric, sum(loss_b * len(b)) / N."""
-    size = order.shape[-1]
-    sum_loss = xp.zeros(order.shape[:-1], numpy.float64)
-    for i in range(0, size, batchsize):
-        index = order[..., i:i + batchsize]
-        model.cleargrads()
-        loss = model(x[index], y[index])
-        sum_loss += loss.array.astype(numpy.float64) * index.shape[-1]
-        if loss.ndim:  # an ensemble: one loss per replica
-            loss.grad = xp.ones_like(loss.array)
-        loss.backward()
-        optimizer.update()
-    return backend.CpuDevice().send(sum_loss / size)
+def _check(engine, dataset, schedule, epochs, batchsize, train_loss):
+    """Checks the arguments of :func:`train`; returns the schedules."""
+    check_batchsize(batchsize, len(dataset))
+    if train_loss not in ('every', 'last', 'never'):
+        raise SettingsError("train_loss must be 'every', 'last' or 'never', "
+                            'got {!r}'.format(train_loss))
+    single = isinstance(schedule, Schedule)
+    if single != (engine.replicas is None):
+        raise SettingsError(
+            'give one schedule for one model, and a list of schedules (one '
+            'per replica) for an ensemble; got {} for {}'.format(
+                type(schedule).__name__,
+                'one model' if engine.replicas is None
+                else 'an ensemble of {}'.format(engine.replicas)))
+    schedules = [schedule] if single else list(schedule)
+    if not single and len(schedules) != engine.replicas:
+        raise SettingsError(
+            'an ensemble of {} replicas needs one schedule per replica, got '
+            '{}'.format(engine.replicas, len(schedules)))
+    for s in schedules:
+        s.check_epochs(epochs)
+    return schedules

@@ -28,7 +28,7 @@ import os
 import numpy
 from chainer import serializers
 
-from minibatch_hybrid import results as results_io
+from minibatch_hybrid.io import results as results_io
 
 #: Readers of an ``.npy`` member's header, by format version.
 _NPY_HEADER_READERS = {
@@ -185,7 +185,7 @@ def open_npz(file):
     """Opens an ``.npz`` file (a Chainer snapshot) without pickle.
 
     A path is opened only if it names a regular file
-    (:func:`~minibatch_hybrid.results.open_regular`): a FIFO or a device
+    (:func:`~minibatch_hybrid.io.results.open_regular`): a FIFO or a device
     is refused without waiting on it.
 
     Args:

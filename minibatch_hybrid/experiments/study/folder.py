@@ -24,8 +24,8 @@ import zlib
 import filelock
 import numpy
 
-from minibatch_hybrid import results as results_io
-from minibatch_hybrid import snapshots
+from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import snapshots
 from minibatch_hybrid._version import __version__
 
 #: Arrays a chunk file holds, besides its record ('meta').
@@ -114,7 +114,7 @@ def _data_limit(record, name):
 
 def open_regular(path, damaged=None):
     """Opens ``path`` for reading if it is a regular file, not a link
-    (:func:`~minibatch_hybrid.results.open_regular`).
+    (:func:`~minibatch_hybrid.io.results.open_regular`).
 
     Args:
         path (str): The file.
@@ -285,7 +285,7 @@ def _changed(a, b):
 
 
 #: The names of the temporary files that :func:`save_npz` writes a chunk
-#: into (those of :func:`~minibatch_hybrid.results.atomic_write`).
+#: into (those of :func:`~minibatch_hybrid.io.results.atomic_write`).
 _CHUNK_TEMP = re.compile(r'\.chunk-\d{5,}\.npz\.[a-z0-9_]{8}\.tmp\Z')
 
 
@@ -478,7 +478,7 @@ class StudyFolder(object):
         ``out/chunks`` (a full or read-only disk, a folder in its place,
         ...), it is written into a new folder beside ``out``, else in the
         user's cache folder, else in the temporary folder
-        (:func:`~minibatch_hybrid.results.fallback_places`), and
+        (:func:`~minibatch_hybrid.io.results.fallback_places`), and
         :class:`StudyFolderError` says where, how many chunks the folder
         holds, and what to do.  A chunk whose training diverged (NaN,
         infinite or negative losses) is not saved: it would be refused as

@@ -6,15 +6,15 @@ the same initial weights per seed.  :func:`run_sweep` is the whole thing:
 the schedules, the study, its files and the table.
 """
 
-from minibatch_hybrid import plots
-from minibatch_hybrid import results as results_io
-from minibatch_hybrid import stats
-from minibatch_hybrid.study.config import StudyConfig
-from minibatch_hybrid.study.config import check_fractions
-from minibatch_hybrid.study.config import switch_epoch
-from minibatch_hybrid.study.run import run_study
-from minibatch_hybrid.study.summary import study_writers
-from minibatch_hybrid.study.summary import summarize
+from minibatch_hybrid.io import plots
+from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.experiments import stats
+from minibatch_hybrid.experiments.study.config import StudyConfig
+from minibatch_hybrid.experiments.study.config import check_fractions
+from minibatch_hybrid.experiments.study.config import switch_epoch
+from minibatch_hybrid.experiments.study.run import run_study
+from minibatch_hybrid.experiments.study.summary import study_writers
+from minibatch_hybrid.experiments.study.summary import summarize
 
 #: Files that :func:`run_sweep` writes, besides the study's chunks.
 SWEEP_FILES = ('sweep.csv', 'sweep.png', 'summary.json', 'curves.png',

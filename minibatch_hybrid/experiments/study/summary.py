@@ -3,11 +3,11 @@ import itertools
 
 import numpy
 
-from minibatch_hybrid import plots
-from minibatch_hybrid import results as results_io
-from minibatch_hybrid import stats
-from minibatch_hybrid.device import get_device
-from minibatch_hybrid.study.folder import save_npz
+from minibatch_hybrid.io import plots
+from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.experiments import stats
+from minibatch_hybrid.core.device import get_device
+from minibatch_hybrid.experiments.study.folder import save_npz
 
 #: Seed of the bootstrap resamples of :func:`summarize`.
 BOOTSTRAP_SEED = 20161127
@@ -118,7 +118,7 @@ def study_writers(result, summary, paired_figure=True):
 def write_study_outputs(result, summary, out, paired_figure=True):
     """Writes the study's output files, all together or not at all (if
     ``out`` cannot take them, elsewhere: see
-    :func:`~minibatch_hybrid.results.save_results`)."""
+    :func:`~minibatch_hybrid.io.results.save_results`)."""
     return results_io.save_results(
         out, study_writers(result, summary, paired_figure),
         prefix='minibatch-hybrid-study-')

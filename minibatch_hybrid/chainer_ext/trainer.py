@@ -14,20 +14,20 @@ import chainer
 from chainer import training
 from chainer.training import extensions
 
-from minibatch_hybrid import iterators
-from minibatch_hybrid import snapshots
-from minibatch_hybrid._checks import check_memory
-from minibatch_hybrid._checks import check_positive_int
-from minibatch_hybrid._checks import check_run
-from minibatch_hybrid._checks import check_seed
-from minibatch_hybrid.data import make_heldout_dataset
-from minibatch_hybrid.data import make_sin_dataset
-from minibatch_hybrid.device import get_device
-from minibatch_hybrid.extensions import CheckSchedules
-from minibatch_hybrid.extensions import RunSettings
-from minibatch_hybrid.extensions import SettingsMismatch
-from minibatch_hybrid.model import make_model
-from minibatch_hybrid.model import make_optimizer
+from minibatch_hybrid.chainer_ext import iterators
+from minibatch_hybrid.io import snapshots
+from minibatch_hybrid.core.checks import check_memory
+from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.core.checks import check_run
+from minibatch_hybrid.core.checks import check_seed
+from minibatch_hybrid.core.data import make_heldout_dataset
+from minibatch_hybrid.core.data import make_sin_dataset
+from minibatch_hybrid.core.device import get_device
+from minibatch_hybrid.chainer_ext.extensions import CheckSchedules
+from minibatch_hybrid.chainer_ext.extensions import RunSettings
+from minibatch_hybrid.chainer_ext.extensions import SettingsMismatch
+from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.model import make_optimizer
 from minibatch_hybrid.schedules import parse_schedule
 
 #: Iterators by name, each resumable with a schedule.
@@ -62,7 +62,8 @@ def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
         snapshot_every (int): Epochs between snapshots
             (``snapshot_epoch_{N}``), which ``--resume`` loads.
         iterator (str): ``'serial'``, ``'multithread'`` or
-            ``'multiprocess'`` (see :mod:`minibatch_hybrid.iterators`).
+            ``'multiprocess'`` (see
+            :mod:`minibatch_hybrid.chainer_ext.iterators`).
         evaluate (bool): Measure the held-out MSE every epoch
             (``validation/main/loss``).
         report (bool): Print a report and a progress bar, and plot the

@@ -2,23 +2,23 @@
 import dataclasses
 import functools
 
-from minibatch_hybrid._checks import check_memory
-from minibatch_hybrid._checks import check_run
-from minibatch_hybrid._checks import check_seed
-from minibatch_hybrid import native
-from minibatch_hybrid import results as results_io
-from minibatch_hybrid.data import make_heldout_dataset
-from minibatch_hybrid.data import make_sin_dataset
-from minibatch_hybrid.device import get_device
-from minibatch_hybrid.model import InitialState
-from minibatch_hybrid.model import make_model
-from minibatch_hybrid.model import make_optimizer
-from minibatch_hybrid.plots import loss_figure
-from minibatch_hybrid.progress import Progress
+from minibatch_hybrid.core.checks import check_memory
+from minibatch_hybrid.core.checks import check_run
+from minibatch_hybrid.core.checks import check_seed
+from minibatch_hybrid import engines
+from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.core.data import make_heldout_dataset
+from minibatch_hybrid.core.data import make_sin_dataset
+from minibatch_hybrid.core.device import get_device
+from minibatch_hybrid.core.model import InitialState
+from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.model import make_optimizer
+from minibatch_hybrid.io.plots import loss_figure
+from minibatch_hybrid.io.progress import Progress
 from minibatch_hybrid.schedules import Phased
 from minibatch_hybrid.schedules import Random
 from minibatch_hybrid.schedules import hybrid
-from minibatch_hybrid.training import train
+from minibatch_hybrid.core.loop import train
 
 #: Files written by :func:`write_outputs`, in the output folder.
 OUTPUT_FILES = ('loss.png', 'losses.csv', 'losses.json', 'config.json')
@@ -45,7 +45,7 @@ class ReproductionConfig:
             bit for bit (whose bits follow the BLAS library's kernels, so
             they differ between CPUs); ``'native'``: the native engine's
             one arithmetic, the same bits on every CPU that runs it (see
-            :mod:`~minibatch_hybrid.native`; CPU only).
+            :mod:`~minibatch_hybrid.kernels`; CPU only).
 
     """
 
@@ -160,18 +160,18 @@ def run_reproduction(config, log=print, progress_stream=None, observer=None):
         observer (callable): If given, called after every epoch as
             ``observer(run, entry, model)`` with the run's name
             (``'normal'`` or ``'hybrid'``), the
-            :data:`~minibatch_hybrid.training.EpochLog` and the model, to
+            :data:`~minibatch_hybrid.core.loop.EpochLog` and the model, to
             look at the model during training (its predictions, say).
 
     Returns:
         dict: ``'normal'`` and ``'hybrid'`` to their
-        :class:`~minibatch_hybrid.training.TrainResult`, and ``'device'``
+        :class:`~minibatch_hybrid.core.loop.TrainResult`, and ``'device'``
         to the device used.
 
     """
     device = get_device(config.device)
     if config.engine == 'native':
-        native.resolve_engine('native', device)  # CPU and kernels, or why not
+        engines.resolve_engine('native', device)  # CPU and kernels, or why not
     dataset = make_sin_dataset(config.n_data).to_device(device)
     heldout = make_heldout_dataset(config.n_heldout,
                                    config.seed).to_device(device)
@@ -210,7 +210,7 @@ def _train_native(initial, schedule, epochs, batchsize, dataset, heldout,
     """One run in the native engine: an ensemble of one replica."""
     model = make_model(initial.arrays['l2/W'].shape[0])
     initial.restore(model)
-    ensemble = native.NativeEnsemble([model])
+    ensemble = engines.make_ensemble('native', [model], None)
 
     def callback(entry):
         reporter(entry._replace(loss=float(entry.loss[0]),
@@ -218,22 +218,17 @@ def _train_native(initial, schedule, epochs, batchsize, dataset, heldout,
         if observer is not None:
             observer(run, entry, model=ensemble.replica(0))
 
-    result = train(ensemble, None, dataset, [schedule], epochs, batchsize,
-                   heldout=heldout, callback=callback)
-    result.schedule = result.schedule[0]
-    result.loss = result.loss[:, 0]
-    result.train_loss = result.train_loss[:, 0]
-    result.heldout_mse = float(result.heldout_mse[0])
-    return result
+    return train(ensemble, None, dataset, [schedule], epochs, batchsize,
+                 heldout=heldout, callback=callback).replica(0)
 
 
 def write_outputs(outcome, config, out):
     """Writes the figure, the losses and the configuration into ``out``.
 
     The four files appear together or not at all, replacing those of an
-    earlier run (:func:`~minibatch_hybrid.results.save_results`); if ``out``
+    earlier run (:func:`~minibatch_hybrid.io.results.save_results`); if ``out``
     cannot take them, they are written elsewhere and
-    :class:`~minibatch_hybrid.results.OutputError` says where.
+    :class:`~minibatch_hybrid.io.results.OutputError` says where.
 
     Returns:
         list of str: Paths of the files written, :data:`OUTPUT_FILES`.

@@ -6,9 +6,20 @@ import chainer.initializers as I
 import chainer.links as L
 import numpy
 
-from minibatch_hybrid._checks import check_positive_int
-from minibatch_hybrid.adam import FusedAdam
-from minibatch_hybrid.functions import mlp_loss
+from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.errors import SettingsError
+from minibatch_hybrid.core.adam import FusedAdam
+from minibatch_hybrid.core.loss import mlp_loss
+
+#: Chainer's names of MyChain's parameters, in the order of its layers.
+PARAMS = ('l1/W', 'l1/b', 'l2/W', 'l2/b', 'l3/W', 'l3/b')
+
+
+def n_params(n_units):
+    """Returns the number of MyChain's parameters: ``n`` weights and ``n``
+    biases of ``l1``, ``n * n`` and ``n`` of ``l2``, ``n`` and 1 of
+    ``l3``."""
+    return n_units * n_units + 4 * n_units + 1
 
 
 class MyChain(chainer.Chain):
@@ -19,7 +30,7 @@ class MyChain(chainer.Chain):
     updater); :meth:`predict` gives the outputs.  Inputs are float32 ``(B,
     1)`` arrays: unlike the post, nothing is converted on each call.
 
-    The loss is computed by :func:`~minibatch_hybrid.functions.mlp_loss`,
+    The loss is computed by :func:`~minibatch_hybrid.core.loss.mlp_loss`,
     one graph node that performs exactly the operations of the three
     ``Linear`` links, the ReLUs and ``F.mean_squared_error`` (the same bits,
     forward and backward) at a fraction of Chainer's per-node cost.
@@ -73,8 +84,8 @@ def make_optimizer(model):
     """Returns the post's optimizer, Adam with its defaults, on ``model``.
 
     (alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8.)  It is
-    :class:`~minibatch_hybrid.adam.FusedAdam`, which gives the same bits as
-    :class:`chainer.optimizers.Adam` with fewer temporary arrays.
+    :class:`~minibatch_hybrid.core.adam.FusedAdam`, which gives the same
+    bits as :class:`chainer.optimizers.Adam` with fewer temporary arrays.
     """
     return FusedAdam().setup(model)
 
@@ -144,3 +155,32 @@ class InitialState(object):
 
 def _key(name):
     return name.lstrip('/')
+
+
+def stack_models(models):
+    """Returns the models' parameters stacked, on the CPU: ``'l1/W'`` to a
+    ``(K, n, 1)`` array, and so on (the layout of the engines' ensembles).
+
+    Raises:
+        SettingsError: No models, or models that are not MyChain of one
+            width.
+
+    """
+    arrays = [InitialState(m).arrays for m in models]
+    if not arrays:
+        raise SettingsError('an ensemble needs at least one model')
+    shapes = {tuple(sorted((k, v.shape) for k, v in a.items()))
+              for a in arrays}
+    if len(shapes) != 1 or set(arrays[0]) != set(PARAMS):
+        raise SettingsError('all models of an ensemble must be MyChain with '
+                            'the same n_units')
+    return {name: numpy.stack([a[name] for a in arrays]) for name in PARAMS}
+
+
+def replica_model(arrays, k):
+    """Returns replica ``k`` of replica-stacked ``arrays`` (``'l1/W'`` to a
+    ``(K, n, 1)`` array, and so on) as a :class:`MyChain` on the CPU."""
+    model = MyChain(arrays['l2/W'].shape[1])
+    for name, param in model.namedparams():
+        param.array[...] = backend.CpuDevice().send(arrays[_key(name)][k])
+    return model

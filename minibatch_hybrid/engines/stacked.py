@@ -1,61 +1,44 @@
 """K independent replicas of MyChain, trained in one batched computation."""
 import chainer
 from chainer import backend
-import numpy
 
-from minibatch_hybrid.functions import mlp_loss
-from minibatch_hybrid.model import InitialState
-from minibatch_hybrid.model import MyChain
-from minibatch_hybrid.model import make_model
+from minibatch_hybrid.core.loss import mlp_loss
+from minibatch_hybrid.core.model import PARAMS
+from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.model import replica_model
+from minibatch_hybrid.core.model import stack_models
 
 _NAMES = ('W1', 'b1', 'W2', 'b2', 'W3', 'b3')
-_LINKS = ('l1/W', 'l1/b', 'l2/W', 'l2/b', 'l3/W', 'l3/b')
-
-
-def stack_models(models):
-    """Returns the models' parameters stacked, on the CPU: ``'l1/W'`` to a
-    ``(K, n, 1)`` array, and so on (the layout of both engines' ensembles).
-
-    Raises:
-        ValueError: No models, or models that are not MyChain of one width.
-
-    """
-    arrays = [InitialState(m).arrays for m in models]
-    if not arrays:
-        raise ValueError('an ensemble needs at least one model')
-    shapes = {tuple(sorted((k, v.shape) for k, v in a.items()))
-              for a in arrays}
-    if len(shapes) != 1 or set(arrays[0]) != set(_LINKS):
-        raise ValueError('all models of an ensemble must be MyChain with the '
-                         'same n_units')
-    return {link: numpy.stack([a[link] for a in arrays]) for link in _LINKS}
 
 
 class Ensemble(chainer.Link):
-    """K replicas of :class:`~minibatch_hybrid.model.MyChain`, stacked.
+    """K replicas of :class:`~minibatch_hybrid.core.model.MyChain`, stacked.
 
     Parameter ``W2`` has shape ``(K, n, n)``: replica ``k``'s ``l2.W`` is
     ``W2[k]``, and so on.  Called with inputs and targets of shape ``(K, B,
     1)`` (one mini-batch per replica) it returns the ``(K,)`` per-replica
     mean squared errors; inputs of shape ``(B, 1)`` are shared by all
     replicas.  Trained by the package's loop
-    (:func:`~minibatch_hybrid.training.train`) with one schedule per
+    (:func:`~minibatch_hybrid.core.loop.train`) with one schedule per
     replica, and an elementwise optimizer such as Adam, replica ``k``
     follows the same path as the single model would, to float32 rounding.
     This is the ``numpy`` engine (CuPy's on a GPU); the native engine's
-    ensemble is :class:`~minibatch_hybrid.native.NativeEnsemble`.
+    ensemble is :class:`~minibatch_hybrid.engines.native.NativeEnsemble`.
 
     Args:
         models (list of MyChain): The replicas' initial weights (copied).
 
     """
 
+    #: Its parameters' names to ``MyChain``'s (``'W1'`` is ``'l1/W'``).
+    stacked_names = dict(zip(_NAMES, PARAMS))
+
     def __init__(self, models):
         super().__init__()
         stacked = stack_models(models)
         self.n_units = stacked['l2/W'].shape[1]
         with self.init_scope():
-            for name, link in zip(_NAMES, _LINKS):
+            for name, link in zip(_NAMES, PARAMS):
                 setattr(self, name, chainer.Parameter(stacked[link]))
 
     @classmethod
@@ -68,12 +51,17 @@ class Ensemble(chainer.Link):
 
     def replica(self, k):
         """Returns replica ``k`` as a :class:`MyChain` on the CPU (a copy)."""
-        model = MyChain(self.n_units)
-        params = dict(model.namedparams())
-        for name, link in zip(_NAMES, _LINKS):
-            params['/' + link].array[...] = backend.CpuDevice().send(
-                getattr(self, name).array[k])
-        return model
+        return replica_model(self.arrays(), k)
+
+    def arrays(self):
+        """Returns the replica-stacked weights in Chainer's names (views).
+
+        Returns:
+            dict: ``'l1/W'`` to the ``(K, n, 1)`` array, and so on.
+
+        """
+        return {link: getattr(self, name).array
+                for name, link in zip(_NAMES, PARAMS)}
 
     def forward(self, x, t):
         """Returns the ``(K,)`` per-replica mean squared errors."""

@@ -3,8 +3,8 @@ import chainer
 from chainer.optimizers import adam
 import numpy
 
-from minibatch_hybrid import _parallel
-from minibatch_hybrid import native as _native
+from minibatch_hybrid.kernels import threads
+from minibatch_hybrid import kernels
 
 #: Elements per chunk of the in-place update of large parameters: small
 #: enough that the chunk's six arrays stay in the CPU's cache through its
@@ -28,7 +28,7 @@ class FusedAdamRule(adam.AdamRule):
     cache-sized chunks on all cores: for an ensemble of 256 replicas on the
     2-core benchmark machine, about three times faster than Chainer's update
     (measured side by side).  Where the compiled kernels of
-    :mod:`~minibatch_hybrid.native` are built, the same operations run in
+    :mod:`~minibatch_hybrid.kernels` are built, the same operations run in
     one compiled pass instead (again the same bits).
     The GPU update is Chainer's own fused kernel.  AMSGrad, AdaBound, weight
     decay and non-contiguous arrays are left to Chainer's code.
@@ -44,8 +44,8 @@ class FusedAdamRule(adam.AdamRule):
     def __init__(self, parent_hyperparam=None, native=None, **kwargs):
         super().__init__(parent_hyperparam, **kwargs)
         if native:
-            _native.check_available()
-        self.native = _native.available() if native is None else native
+            kernels.check_available()
+        self.native = kernels.available() if native is None else native
 
     def update_core_cpu(self, param):
         hp = self.hyperparam
@@ -68,30 +68,31 @@ class FusedAdamRule(adam.AdamRule):
             self._update_chunk(*arrays)
             return
         flat = [a.reshape(-1) for a in arrays]
-        chunks = _parallel.slices(m.size, -(-m.size // CHUNK))
+        chunks = threads.slices(m.size, -(-m.size // CHUNK))
         # Threads pay off only for large arrays (an ensemble's weights).
-        parts = _parallel.slices(
-            len(chunks), _parallel.workers() if len(chunks) >= 8 else 1)
+        parts = threads.slices(
+            len(chunks), threads.workers() if len(chunks) >= 8 else 1)
 
         def update(part):
             for chunk in chunks[part]:
                 self._update_chunk(*(a[chunk] for a in flat))
 
-        _parallel.run(update, parts)
+        threads.run(update, parts)
 
     def _update_native(self, param, grad, m, v):
         # The compiled kernel: the same operations in one pass.
         hp = self.hyperparam
         size = m.size
-        parts = _parallel.slices(
-            size, _parallel.workers() if size >= NATIVE_SPLIT else 1)
+        native = kernels.module()  # MINIBATCH_HYBRID_KERNELS applies here too
+        parts = threads.slices(
+            size, threads.workers() if size >= NATIVE_SPLIT else 1)
 
         def update(part):
-            _native._native.adam(param, grad, m, v, hp.beta1, hp.beta2,
+            native.adam(param, grad, m, v, hp.beta1, hp.beta2,
                                 hp.eps, self.alpha_t, hp.eta, part.start,
                                 part.stop)
 
-        _parallel.run(update, parts)
+        threads.run(update, parts)
 
     def _update_chunk(self, param, grad, m, v, a, b):
         hp = self.hyperparam

@@ -7,24 +7,23 @@ continues where it stopped and ends with the same numbers as an
 uninterrupted run, because a replica's results do not depend on which
 other replicas share its ensemble, nor (with the native engine) on the CPU
 that ran it.  :func:`train_chunk` is the unit of work, a pure function of
-its arguments; :mod:`~minibatch_hybrid.study.distributed` runs it as Dask
-tasks.
+its arguments; :mod:`~minibatch_hybrid.experiments.study.distributed` runs
+it as Dask tasks.
 """
 import numpy
 
-from minibatch_hybrid import native
+from minibatch_hybrid import engines
 from minibatch_hybrid._version import __version__
-from minibatch_hybrid.data import SinDataset
-from minibatch_hybrid.data import make_heldout_dataset
-from minibatch_hybrid.data import make_sin_dataset
-from minibatch_hybrid.device import get_device
-from minibatch_hybrid.ensemble import Ensemble
-from minibatch_hybrid.model import make_optimizer
-from minibatch_hybrid.progress import Progress
+from minibatch_hybrid.core.data import SinDataset
+from minibatch_hybrid.core.data import make_heldout_dataset
+from minibatch_hybrid.core.data import make_sin_dataset
+from minibatch_hybrid.core.device import get_device
+from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.io.progress import Progress
 from minibatch_hybrid.schedules import parse_schedule
-from minibatch_hybrid.study.config import StudyResult
-from minibatch_hybrid.study.folder import StudyFolder
-from minibatch_hybrid.training import train
+from minibatch_hybrid.experiments.study.config import StudyResult
+from minibatch_hybrid.experiments.study.folder import StudyFolder
+from minibatch_hybrid.core.loop import train
 
 
 def _heldout(config, seeds):
@@ -46,7 +45,7 @@ def train_chunk(config, engine, seeds, version=__version__, callback=None):
         version (str): The package version the caller runs; a process
             that runs another refuses (its numbers could differ).
         callback (callable): Called with each epoch's
-            :data:`~minibatch_hybrid.training.EpochLog`.
+            :data:`~minibatch_hybrid.core.loop.EpochLog`.
 
     Returns:
         dict: ``seeds``, ``loss`` ``(schedules, seeds, epochs)``,
@@ -61,18 +60,13 @@ def train_chunk(config, engine, seeds, version=__version__, callback=None):
             'same version everywhere'.format(__version__, version))
     device = get_device(config.device)
     replica_seeds = [seed for _ in config.schedules for seed in seeds]
-    if native.is_native(engine):
-        ensemble = native.NativeEnsemble.from_seeds(replica_seeds,
-                                                    config.n_units)
-        optimizer = None
-    else:
-        ensemble = Ensemble.from_seeds(replica_seeds, config.n_units)
-        ensemble.to_device(device)
-        optimizer = make_optimizer(ensemble)
+    ensemble = engines.make_ensemble(
+        engine, [make_model(config.n_units, seed) for seed in replica_seeds],
+        device)
     schedules = [parse_schedule(text, seed)
                  for text in config.schedules for seed in seeds]
     dataset = make_sin_dataset(config.n_data).to_device(device)
-    result = train(ensemble, optimizer, dataset, schedules, config.epochs,
+    result = train(ensemble, None, dataset, schedules, config.epochs,
                    config.batchsize, heldout=_heldout(config, seeds),
                    callback=callback, train_loss='last')
     shape = (len(config.schedules), len(seeds))
@@ -112,9 +106,9 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None,
             anything else is refused, as is a folder another run holds.
         log (callable): Takes one line of text.
         progress_stream: Where the progress bar goes (standard error).
-        cluster (~minibatch_hybrid.study.distributed.Cluster): If given,
-            the chunks run as tasks on its Dask cluster; the results are
-            the same bytes.
+        cluster (~minibatch_hybrid.experiments.study.distributed.Cluster):
+            If given, the chunks run as tasks on its Dask cluster; the
+            results are the same bytes.
         finish (callable): If given, called with the StudyResult while the
             folder is still held, to write the result files: its lock is
             released only after they exist, so a second run cannot start
@@ -129,7 +123,7 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None,
     """
     config.check_memory()
     device = get_device(config.device)
-    engine = native.resolve_engine(config.engine, device)
+    engine = engines.resolve_engine(config.engine, device)
     if cluster is not None:
         cluster.check_workers(engine)
     with StudyFolder(out, config, engine, outputs) as folder:

@@ -3,12 +3,12 @@ import dataclasses
 
 import numpy
 
-from minibatch_hybrid import native
-from minibatch_hybrid._checks import SEED_LIMIT
-from minibatch_hybrid._checks import check_memory
-from minibatch_hybrid._checks import check_positive_int
-from minibatch_hybrid._checks import check_run
-from minibatch_hybrid._checks import check_seed
+from minibatch_hybrid import engines
+from minibatch_hybrid.core.checks import SEED_LIMIT
+from minibatch_hybrid.core.checks import check_memory
+from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.core.checks import check_run
+from minibatch_hybrid.core.checks import check_seed
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.schedules.text import canonical_schedule
 
@@ -127,7 +127,7 @@ class StudyConfig:
             chunk size that started it (its chunk files are cut by it).
         device: Chainer device specifier.
         engine (str): ``'auto'``, ``'native'`` or ``'numpy'``: the
-            ensemble's arithmetic (:func:`native.resolve_engine`).  Engines
+            ensemble's arithmetic (:func:`engines.resolve_engine`).  Engines
             agree to float32 rounding, so a study records the one it ran
             with and is continued only with the same; the native engine
             gives the same bits on every CPU that runs it.
@@ -147,7 +147,7 @@ class StudyConfig:
     engine: str = 'auto'
 
     def __post_init__(self):
-        native.check_engine(self.engine)
+        engines.check_engine(self.engine)
         check_positive_int(self.seeds, 'the number of seeds')
         check_positive_int(self.chunk, 'chunk')
         check_seed(self.first_seed, 'the first seed')
@@ -247,6 +247,6 @@ class StudyResult(object):
 
     def stuck(self):
         """``(schedules, seeds)`` booleans: runs that ended on a plateau."""
-        from minibatch_hybrid import stats
+        from minibatch_hybrid.experiments import stats
         return numpy.array([[stats.plateau(c) for c in runs]
                             for runs in self.loss])

@@ -15,7 +15,7 @@ switch:
    subnormals included.
 2. Every contender starts from that state (weights, Adam's moments and
    step count) and trains the next ``window`` epochs in the schedules'
-   orders: the post's loop (:mod:`~minibatch_hybrid.reference`, Chainer's
+   orders: the post's loop (:mod:`~minibatch_hybrid.core.reference`, Chainer's
    Adam) and the package's loop on single replicas, the numpy engine's
    ensemble, and the native engine with each kernel set the CPU runs.
 3. Contenders take turns, ``repeat`` rounds, so that drift of the machine
@@ -32,20 +32,21 @@ import time
 import chainer
 import numpy
 
-from minibatch_hybrid import _parallel
-from minibatch_hybrid import native
-from minibatch_hybrid import reference
-from minibatch_hybrid._checks import check_memory
-from minibatch_hybrid.adam import FusedAdam
-from minibatch_hybrid.data import make_sin_dataset
-from minibatch_hybrid.ensemble import Ensemble
-from minibatch_hybrid.device import get_device
-from minibatch_hybrid.model import InitialState
-from minibatch_hybrid.model import MyChain
-from minibatch_hybrid.model import make_model
+from minibatch_hybrid import kernels
+from minibatch_hybrid.core import reference
+from minibatch_hybrid.core.adam import FusedAdam
+from minibatch_hybrid.core.checks import check_memory
+from minibatch_hybrid.core.data import make_sin_dataset
+from minibatch_hybrid.core.device import get_device
+from minibatch_hybrid.core.engine import ChainerEngine
+from minibatch_hybrid.core.loop import train
+from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.model import replica_model
+from minibatch_hybrid.core.model import stack_models
+from minibatch_hybrid.engines import make_ensemble
+from minibatch_hybrid.kernels import threads
 from minibatch_hybrid.schedules import Replay
 from minibatch_hybrid.schedules import parse_schedule
-from minibatch_hybrid.training import train
 
 #: Epochs of a run in the study; the hybrid switches at half.
 EPOCHS = 500
@@ -66,28 +67,29 @@ def flops_per_step(n_units=100, batchsize=10):
     return forward + backward + 10 * params
 
 
-def fma_peak(kernels, seconds=0.3):
+def fma_peak(kernel_set, seconds=0.3):
     """The CPU's float32 FMA rate with a kernel set, on all cores (FLOP/s).
 
     Independent chains of fused multiply-adds in registers, one thread per
     core: what no real kernel exceeds.
     """
-    with native.using_kernels(kernels):
+    with kernels.using_kernels(kernel_set):
+        native = kernels.module()
         rounds = 1 << 16
         while True:  # about `seconds` per thread
             start = time.perf_counter()
-            native._native.fma_peak(rounds)
+            native.fma_peak(rounds)
             if time.perf_counter() - start > seconds / 4:
                 break
             rounds *= 2
-        parts = _parallel.slices(_parallel.workers(), _parallel.workers())
+        parts = threads.slices(threads.workers(), threads.workers())
         flops = [0] * len(parts)
 
         def work(part):
-            flops[part.start] = native._native.fma_peak(rounds * 4)
+            flops[part.start] = native.fma_peak(rounds * 4)
 
         start = time.perf_counter()
-        _parallel.run(work, parts)
+        threads.run(work, parts)
         return sum(flops) / (time.perf_counter() - start)
 
 
@@ -119,17 +121,15 @@ class LateState(object):
         self.n_units = n_units
         if not warmup:  # fresh weights: no compiled kernels needed
             models = [make_model(n_units, seed) for seed, _ in runs]
-            self.params = {name: numpy.stack([InitialState(m).arrays[name]
-                                              for m in models])
-                           for name in native._LINKS}
+            self.params = stack_models(models)
             self.m = {k: numpy.zeros_like(a) for k, a in self.params.items()}
             self.v = {k: numpy.zeros_like(a) for k, a in self.params.items()}
             self.t = 0
             return
-        ensemble = native.NativeEnsemble.from_seeds(
-            [seed for seed, _ in runs], n_units)
+        ensemble = make_ensemble(
+            'native', [make_model(n_units, seed) for seed, _ in runs], None)
         size = len(self.dataset)
-        with native.ieee_subnormals():
+        with kernels.ieee_subnormals():
             for epoch in range(warmup):  # the first epochs of 500
                 ensemble.train_epoch(
                     self.dataset.x, self.dataset.y,
@@ -152,25 +152,18 @@ class LateState(object):
 
     def model(self, k):
         """Replica ``k`` as a MyChain."""
-        model = MyChain(self.n_units)
-        for name, param in model.namedparams():
-            param.array[...] = self.params[name.lstrip('/')][k]
-        return model
+        return replica_model(self.params, k)
 
-    def load_adam(self, optimizer, model, replicas):
-        """Puts the replicas' Adam state into a Chainer optimizer.
+    def load_into(self, engine, replicas):
+        """Puts the replicas' weights and Adam state into an engine.
 
         ``replicas``: an index (a single model) or a slice (an ensemble).
         """
-        names = dict(zip(('W1', 'b1', 'W2', 'b2', 'W3', 'b3'),
-                         ('l1/W', 'l1/b', 'l2/W', 'l2/b', 'l3/W', 'l3/b')))
-        for name, param in model.namedparams():
-            key = names.get(name.lstrip('/'), name.lstrip('/'))
-            rule = param.update_rule
-            # Chainer's own deserializer fills this dict the same way.
-            rule._state = {'m': self.m[key][replicas].copy(),
-                           'v': self.v[key][replicas].copy()}
-            rule.t = self.t
+        for which in ('params', 'm', 'v'):
+            engine.load(which, {name: a[replicas] for name, a in
+                                getattr(self, which).items()})
+        engine.t = self.t
+        return engine
 
 
 def _contenders(state, replicas, singles, window, device='@numpy'):
@@ -183,13 +176,9 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
         runs = []
         for k in singles:
             model = reference.MyChain(state.n_units)
-            for (_, dst), (_, src) in zip(sorted(model.namedparams()),
-                                          sorted(state.model(k)
-                                                 .namedparams())):
-                dst.array[...] = src.array
             optimizer = chainer.optimizers.Adam()
             optimizer.setup(model)
-            state.load_adam(optimizer, model, k)
+            state.load_into(ChainerEngine(model, optimizer), k)
             runs.append((model, optimizer, iter(state.orders(k, window))))
         return runs
 
@@ -206,7 +195,7 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
         for k in singles:
             model = state.model(k)
             optimizer = FusedAdam().setup(model)
-            state.load_adam(optimizer, model, k)
+            state.load_into(ChainerEngine(model, optimizer), k)
             runs.append((model, optimizer, Replay(state.orders(k, window))))
         return runs
 
@@ -224,15 +213,13 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
     device = get_device(device)
 
     def numpy_setup():
-        ensemble = Ensemble([state.model(k) for k in range(replicas)])
-        ensemble.to_device(device)
-        optimizer = FusedAdam().setup(ensemble)
-        state.load_adam(optimizer, ensemble, slice(0, replicas))
-        return ensemble, optimizer, schedules()
+        ensemble = make_ensemble('numpy', [state.model(k) for k in
+                                           range(replicas)], device)
+        return state.load_into(ensemble, slice(0, replicas)), schedules()
 
     def ensemble_run(run):
-        ensemble, optimizer, scheds = run
-        train(ensemble, optimizer, state.dataset, scheds, window,
+        ensemble, scheds = run
+        train(ensemble, None, state.dataset, scheds, window,
               state.batchsize, train_loss='never')
         if device.xp is not numpy:  # wait for the GPU
             device.device.synchronize()
@@ -241,23 +228,21 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
     contenders['{} K={}'.format(engine, replicas)] = (
         numpy_setup, ensemble_run, replicas * steps)
 
-    for kernels in native.supported_kernels() if native.available() else []:
-        def native_setup(kernels=kernels):
-            ensemble = native.NativeEnsemble(
-                [state.model(k) for k in range(replicas)])
-            for which in ('m', 'v'):
-                ensemble.load(which, {name: a[:replicas] for name, a in
-                                      getattr(state, which).items()})
-            ensemble.t = state.t
-            return ensemble, kernels, schedules()
+    sets = kernels.supported_kernels() if kernels.available() else []
+    for kernel_set in sets:
+        def native_setup(kernel_set=kernel_set):
+            ensemble = make_ensemble('native', [state.model(k) for k in
+                                                range(replicas)], None)
+            ensemble = state.load_into(ensemble, slice(0, replicas))
+            return ensemble, kernel_set, schedules()
 
         def native_run(run):
-            ensemble, kernels, scheds = run
-            with native.using_kernels(kernels):
+            ensemble, kernel_set, scheds = run
+            with kernels.using_kernels(kernel_set):
                 train(ensemble, None, state.dataset, scheds, window,
                       state.batchsize, train_loss='never')
 
-        contenders['native-{} K={}'.format(kernels, replicas)] = (
+        contenders['native-{} K={}'.format(kernel_set, replicas)] = (
             native_setup, native_run, replicas * steps)
     return contenders
 
@@ -324,16 +309,16 @@ def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
     late-training workload (the native engine prepares it).
     """
     check_settings(replicas, warmup, window, repeat, singles)
-    if not native.available():
+    if not kernels.available():
         log('the native engine is not available here ({}): fresh weights '
-            'only, without it'.format(native._IMPORT_ERROR or 'no FMA'))
+            'only, without it'.format(kernels.import_error() or 'no FMA'))
         warmup = 0
     largest = max(max(replicas), singles)
     result = {'flops_per_step': flops_per_step(), 'workloads': {},
               'warmup': warmup, 'window': window, 'repeat': repeat,
               'device': str(get_device(device)),
               'fma_peak_flops_per_s': {k: fma_peak(k) for k in
-                                       native.supported_kernels()}}
+                                       kernels.supported_kernels()}}
     for label, epochs in (('late', warmup), ('fresh', 0)):
         if label == 'late' and not warmup:
             continue

@@ -18,7 +18,7 @@ from chainer import backend
 from chainer import function_node
 import numpy
 
-from minibatch_hybrid import _parallel
+from minibatch_hybrid.kernels import threads
 
 
 def _t(a):
@@ -31,8 +31,8 @@ def _split(xp, x, part):
     One model, a GPU or few replicas: one call over everything (``index``
     is ``...``).
     """
-    if xp is numpy and x.ndim == 3 and len(x) >= 4 * _parallel.workers():
-        _parallel.run(part, _parallel.slices(len(x), _parallel.workers()))
+    if xp is numpy and x.ndim == 3 and len(x) >= 4 * threads.workers():
+        threads.run(part, threads.slices(len(x), threads.workers()))
     else:
         part(Ellipsis)
 

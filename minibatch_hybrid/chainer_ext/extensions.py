@@ -1,0 +1,129 @@
+"""Trainer extensions: schedules checked before the first update, and a
+run's settings kept in its snapshots."""
+import json
+
+import chainer
+from chainer import training
+import numpy
+
+from minibatch_hybrid.errors import Error
+from minibatch_hybrid.schedules import Schedule
+
+
+class CheckSchedules(training.Extension):
+    """Fails at the start of training if a schedule cannot serve the run.
+
+    For each iterator of the updater whose order sampler is a
+    :class:`~minibatch_hybrid.schedules.Schedule`, it checks, before the
+    first update (and again after a snapshot is loaded):
+
+    * that the schedule's phases cover the run's epochs exactly, when the
+      trainer stops after a number of epochs;
+    * that the iterator's current order belongs to its current epoch, which
+      fails when a snapshot was loaded into a plain Chainer iterator (use
+      :mod:`minibatch_hybrid.iterators` to resume).
+
+    Without it, a schedule shorter than the run fails only when the run
+    passes its end.
+    """
+
+    trigger = 1, 'epoch'
+    priority = training.PRIORITY_WRITER
+    name = 'CheckSchedules'
+
+    def initialize(self, trainer):
+        stop = trainer.stop_trigger
+        epochs = None
+        if getattr(stop, 'unit', None) == 'epoch':
+            epochs = int(stop.period)
+        updater = trainer.updater
+        # StandardUpdater keeps its iterators by name; others have 'main'.
+        named = getattr(updater, '_iterators', None) or {
+            'main': updater.get_iterator('main')}
+        for name, iterator in named.items():
+            schedule = getattr(iterator, 'order_sampler', None)
+            if not isinstance(schedule, Schedule):
+                continue
+            if epochs is not None:
+                schedule.check_epochs(epochs)
+            state = getattr(iterator, '_state', None)
+            order = getattr(state, 'order', None)
+            tagged = getattr(order, 'epoch', None)
+            if tagged is not None and tagged != iterator.epoch:
+                raise ValueError(
+                    'iterator {!r} is at epoch {} but its order is that of '
+                    'epoch {}: a snapshot was loaded into a Chainer iterator '
+                    'that cannot resume a schedule; build it with '
+                    'minibatch_hybrid.iterators.{} instead'.format(
+                        name, iterator.epoch, tagged,
+                        type(iterator).__name__))
+
+    def __call__(self, trainer):
+        pass
+
+
+class SettingsMismatch(Error, ValueError):
+    """A snapshot was made by a run with other settings."""
+
+
+class RunSettings(training.Extension):
+    """Records a run's settings in its snapshots; refuses a resume that
+    does not match them.
+
+    A snapshot holds weights, Adam's state and the iterator's position, but
+    not what produced them: resumed with another schedule, seed or width,
+    a run would go on silently (or fail with a broadcast error).  With this
+    extension the snapshot carries the settings, and loading it into a
+    trainer built with other ones raises :class:`SettingsMismatch`.
+
+    Args:
+        **settings: JSON-ready values (schedule, seed, units, ...).
+
+    """
+
+    trigger = 1, 'epoch'
+    priority = training.PRIORITY_READER
+    name = 'RunSettings'
+
+    def __init__(self, **settings):
+        self.settings = dict(settings)
+
+    def __call__(self, trainer):
+        pass
+
+    def serialize(self, serializer):
+        if not isinstance(serializer, chainer.serializer.Deserializer):
+            serializer('settings', numpy.array(
+                json.dumps(self.settings, sort_keys=True)))
+            return
+        try:
+            saved = serializer('settings', None)
+        except KeyError:
+            saved = None
+        self.check(saved)
+
+    def check(self, saved):
+        """Raises :class:`SettingsMismatch` unless ``saved`` (the recorded
+        settings, as stored in a snapshot; None if absent) are this run's."""
+        if saved is None:
+            raise SettingsMismatch(
+                'it does not record the settings of its run (an older '
+                'version wrote it); start over without --resume')
+        try:
+            saved = json.loads(str(numpy.asarray(saved)[()]))
+        except ValueError:
+            saved = None
+        if not isinstance(saved, dict):
+            raise SettingsMismatch('its record of the run\'s settings is '
+                                   'damaged; start over without --resume')
+        if saved != self.settings:
+            changed = sorted(k for k in set(saved) | set(self.settings)
+                             if saved.get(k) != self.settings.get(k))
+            raise SettingsMismatch(
+                'it was made by a run with {}, and this run has {}; resume '
+                'with the same options, or start over without '
+                '--resume'.format(
+                    ', '.join('{}={}'.format(k, saved.get(k))
+                              for k in changed),
+                    ', '.join('{}={}'.format(k, self.settings.get(k))
+                              for k in changed)))

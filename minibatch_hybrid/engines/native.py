@@ -1,0 +1,219 @@
+"""The native engine: K replicas trained by the compiled kernels.
+
+The same experiment as the numpy engine
+(:class:`~minibatch_hybrid.engines.stacked.Ensemble` with
+:func:`~minibatch_hybrid.core.model.make_optimizer`), in the kernels' one
+arithmetic (see :mod:`~minibatch_hybrid.kernels`): the same bits on every
+CPU that runs them.  Its results equal Chainer's (the numpy engine's) to
+float32 rounding, not bit for bit, and rounding decides some runs' fate
+(which hybrids get stuck): a study records its engine and does not mix
+engines.
+"""
+import math
+
+import chainer
+import numpy
+
+from minibatch_hybrid import kernels
+from minibatch_hybrid.core.checks import check_batchsize
+from minibatch_hybrid.core.model import PARAMS
+from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.model import n_params
+from minibatch_hybrid.core.model import replica_model
+from minibatch_hybrid.core.model import stack_models
+from minibatch_hybrid.kernels import GROUP
+from minibatch_hybrid.kernels import threads
+
+
+def _as_column(x):
+    return numpy.ascontiguousarray(x, numpy.float32).reshape(-1)
+
+
+class NativeEnsemble(object):
+    """K replicas of ``MyChain`` with Adam, trained by the native engine.
+
+    The same experiment as :class:`~minibatch_hybrid.engines.stacked.Ensemble`
+    with :func:`~minibatch_hybrid.core.model.make_optimizer`, in the native
+    engine's arithmetic (see the module's documentation): replica ``k``
+    follows the path the single model would follow, to float32 rounding,
+    and its numbers do not depend on the other replicas.  Adam (Chainer's
+    defaults unless given) is part of the ensemble: :func:`train` takes it
+    with ``optimizer=None``.
+
+    Args:
+        models (list of MyChain): The replicas' initial weights (copied).
+        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters, as
+            :class:`chainer.optimizers.Adam`.
+
+    Attributes:
+        t (int): Adam's step count.
+
+    """
+
+    def __init__(self, models, alpha=0.001, beta1=0.9, beta2=0.999,
+                 eps=1e-8, eta=1.0):
+        kernels.check_available()
+        stacked = stack_models(models)
+        self.n_units = stacked['l2/W'].shape[1]
+        self.size = len(stacked['l2/W'])
+        self.groups = -(-self.size // GROUP)
+        self.load('params', stacked)
+        self.m = numpy.zeros_like(self.params)
+        self.v = numpy.zeros_like(self.params)
+        self.hyperparams = dict(alpha=alpha, beta1=beta1, beta2=beta2,
+                                eps=eps, eta=eta)
+        self.t = 0
+
+    @property
+    def replicas(self):
+        """``K`` (the loop's protocol: :mod:`.core.engine`)."""
+        return self.size
+
+    @property
+    def device(self):
+        """The CPU, where the kernels run and the data must be."""
+        return chainer.get_device('@numpy')
+
+    @classmethod
+    def from_seeds(cls, seeds, n_units=100, **adam):
+        """Returns the replicas of ``make_model(n_units, seed)`` per seed."""
+        return cls([make_model(n_units, seed) for seed in seeds], **adam)
+
+    @property
+    def n_params(self):
+        """Parameters per replica."""
+        return n_params(self.n_units)
+
+    def __len__(self):
+        return self.size
+
+    def load(self, which, arrays):
+        """Sets weights or Adam's moments from replica-stacked arrays in
+        Chainer's shapes (what :meth:`arrays` returns).
+
+        Args:
+            which (str): ``'params'``, or Adam's ``'m'`` or ``'v'``.
+            arrays (dict): ``'l1/W'`` to a ``(K, n, 1)`` array, and so on.
+
+        """
+        flat = numpy.zeros((self.groups * GROUP, self.n_params), numpy.float32)
+        flat[:self.size] = numpy.concatenate(
+            [numpy.asarray(arrays[name]).reshape(self.size, -1)
+             for name in PARAMS], axis=1)
+        # (groups * GROUP, P) -> (groups, P, GROUP): lane = replica.
+        packed = flat.reshape(self.groups, GROUP, self.n_params)
+        setattr(self, which,
+                numpy.ascontiguousarray(packed.transpose(0, 2, 1)))
+
+    def arrays(self, which='params'):
+        """Returns replica-stacked copies in Chainer's shapes.
+
+        Args:
+            which (str): ``'params'``, or Adam's ``'m'`` or ``'v'``.
+
+        Returns:
+            dict: ``'l1/W'`` to a ``(K, n, 1)`` array, and so on.
+
+        """
+        flat = getattr(self, which).transpose(0, 2, 1).reshape(
+            -1, self.n_params)[:self.size]
+        n, out, start = self.n_units, {}, 0
+        for name, shape in zip(PARAMS, ((n, 1), (n,), (n, n), (n,), (1, n),
+                                        (1,))):
+            size = int(numpy.prod(shape))
+            out[name] = flat[:, start:start + size].reshape((-1,) + shape)
+            start += size
+        return out
+
+    def replica(self, k):
+        """Returns replica ``k`` as a :class:`MyChain` (a copy)."""
+        return replica_model(self.arrays(), k)
+
+    def _orders(self, orders, size):
+        orders = numpy.asarray(orders)
+        if orders.shape != (self.size, size):
+            raise ValueError('orders must have shape {}, got {}'.format(
+                (self.size, size), orders.shape))
+        out = numpy.empty((self.groups * GROUP, size), numpy.int32)
+        out[:self.size] = orders
+        out[self.size:] = numpy.arange(size)  # lanes without a replica
+        return out
+
+    def _alpha_t(self, steps):
+        # Chainer's formula (chainer.optimizers.adam._learning_rate), step
+        # by step, cast to float32 as NumPy casts it.
+        hp = self.hyperparams
+        t = numpy.arange(self.t + 1, self.t + steps + 1, dtype=numpy.float64)
+        out = numpy.empty(steps, numpy.float32)
+        for i, ti in enumerate(t):
+            fix1 = 1. - math.pow(hp['beta1'], ti)
+            fix2 = 1. - math.pow(hp['beta2'], ti)
+            out[i] = hp['alpha'] * math.sqrt(fix2) / fix1
+        return out
+
+    def train_epoch(self, x, y, orders, batchsize):
+        """Trains every replica for one epoch.
+
+        Args:
+            x, y: The data set's ``(N, 1)`` float32 inputs and targets.
+            orders: ``(K, N)`` integers, each replica's order of the epoch.
+            batchsize (int): Mini-batch size; the last batch is smaller if
+                it does not divide ``N``.
+
+        Returns:
+            numpy.ndarray: ``(K,)`` float64, each replica's sum over the
+            epoch's mini-batches of ``loss * len(batch)``.
+
+        """
+        x, y = _as_column(x), _as_column(y)
+        size = len(x)
+        check_batchsize(batchsize, size)
+        order = self._orders(orders, size)
+        steps = -(-size // batchsize)
+        alpha_t = self._alpha_t(steps)
+        sums = numpy.empty(self.groups * GROUP, numpy.float64)
+        hp = self.hyperparams
+        native = kernels.module()
+        threads.run(lambda part: native.train_epoch(
+            part.start, part.stop, self.n_units, batchsize, self.params,
+            self.m, self.v, x, y, order, alpha_t, hp['beta1'], hp['beta2'],
+            hp['eps'], hp['eta'], sums),
+            threads.slices(self.groups, threads.workers()))
+        self.t += steps
+        return sums[:self.size]
+
+    def evaluate(self, x, y):
+        """Returns each replica's mean squared error on a data set.
+
+        Args:
+            x, y: ``(N, 1)`` arrays shared by all replicas, or ``(K, N, 1)``
+                with one data set per replica.
+
+        Returns:
+            numpy.ndarray: ``(K,)`` float32.
+
+        """
+        x = numpy.asarray(x, numpy.float32)
+        y = numpy.asarray(y, numpy.float32)
+        lanes = self.groups * GROUP
+        shared = x.ndim == 2 and x.shape[1:] == (1,)
+        own = x.ndim == 3 and x.shape[0] == self.size and x.shape[2:] == (1,)
+        if not (shared or own) or x.shape != y.shape or x.size == 0:
+            raise ValueError(
+                'evaluate takes x and y of shape (N, 1), shared by the '
+                'replicas, or ({}, N, 1), one data set per replica; got {} '
+                'and {}'.format(self.size, x.shape, y.shape))
+        if shared:
+            x = numpy.broadcast_to(x.reshape(-1), (lanes, x.shape[0]))
+            y = numpy.broadcast_to(y.reshape(-1), (lanes, y.shape[0]))
+        else:
+            pad = ((0, lanes - self.size), (0, 0))
+            x = numpy.pad(x.reshape(self.size, -1), pad, mode='edge')
+            y = numpy.pad(y.reshape(self.size, -1), pad, mode='edge')
+        x, y = numpy.ascontiguousarray(x), numpy.ascontiguousarray(y)
+        out = numpy.empty(lanes, numpy.float32)
+        native = kernels.module()
+        threads.run(lambda part: native.evaluate(
+            part.start, part.stop, self.n_units, self.params, x, y, out),
+            threads.slices(self.groups, threads.workers()))
+        return out[:self.size]
