@@ -74,6 +74,8 @@ setup(
         # setuptools >= 74 breaks numpy.distutils, >= 82 drops pkg_resources.
         'setuptools>=66.1,<74',
         'matplotlib>=3.10,<3.12',
+        # A study folder is held by one run at a time (study/folder.py).
+        'filelock>=3.12,<5',
     ],
     extras_require={
         # Studies on a Dask cluster (study/sweep --scheduler, --workers).

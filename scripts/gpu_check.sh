@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check, in one call on the lent machine (see
-# ../shared/notes/gpu-machine.md), from the repository root, with gpu-wheels/
-# carried (scripts/gpu_wheels.sh makes it):
+# The GPU check, in one call on a GPU machine without network (see
+# docs/gpus.md), from the repository root, with gpu-wheels/ carried
+# (scripts/gpu_wheels.sh makes it):
 #
 #     bash scripts/gpu_check.sh            # writes logs under $OUT
 #

@@ -16,11 +16,11 @@ COMPILED = [False, pytest.param(True, marks=needs_native)]
 @pytest.mark.parametrize('compiled', COMPILED)
 @pytest.mark.parametrize('shape', [(3,), (13, 7), (100, 100), (300, 1000)])
 def test_fused_adam_gives_chainers_bits(shape, compiled):
-    # compiled=False: NumPy's operations.  (300, 1000) is above CHUNK and
-    # NATIVE_SPLIT: chunked or split across threads; (13, 7) leaves a tail
+    # compiled=False: NumPy's operations.  (300, 1000) is above BLOCK and
+    # NATIVE_SPLIT: in blocks or split across threads; (13, 7) leaves a tail
     # after the kernels' 8-wide vectors.
     assert numpy.prod(shape) < adam.NATIVE_SPLIT or \
-        numpy.prod(shape) > 2 * adam.CHUNK
+        numpy.prod(shape) > 2 * adam.BLOCK
     rng = numpy.random.default_rng(0)
     start = rng.standard_normal(shape).astype(numpy.float32)
     finals = []

@@ -6,11 +6,11 @@ import numpy
 from minibatch_hybrid.kernels import threads
 from minibatch_hybrid import kernels
 
-#: Elements per chunk of the in-place update of large parameters: small
-#: enough that the chunk's six arrays stay in the CPU's cache through its
+#: Elements per block of the in-place update of large parameters: small
+#: enough that the block's six arrays stay in the CPU's cache through its
 #: twelve operations, large enough that Python's overhead per operation does
 #: not matter (measured best on a 2-core EPYC: 131072 float32).
-CHUNK = 131072
+BLOCK = 131072
 
 #: Parameters of at least this many elements are updated on all cores by
 #: the compiled kernel (below it, starting threads costs more than it saves).
@@ -25,7 +25,7 @@ class FusedAdamRule(adam.AdamRule):
     performs the same floating-point operations in the same order, in place
     in two scratch buffers, so it gives the same bits (``tests/test_adam.py``
     checks it); large arrays (an ensemble's stacked weights) are updated in
-    cache-sized chunks on all cores: for an ensemble of 256 replicas on the
+    cache-sized blocks on all cores: for an ensemble of 256 replicas on the
     2-core benchmark machine, about three times faster than Chainer's update
     (measured side by side).  Where the compiled kernels of
     :mod:`~minibatch_hybrid.kernels` are built, the same operations run in
@@ -64,18 +64,18 @@ class FusedAdamRule(adam.AdamRule):
         if self._scratch is None or self._scratch[0].shape != m.shape:
             self._scratch = (numpy.empty_like(m), numpy.empty_like(m))
         arrays = (param.array, grad, m, v) + self._scratch
-        if m.size <= CHUNK:
-            self._update_chunk(*arrays)
+        if m.size <= BLOCK:
+            self._update_block(*arrays)
             return
         flat = [a.reshape(-1) for a in arrays]
-        chunks = threads.slices(m.size, -(-m.size // CHUNK))
+        blocks = threads.slices(m.size, -(-m.size // BLOCK))
         # Threads pay off only for large arrays (an ensemble's weights).
         parts = threads.slices(
-            len(chunks), threads.workers() if len(chunks) >= 8 else 1)
+            len(blocks), threads.workers() if len(blocks) >= 8 else 1)
 
         def update(part):
-            for chunk in chunks[part]:
-                self._update_chunk(*(a[chunk] for a in flat))
+            for block in blocks[part]:
+                self._update_block(*(a[block] for a in flat))
 
         threads.run(update, parts)
 
@@ -94,7 +94,7 @@ class FusedAdamRule(adam.AdamRule):
 
         threads.run(update, parts)
 
-    def _update_chunk(self, param, grad, m, v, a, b):
+    def _update_block(self, param, grad, m, v, a, b):
         hp = self.hyperparam
         # m += (1 - beta1) * (grad - m)
         numpy.subtract(grad, m, out=a)

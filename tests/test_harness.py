@@ -1,0 +1,38 @@
+"""The kernels without Python (scripts/arm_harness.c) print one checksum.
+
+The harness trains a fixed ensemble with a kernel set and prints a
+checksum of every weight, moment, loss and evaluation.  The arithmetic is
+the package's own, so the line is the same on every CPU and kernel set:
+the number below was printed by the portable set on 64-bit ARM (under
+QEMU) and by every set on x86-64 (AVX-512, AVX2 and portable; see
+``docs/performance.md``).  A change of any operation, order or rounding in
+the kernels changes it.
+"""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from minibatch_hybrid import kernels
+from _marks import needs_native
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HARNESS = os.path.join(HERE, os.pardir, 'scripts', 'arm_harness.c')
+
+#: The harness's line on every CPU (scripts/check_arm.sh).
+CHECKSUM = '6e19d30c6ed2535d'
+
+
+@needs_native
+@pytest.mark.exact
+@pytest.mark.skipif(shutil.which('gcc') is None, reason='needs gcc')
+def test_every_kernel_set_prints_the_one_checksum(tmp_path):
+    binary = str(tmp_path / 'harness')
+    # The flags setup.py builds the extension with.
+    subprocess.run(['gcc', '-O3', '-ffp-contract=off', '-fno-math-errno',
+                    '-o', binary, HARNESS, '-lm'], check=True)
+    for kernel_set in kernels.supported_kernels():
+        line = subprocess.run([binary, kernel_set], check=True,
+                              capture_output=True, text=True).stdout
+        assert line.split()[0] == CHECKSUM, (kernel_set, line)

@@ -1,0 +1,147 @@
+"""The tree is the architecture: layers, no import cycle, a small root.
+
+Imports are read from the source (every ``import`` statement, those inside
+functions included), so that no cycle hides behind an import that runs
+late.
+"""
+import ast
+import os
+
+import pytest
+
+import minibatch_hybrid
+
+PACKAGE = 'minibatch_hybrid'
+ROOT = os.path.dirname(minibatch_hybrid.__file__)
+
+#: The layers, lowest first: a module imports from its own layer and those
+#: below it only.  The package's ``__init__`` and the two public names kept
+#: at the root (``iterators``, ``extensions``) are facades: each stands as
+#: high as the highest layer it imports.
+LAYERS = [
+    ('errors', '_version', '_compat', '_startup', 'core.checks'),
+    ('schedules', 'kernels'),
+    ('core',),
+    ('engines', 'io'),
+    ('chainer_ext', 'settings'),
+    ('experiments',),
+    ('cli',),
+]
+FACADES = ('', 'iterators', 'extensions')
+
+
+def _modules():
+    """Returns ``{dotted name: path}`` of the package's modules."""
+    out = {}
+    for folder, _, files in os.walk(ROOT):
+        for name in files:
+            if not name.endswith('.py'):
+                continue
+            path = os.path.join(folder, name)
+            parts = os.path.relpath(path, os.path.dirname(ROOT))[:-3].split(
+                os.sep)
+            if parts[-1] == '__init__':
+                parts = parts[:-1]
+            out['.'.join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name, path):
+    """Returns the package's modules that module ``name`` imports."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), path)
+    package = name if path.endswith('__init__.py') else \
+        name.rpartition('.')[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:
+                up = package.split('.')[:len(package.split('.')) -
+                                        node.level + 1]
+                base = '.'.join(up + ([base] if base else []))
+            # ``from a import b``: b is a module, or a name in module a.
+            targets = [base + '.' + alias.name
+                       if base + '.' + alias.name in MODULES else base
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition('.')[0]
+            if target and target.startswith(PACKAGE) and target != name:
+                found.add(target)
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _short(name):
+    return name[len(PACKAGE) + 1:]
+
+
+def test_the_import_graph_has_no_cycle():
+    # Depth-first search; a module on the current path seen again closes
+    # a cycle.
+    state, stack = {}, []
+
+    def visit(name):
+        state[name] = 'open'
+        stack.append(name)
+        for other in sorted(GRAPH[name]):
+            if state.get(other) == 'open':
+                cycle = stack[stack.index(other):] + [other]
+                pytest.fail('import cycle: ' + ' -> '.join(cycle))
+            if other not in state:
+                visit(other)
+        stack.pop()
+        state[name] = 'done'
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name)
+
+
+def test_the_finder_sees_imports_inside_functions(tmp_path):
+    # The test above must see an import that runs late.
+    path = tmp_path / 'late.py'
+    path.write_text('def f():\n    from minibatch_hybrid import engines\n')
+    assert _imports(PACKAGE + '.core.late', str(path)) == {
+        PACKAGE + '.engines'}
+
+
+def _layer(name):
+    short = _short(name) if name != PACKAGE else ''
+    if short in FACADES:  # as high as the highest layer it shows
+        return max((_layer(t) for t in GRAPH[name]), default=0)
+    best = None
+    for rank, layer in enumerate(LAYERS):
+        for prefix in layer:
+            if short == prefix or short.startswith(prefix + '.'):
+                if best is None or len(prefix) > best[1]:
+                    best = (rank, len(prefix))
+    assert best is not None, 'module {} is in no layer'.format(name)
+    return best[0]
+
+
+def test_every_module_imports_its_own_layer_or_below():
+    wrong = []
+    for name, targets in sorted(GRAPH.items()):
+        rank = _layer(name)
+        for target in sorted(targets):
+            if _layer(target) > rank:
+                wrong.append('{} imports {}'.format(_short(name),
+                                                    _short(target)
+                                                    or PACKAGE))
+    assert not wrong, wrong
+
+
+def test_the_root_holds_few_modules():
+    modules = [name for name in os.listdir(ROOT) if name.endswith('.py')]
+    assert len(modules) <= 10, sorted(modules)
