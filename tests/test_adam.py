@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import chainer
 import numpy
 import pytest
@@ -46,3 +50,27 @@ def test_make_optimizer_is_adam_with_the_defaults():
     assert isinstance(optimizer, chainer.optimizers.Adam)
     hp = optimizer.hyperparam
     assert (hp.alpha, hp.beta1, hp.beta2, hp.eps) == (0.001, 0.9, 0.999, 1e-8)
+
+
+@needs_native
+def test_the_compiled_update_obeys_the_kernel_set_asked_for():
+    # MINIBATCH_HYBRID_KERNELS names the kernel set of every compiled call,
+    # the single model's Adam included: a set that cannot run is refused
+    # at its first update, not ignored.
+    code = (
+        'import minibatch_hybrid as mh\n'
+        'from minibatch_hybrid import kernels\n'
+        'model = mh.make_model(4, 0)\n'
+        'optimizer = mh.make_optimizer(model)\n'
+        'model.cleargrads()\n'
+        'data = mh.make_sin_dataset(10)\n'
+        'loss = model(data.x, data.y)\n'
+        'loss.backward()\n'
+        'try:\n'
+        '    optimizer.update()\n'
+        'except kernels.NativeUnavailable as e:\n'
+        '    print("refused:", e)\n')
+    env = dict(os.environ, MINIBATCH_HYBRID_KERNELS='sse')
+    out = subprocess.run([sys.executable, '-c', code], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.startswith('refused: MINIBATCH_HYBRID_KERNELS=sse'), out
