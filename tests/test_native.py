@@ -3,6 +3,7 @@ against an independent NumPy port of that arithmetic (contract ``exact``:
 the same on every machine).  Against Chainer's path, whose arithmetic is
 the BLAS's: tests/test_bounds.py."""
 import contextlib
+import inspect
 import os
 import subprocess
 import sys
@@ -186,8 +187,8 @@ class _Recorder(object):
     def __getattr__(self, name):
         function = getattr(self._module, name)
 
-        def call(*args):
-            result = function(*args)
+        def call(*args, **kwargs):
+            result = function(*args, **kwargs)
             self._after(name)
             return result
 
@@ -288,38 +289,21 @@ def test_native_ensemble_round_trips_and_checks_its_input():
 
 @needs_native
 def test_kernel_arguments_are_checked():
+    # Each kernel takes keyword arguments only, and refuses each wrong one,
+    # before it runs, with an error that names the argument and says what
+    # was expected (the cases: _REFUSED_KERNEL_CALLS, at the end).
     native = kernels.module()
-    params = numpy.zeros((1, 5 * 5 + 4 * 5 + 1, 16), numpy.float32)
-    x = numpy.zeros(20, numpy.float32)
-    order = numpy.zeros((16, 20), numpy.int32)
-    alpha = numpy.zeros(4, numpy.float32)
-    sums = numpy.zeros(16)
-    args = [0, 1, 5, 5, params, params.copy(), params.copy(), x, x, order,
-            alpha, 0.9, 0.999, 1e-8, 1.0, sums]
-    native.train_epoch(*args)  # well formed
-    bad = list(args)
-    bad[9] = order.astype(numpy.int64)
-    with pytest.raises(TypeError, match="order must be int32, not 'l'"):
-        native.train_epoch(*bad)
-    bad = list(args)
-    bad[10] = alpha[:3]
-    with pytest.raises(ValueError, match='alpha_t has 3 elements; expected 4'):
-        native.train_epoch(*bad)
-    bad = list(args)
-    bad[4] = params[:, :, ::2]
-    with pytest.raises(TypeError, match='params must be a C-contiguous, '
-                       'writable float32 array'):
-        native.train_epoch(*bad)
-    with pytest.raises(ValueError, match=r'group range \[0, 2\) is not '
-                       r'within \[0, 1\)'):
-        native.train_epoch(0, 2, *args[2:])
+    for name, arguments in _kernel_arguments().items():
+        getattr(native, name)(**arguments)  # well formed
+    for name, changes, error, message in _REFUSED_KERNEL_CALLS:
+        arguments = _kernel_arguments()[name]
+        arguments.update(changes)
+        arguments = {k: a for k, a in arguments.items() if a is not _LEFT_OUT}
+        with pytest.raises(error, match=message):
+            getattr(native, name)(**arguments)
     with pytest.raises(ValueError, match="unknown kernel set 'sse': choose "
                        "'avx512', 'avx2' or 'c'"):
         native.set_kernels('sse')
-    p = numpy.zeros(10, numpy.float32)
-    with pytest.raises(ValueError, match='v has 9 elements, param has 10'):
-        native.adam(p, p.copy(), p.copy(), p[:9].copy(), 0.9, 0.999, 1e-8,
-                     1e-3, 1.0, 0, 10)
 
 
 @needs_native
@@ -370,3 +354,213 @@ def test_the_command_says_how_to_build_the_kernels(monkeypatch, tmp_path,
                   str(tmp_path / 'study')])
     assert exit_.value.code == 2
     assert 'Install a C compiler' in capsys.readouterr().err
+
+
+# The compiled kernels' arguments: test_kernel_arguments_are_checked and
+# the tests below.
+
+_LEFT_OUT = object()  # in a case's changes: the argument is left out
+
+
+def _kernel_arguments():
+    """Returns well-formed keyword arguments of each kernel, in the order of
+    its signature: one group of replicas with n_units=5, 20 points in
+    mini-batches of 5 (4 steps), 10 points per replica to evaluate on."""
+    params = numpy.zeros((1, 5 * 5 + 4 * 5 + 1, 16), numpy.float32)
+    x = numpy.linspace(0, 1, 20, dtype=numpy.float32)
+    data = numpy.tile(x[:10], (16, 1))
+    p = numpy.ones(10, numpy.float32)
+    return {
+        'train_epoch': dict(
+            params=params, m=params.copy(), v=params.copy(), x=x,
+            y=x + 1, order=numpy.tile(numpy.arange(20, dtype=numpy.int32),
+                                      (16, 1)),
+            alpha_t=numpy.full(4, 1e-3, numpy.float32),
+            sums=numpy.zeros(16), n_units=5, batchsize=5, beta1=0.9,
+            beta2=0.999, eps=1e-8, eta=1.0, start=0, stop=1),
+        'evaluate': dict(
+            params=params.copy(), x=data, y=numpy.ones_like(data),
+            out=numpy.zeros(16, numpy.float32), n_units=5, start=0,
+            stop=1),
+        'adam': dict(
+            param=p, grad=p + 1, m=p.copy(), v=p.copy(), alpha_t=1e-3,
+            beta1=0.9, beta2=0.999, eps=1e-8, eta=1.0, start=0, stop=10),
+    }
+
+
+def _read_only(array):
+    array = numpy.array(array)
+    array.flags.writeable = False
+    return array
+
+
+def _f32(*shape):
+    return numpy.zeros(shape, numpy.float32)
+
+
+#: (kernel, changed arguments, error, message): calls the kernels refuse.
+_REFUSED_KERNEL_CALLS = [
+    # Keywords.
+    ('train_epoch', dict(eta=_LEFT_OUT), TypeError,
+     r"^train_epoch\(\) missing keyword argument 'eta'$"),
+    ('evaluate', dict(sums=numpy.zeros(16)), TypeError,
+     r"^evaluate\(\) got an unexpected keyword argument 'sums'$"),
+    ('adam', dict(alpha_t=_LEFT_OUT, alpha=1e-3), TypeError,
+     r"^adam\(\) missing keyword argument 'alpha_t'$"),
+    # Element types, order in memory, writability.
+    ('train_epoch', dict(order=numpy.zeros((16, 20), numpy.int64)),
+     TypeError, r'^train_epoch: order must be int32, not int64$'),
+    ('train_epoch', dict(sums=_f32(16)), TypeError,
+     r'^train_epoch: sums must be float64, not float32$'),
+    ('train_epoch', dict(x=[0.0] * 20), TypeError,
+     r'^train_epoch: x must be a float32 array, not list$'),
+    ('train_epoch', dict(params=_f32(1, 46, 32)[:, :, ::2]), TypeError,
+     r'^train_epoch: params must be a C-contiguous array$'),
+    ('train_epoch', dict(m=_read_only(_f32(1, 46, 16))), TypeError,
+     r'^train_epoch: m must be writable \(the kernel writes it\), not '
+     r'read-only$'),
+    ('evaluate', dict(out=numpy.zeros(16)), TypeError,
+     r'^evaluate: out must be float32, not float64$'),
+    ('evaluate', dict(out=_read_only(_f32(16))), TypeError,
+     r'^evaluate: out must be writable'),
+    ('adam', dict(grad=numpy.ones(10)), TypeError,
+     r'^adam: grad must be float32, not float64$'),
+    ('adam', dict(param=_read_only(_f32(10))), TypeError,
+     r'^adam: param must be writable'),
+    # Integers and reals.
+    ('train_epoch', dict(n_units=5.0), TypeError,
+     r'^train_epoch: n_units must be an integer, not float$'),
+    ('train_epoch', dict(beta1='0.9'), TypeError,
+     r'^train_epoch: beta1 must be a real number, not str$'),
+    ('evaluate', dict(start=2 ** 70), OverflowError,
+     r"^evaluate: start is out of a Py_ssize_t's range$"),
+    ('adam', dict(eps=None), TypeError,
+     r'^adam: eps must be a real number, not NoneType$'),
+    ('adam', dict(eta=10 ** 400), OverflowError,
+     r"^adam: eta is out of a double's range$"),
+    # n_units and the parameters' shapes.
+    ('train_epoch', dict(n_units=0), ValueError,
+     r'^train_epoch: need 1 <= n_units <= 8192; got n_units=0$'),
+    ('evaluate', dict(n_units=8193), ValueError,
+     r'^evaluate: need 1 <= n_units <= 8192; got n_units=8193$'),
+    ('train_epoch', dict(n_units=6), ValueError,
+     r'^train_epoch: params has shape \(1, 46, 16\); expected \(groups, 61, '
+     r'16\) \(for n_units=6: n_units \* \(n_units \+ 4\) \+ 1 parameters, '
+     r'16 replicas a group\)$'),
+    ('evaluate', dict(params=_f32(46, 16)), ValueError,
+     r'^evaluate: params has shape \(46, 16\); expected \(groups, 46, 16\)'),
+    ('train_epoch', dict(m=_f32(2, 46, 16)), ValueError,
+     r"^train_epoch: m has shape \(2, 46, 16\); expected \(1, 46, 16\) "
+     r"\(params' shape\)$"),
+    ('train_epoch', dict(v=_f32(1, 46, 16, 1)), ValueError,
+     r'^train_epoch: v has shape \(1, 46, 16, 1\); expected \(1, 46, 16\)'),
+    ('adam', dict(v=_f32(9)), ValueError,
+     r"^adam: v has shape \(9,\); expected \(10,\) \(param's shape\)$"),
+    ('adam', dict(grad=_f32(2, 5)), ValueError,
+     r'^adam: grad has shape \(2, 5\); expected \(10,\)'),
+    # The data, the steps, the replicas.
+    ('train_epoch', dict(x=_f32(20, 1)), ValueError,
+     r"^train_epoch: x has shape \(20, 1\); expected \(N,\) \(the data's "
+     r"inputs\)$"),
+    ('train_epoch', dict(x=_f32(0)), ValueError,
+     r'^train_epoch: need 1 <= N <= 2147483647 \(the points of x\); got '
+     r'N=0$'),
+    ('train_epoch', dict(y=_f32(19)), ValueError,
+     r"^train_epoch: y has shape \(19,\); expected \(20,\) \(x's shape\)$"),
+    ('train_epoch', dict(batchsize=21), ValueError,
+     r'^train_epoch: need 1 <= batchsize <= 20 \(N, the points of x\); got '
+     r'batchsize=21$'),
+    ('train_epoch', dict(batchsize=0), ValueError,
+     r'^train_epoch: need 1 <= batchsize <= 20'),
+    ('train_epoch', dict(order=numpy.zeros((16, 19), numpy.int32)),
+     ValueError,
+     r"^train_epoch: order has shape \(16, 19\); expected \(16, 20\) \(16 \* "
+     r"groups replicas, N: each replica's order of x\)$"),
+    ('train_epoch', dict(order=numpy.full((16, 20), 20, numpy.int32)),
+     ValueError,
+     r'^train_epoch: order holds index 20, out of range for N=20 points '
+     r'\(need 0 <= index < N\)$'),
+    ('train_epoch', dict(order=numpy.full((16, 20), -1, numpy.int32)),
+     ValueError, r'^train_epoch: order holds index -1, out of range'),
+    ('train_epoch', dict(batchsize=3), ValueError,
+     r'^train_epoch: alpha_t has shape \(4,\); expected \(7,\) \(a step size '
+     r'per mini-batch: ceil\(N / batchsize\)\)$'),
+    ('train_epoch', dict(sums=numpy.zeros(15)), ValueError,
+     r'^train_epoch: sums has shape \(15,\); expected \(16,\) \(one per '
+     r'replica: 16 \* groups\)$'),
+    ('evaluate', dict(x=_f32(15, 10)), ValueError,
+     r"^evaluate: x has shape \(15, 10\); expected \(16, N\) \(16 \* groups "
+     r"replicas, N: each replica's inputs\)$"),
+    ('evaluate', dict(x=_f32(16, 0), y=_f32(16, 0)), ValueError,
+     r'^evaluate: need 1 <= N <= 2147483647 \(the points of x\); got N=0$'),
+    ('evaluate', dict(y=_f32(16, 9)), ValueError,
+     r"^evaluate: y has shape \(16, 9\); expected \(16, 10\) \(x's shape\)$"),
+    ('evaluate', dict(out=_f32(16, 1)), ValueError,
+     r'^evaluate: out has shape \(16, 1\); expected \(16,\)'),
+    # Ranges.
+    ('train_epoch', dict(stop=2), ValueError,
+     r'^train_epoch: need 0 <= start <= stop <= 1 \(the groups in params\); '
+     r'got start=0, stop=2$'),
+    ('train_epoch', dict(start=-1), ValueError,
+     r'^train_epoch: need 0 <= start <= stop <= 1 \(the groups in params\); '
+     r'got start=-1, stop=1$'),
+    ('evaluate', dict(start=1, stop=0), ValueError,
+     r'^evaluate: need 0 <= start <= stop <= 1 \(the groups in params\); '
+     r'got start=1, stop=0$'),
+    ('adam', dict(stop=11), ValueError,
+     r'^adam: need 0 <= start <= stop <= 10 \(the elements of param\); got '
+     r'start=0, stop=11$'),
+]
+
+
+@needs_native
+def test_kernels_take_the_keywords_their_signatures_name():
+    native = kernels.module()
+    for name, arguments in _kernel_arguments().items():
+        function = getattr(native, name)
+        parameters = inspect.signature(function).parameters
+        assert list(parameters) == list(arguments)
+        assert all(p.kind == p.KEYWORD_ONLY for p in parameters.values())
+        assert 'Every argument is passed by keyword' in function.__doc__
+        with pytest.raises(TypeError, match=r'^{}\(\) takes keyword '
+                           r'arguments only, got {} positional$'.format(
+                               name, len(arguments))):
+            function(*arguments.values())
+
+
+@needs_native
+def test_a_refused_kernel_call_changes_nothing():
+    # The arguments are checked before any work: a bad index in the last
+    # replica's order, or a range past the end, leaves every array as it
+    # was; the same calls, well formed, write them.
+    native = kernels.module()
+    bad_order = numpy.tile(numpy.arange(20, dtype=numpy.int32), (16, 1))
+    bad_order[-1, -1] = 20
+    for name, changes, changed in [
+            ('train_epoch', dict(order=bad_order), ('params', 'sums')),
+            ('evaluate', dict(stop=2), ('out',)),
+            ('adam', dict(stop=11), ('param', 'm', 'v'))]:
+        arguments = _kernel_arguments()[name]
+        good = dict(arguments)
+        arguments.update(changes)
+        before = {k: a.copy() for k, a in arguments.items()
+                  if isinstance(a, numpy.ndarray)}
+        with pytest.raises(ValueError):
+            getattr(native, name)(**arguments)
+        for k, a in before.items():
+            numpy.testing.assert_array_equal(arguments[k], a, err_msg=k)
+        getattr(native, name)(**good)
+        for k in changed:
+            assert (good[k] != before[k]).any(), (name, k)
+
+
+@needs_native
+def test_evaluate_reads_read_only_arrays():
+    # Only out is written: weights and data may be read-only.  Zero weights
+    # predict 0 for targets of 1: a mean squared error of exactly 1.
+    native = kernels.module()
+    arguments = _kernel_arguments()['evaluate']
+    for name in ('params', 'x', 'y'):
+        arguments[name] = _read_only(arguments[name])
+    native.evaluate(**arguments)
+    numpy.testing.assert_array_equal(arguments['out'], numpy.ones(16))

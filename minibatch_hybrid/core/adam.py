@@ -88,9 +88,10 @@ class FusedAdamRule(adam.AdamRule):
             size, threads.workers() if size >= NATIVE_SPLIT else 1)
 
         def update(part):
-            native.adam(param, grad, m, v, hp.beta1, hp.beta2,
-                                hp.eps, self.alpha_t, hp.eta, part.start,
-                                part.stop)
+            native.adam(param=param, grad=grad, m=m, v=v,
+                        alpha_t=self.alpha_t, beta1=hp.beta1, beta2=hp.beta2,
+                        eps=hp.eps, eta=hp.eta, start=part.start,
+                        stop=part.stop)
 
         threads.run(update, parts)
 

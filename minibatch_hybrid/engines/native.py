@@ -21,6 +21,7 @@ from minibatch_hybrid.core.model import make_model
 from minibatch_hybrid.core.model import n_params
 from minibatch_hybrid.core.model import replica_model
 from minibatch_hybrid.core.model import stack_models
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.kernels import GROUP
 from minibatch_hybrid.kernels import threads
 
@@ -132,7 +133,7 @@ class NativeEnsemble(object):
     def _orders(self, orders, size):
         orders = numpy.asarray(orders)
         if orders.shape != (self.size, size):
-            raise ValueError('orders must have shape {}, got {}'.format(
+            raise SettingsError('orders must have shape {}, got {}'.format(
                 (self.size, size), orders.shape))
         out = numpy.empty((self.groups * GROUP, size), numpy.int32)
         out[:self.size] = orders
@@ -174,10 +175,13 @@ class NativeEnsemble(object):
         sums = numpy.empty(self.groups * GROUP, numpy.float64)
         hp = self.hyperparams
         native = kernels.module()
+        arguments = dict(
+            params=self.params, m=self.m, v=self.v, x=x, y=y, order=order,
+            alpha_t=alpha_t, sums=sums, n_units=self.n_units,
+            batchsize=batchsize, beta1=hp['beta1'], beta2=hp['beta2'],
+            eps=hp['eps'], eta=hp['eta'])
         threads.run(lambda part: native.train_epoch(
-            part.start, part.stop, self.n_units, batchsize, self.params,
-            self.m, self.v, x, y, order, alpha_t, hp['beta1'], hp['beta2'],
-            hp['eps'], hp['eta'], sums),
+            start=part.start, stop=part.stop, **arguments),
             threads.slices(self.groups, threads.workers()))
         self.t += steps
         return sums[:self.size]
@@ -214,6 +218,7 @@ class NativeEnsemble(object):
         out = numpy.empty(lanes, numpy.float32)
         native = kernels.module()
         threads.run(lambda part: native.evaluate(
-            part.start, part.stop, self.n_units, self.params, x, y, out),
+            params=self.params, x=x, y=y, out=out, n_units=self.n_units,
+            start=part.start, stop=part.stop),
             threads.slices(self.groups, threads.workers()))
         return out[:self.size]

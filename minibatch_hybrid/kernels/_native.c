@@ -464,81 +464,267 @@ adam_avx2(update_hp h, float *p, const float *g, float *m, float *v, idx n)
 /* ------------------------------------------------------------------ */
 /* Python interface.                                                   */
 
+/* Every argument of train_epoch, evaluate and adam is passed by keyword
+ * and checked before a kernel runs, by the helpers below, each check
+ * written once: kernel_args() reads the keywords and converts each value
+ * (arrays: element type, C order, writable where written; integers;
+ * reals); check_shape(), check_between() and check_range() compare what
+ * the arguments make with what the call needs.  Every error names the
+ * argument and says what was expected. */
+
+/* A keyword argument of a kernel call. */
+typedef struct {
+    const char *name;
+    /* 'f' float32, 'i' int32, 'd' float64 array, upper case where the
+     * kernel writes it; 'n' an integer; 'r' a real number. */
+    char kind;
+    PyObject *obj;       /* borrowed from the call's keywords */
+    Py_buffer view;      /* an array's buffer, once got */
+    Py_ssize_t integer;  /* 'n' */
+    double real;         /* 'r' */
+} kernel_arg;
+
+/* Releases the arrays' buffers (those not got are zeroed: a no-op). */
 static void
-release_buffers(Py_buffer *views, Py_ssize_t count)
+release_args(kernel_arg *args, int count)
 {
-    for (Py_ssize_t i = 0; i < count; i++)
-        PyBuffer_Release(&views[i]);
+    for (int i = 0; i < count; i++)
+        PyBuffer_Release(&args[i].view);
 }
 
-/* Gets the buffers of args[first:first + count]; spec has a letter per
- * buffer: 'f' float32, 'i' int32, 'd' float64, upper case where written.
- * All C-contiguous.  On failure releases what it got. */
-static int
-get_buffers(PyObject *args, Py_ssize_t first, const char *spec,
-            Py_buffer *views, const char **names)
+static const char *
+type_name(char kind)
 {
-    Py_ssize_t count = (Py_ssize_t)strlen(spec);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *obj = PyTuple_GET_ITEM(args, first + i);
-        const int written = spec[i] >= 'A' && spec[i] <= 'Z';
-        const char format[2] = {(char)(spec[i] | 0x20), 0};
-        const char *type = format[0] == 'f' ? "float32"
-                           : format[0] == 'i' ? "int32" : "float64";
-        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT;
-        if (written)
-            flags |= PyBUF_WRITABLE;
-        if (PyObject_GetBuffer(obj, &views[i], flags) < 0) {
+    switch (kind | 0x20) {  /* lower case */
+    case 'f':
+        return "float32";
+    case 'i':
+        return "int32";
+    default:
+        return "float64";
+    }
+}
+
+/* Whether a buffer holds the array kind's elements, in native order. */
+static int
+has_type(const Py_buffer *view, char kind)
+{
+    const char *f = view->format ? view->format : "B";
+    if (f[0] == '@' || f[0] == '=' || f[0] == (PY_LITTLE_ENDIAN ? '<' : '>'))
+        f++;
+    switch (kind | 0x20) {
+    case 'f':
+        return view->itemsize == 4 && strcmp(f, "f") == 0;
+    case 'i':  /* NumPy's int32 is 'i', or 'l' where a long has 32 bits */
+        return view->itemsize == 4 && (strcmp(f, "i") == 0 ||
+                                       strcmp(f, "l") == 0);
+    default:
+        return view->itemsize == 8 && strcmp(f, "d") == 0;
+    }
+}
+
+static int
+get_array(const char *fn, kernel_arg *a)
+{
+    const char *type = type_name(a->kind);
+    if (PyObject_GetBuffer(a->obj, &a->view, PyBUF_RECORDS_RO) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a %s array, not "
+                     "%.200s", fn, a->name, type, Py_TYPE(a->obj)->tp_name);
+        return -1;
+    }
+    if (!has_type(&a->view, a->kind)) {
+        PyObject *dtype = PyObject_GetAttrString(a->obj, "dtype");
+        if (dtype != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s: %s must be %s, not %S", fn,
+                         a->name, type, dtype);
+            Py_DECREF(dtype);
+        } else {
             PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous%s %s "
-                         "array", names[i], written ? ", writable" : "",
-                         type);
-            release_buffers(views, i);
-            return -1;
+            PyErr_Format(PyExc_TypeError, "%s: %s must be %s, not of "
+                         "buffer format '%s'", fn, a->name, type,
+                         a->view.format ? a->view.format : "B");
         }
-        const char *f = views[i].format ? views[i].format : "?";
-        if (f[0] == '=' || f[0] == '<' || f[0] == '@')
-            f++;
-        if (views[i].itemsize != (format[0] == 'd' ? 8 : 4) ||
-            strcmp(f, format) != 0) {
-            PyErr_Format(PyExc_TypeError, "%s must be %s, not '%s'",
-                         names[i], type, views[i].format
-                                         ? views[i].format : "?");
-            release_buffers(views, i + 1);
-            return -1;
-        }
+        return -1;
     }
-    return 0;
-}
-
-static Py_ssize_t
-length(const Py_buffer *view)
-{
-    return view->len / view->itemsize;
-}
-
-static int
-check_length(const Py_buffer *views, const char **names, int i,
-             Py_ssize_t expected)
-{
-    if (length(&views[i]) != expected) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd elements; expected %zd",
-                     names[i], length(&views[i]), expected);
+    if (!PyBuffer_IsContiguous(&a->view, 'C')) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a C-contiguous array",
+                     fn, a->name);
+        return -1;
+    }
+    if (a->kind >= 'A' && a->kind <= 'Z' && a->view.readonly) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be writable (the kernel "
+                     "writes it), not read-only", fn, a->name);
         return -1;
     }
     return 0;
 }
 
-/* Checks a group range [g0, g1) against the groups there are. */
 static int
-checked_range(Py_ssize_t groups, Py_ssize_t g0, Py_ssize_t g1)
+get_integer(const char *fn, kernel_arg *a)
 {
-    if (g0 < 0 || g1 > groups || g0 > g1) {
-        PyErr_Format(PyExc_ValueError, "group range [%zd, %zd) is not "
-                     "within [0, %zd)", g0, g1, groups);
+    PyObject *index = PyNumber_Index(a->obj);
+    if (index == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an integer, not "
+                     "%.200s", fn, a->name, Py_TYPE(a->obj)->tp_name);
+        return -1;
+    }
+    a->integer = PyLong_AsSsize_t(index);
+    Py_DECREF(index);
+    if (a->integer == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_OverflowError, "%s: %s is out of a Py_ssize_t's "
+                     "range", fn, a->name);
         return -1;
     }
     return 0;
+}
+
+static int
+get_real(const char *fn, kernel_arg *a)
+{
+    a->real = PyFloat_AsDouble(a->obj);
+    if (a->real == -1.0 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_OverflowError, "%s: %s is out of a "
+                         "double's range", fn, a->name);
+        } else {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: %s must be a real number, "
+                         "not %.200s", fn, a->name,
+                         Py_TYPE(a->obj)->tp_name);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads the arguments of fn, every one by keyword and no other, and
+ * converts them.  On failure raises an error that names the argument, and
+ * releases what it got. */
+static int
+kernel_args(const char *fn, PyObject *args, PyObject *kwargs,
+            kernel_arg *a, int count)
+{
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes keyword arguments only, "
+                     "got %zd positional", fn, PyTuple_GET_SIZE(args));
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        a[i].obj = kwargs ? PyDict_GetItemString(kwargs, a[i].name) : NULL;
+        if (a[i].obj == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() missing keyword argument "
+                         "'%s'", fn, a[i].name);
+            return -1;
+        }
+    }
+    /* All count names are there: more keywords mean an unknown one. */
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_GET_SIZE(kwargs) > count &&
+           PyDict_Next(kwargs, &pos, &key, &value)) {
+        int known = 0;
+        for (int i = 0; !known && i < count; i++)
+            known = PyUnicode_CompareWithASCIIString(key, a[i].name) == 0;
+        if (!known) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword "
+                         "argument %R", fn, key);
+            return -1;
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        const int status = a[i].kind == 'n' ? get_integer(fn, &a[i])
+                           : a[i].kind == 'r' ? get_real(fn, &a[i])
+                           : get_array(fn, &a[i]);
+        if (status < 0) {
+            release_args(a, count);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Room for a shape of up to SHAPE_DIMS extents of 20 digits. */
+#define SHAPE_DIMS 6
+#define SHAPE_TEXT 200
+
+/* Writes a shape as Python writes a tuple: "()", "(3,)", "(2, 16)"; a
+ * negative extent is one the caller leaves free, written as free. */
+static const char *
+shape_text(char *text, int ndim, const Py_ssize_t *shape, const char *free)
+{
+    if (free == NULL)
+        free = "any";
+    if (ndim > SHAPE_DIMS) {
+        snprintf(text, SHAPE_TEXT, "(%d dimensions)", ndim);
+        return text;
+    }
+    size_t used = 1;
+    text[0] = '(';
+    for (int i = 0; i < ndim; i++) {
+        const char *sep = i ? ", " : "";
+        int w = shape[i] < 0
+                    ? snprintf(text + used, SHAPE_TEXT - used, "%s%.20s",
+                               sep, free)
+                    : snprintf(text + used, SHAPE_TEXT - used, "%s%zd",
+                               sep, shape[i]);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    snprintf(text + used, SHAPE_TEXT - used, ndim == 1 ? ",)" : ")");
+    return text;
+}
+
+/* Checks that array a has the shape given; a negative extent is free,
+ * named free in the message.  note, if not NULL, says what the shape is
+ * made of. */
+static int
+check_shape(const char *fn, const kernel_arg *a, int ndim,
+            const Py_ssize_t *shape, const char *free, const char *note)
+{
+    int same = a->view.ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = shape[i] < 0 || a->view.shape[i] == shape[i];
+    if (same)
+        return 0;
+    char got[SHAPE_TEXT], expected[SHAPE_TEXT];
+    PyErr_Format(PyExc_ValueError, "%s: %s has shape %s; expected %s%s%s%s",
+                 fn, a->name,
+                 shape_text(got, a->view.ndim, a->view.shape, free),
+                 shape_text(expected, ndim, shape, free), note ? " (" : "",
+                 note ? note : "", note ? ")" : "");
+    return -1;
+}
+
+/* Checks lo <= value <= hi, value being the argument or quantity named;
+ * why, if not NULL, says where hi comes from. */
+static int
+check_between(const char *fn, const char *name, Py_ssize_t value,
+              Py_ssize_t lo, Py_ssize_t hi, const char *why)
+{
+    if (lo <= value && value <= hi)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: need %zd <= %s <= %zd%s%s%s; got "
+                 "%s=%zd", fn, lo, name, hi, why ? " (" : "",
+                 why ? why : "", why ? ")" : "", name, value);
+    return -1;
+}
+
+/* Checks 0 <= start <= stop <= count: a range of the count things named
+ * by of. */
+static int
+check_range(const char *fn, const kernel_arg *start, const kernel_arg *stop,
+            Py_ssize_t count, const char *of)
+{
+    if (0 <= start->integer && start->integer <= stop->integer &&
+        stop->integer <= count)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: need 0 <= start <= stop <= %zd "
+                 "(%s); got start=%zd, stop=%zd", fn, count, of,
+                 start->integer, stop->integer);
+    return -1;
 }
 
 /* Raises RuntimeError unless the CPU runs the selected kernel set. */
@@ -557,220 +743,273 @@ check_cpu(void)
  * lanes) must be indexable by an int product. */
 #define MAX_UNITS 8192
 
-static const char *epoch_names[] = {
-    "params", "m", "v", "x", "y", "order", "alpha_t", "sum_loss"};
+/* The model's arguments, shared by train_epoch and evaluate: checks
+ * n_units, params' shape and the group range [start, stop).  Returns the
+ * groups there are, or -1. */
+static Py_ssize_t
+check_model(const char *fn, const kernel_arg *n_units,
+            const kernel_arg *params, const kernel_arg *start,
+            const kernel_arg *stop)
+{
+    if (check_between(fn, "n_units", n_units->integer, 1, MAX_UNITS,
+                      NULL) < 0)
+        return -1;
+    const Py_ssize_t n = n_units->integer, shape[3] = {-1, PARAMS(n), GROUP};
+    char note[120];
+    snprintf(note, sizeof note, "for n_units=%zd: n_units * (n_units + 4) "
+             "+ 1 parameters, 16 replicas a group", n);
+    if (check_shape(fn, params, 3, shape, "groups", note) < 0)
+        return -1;
+    const Py_ssize_t groups = params->view.shape[0];
+    if (check_range(fn, start, stop, groups, "the groups in params") < 0)
+        return -1;
+    return groups;
+}
+
+/* Checks N, the points of a data set (per replica), for both kernels. */
+static int
+check_points(const char *fn, Py_ssize_t N)
+{
+    return check_between(fn, "N", N, 1, INT_MAX, "the points of x");
+}
+
+enum {
+    E_PARAMS, E_M, E_V, E_X, E_Y, E_ORDER, E_ALPHA_T, E_SUMS, E_N_UNITS,
+    E_BATCHSIZE, E_BETA1, E_BETA2, E_EPS, E_ETA, E_START, E_STOP, E_COUNT
+};
+
+/* The checks of train_epoch's arguments, beyond each one's type. */
+static int
+check_epoch(const char *fn, const kernel_arg *a)
+{
+    const Py_ssize_t groups = check_model(fn, &a[E_N_UNITS], &a[E_PARAMS],
+                                          &a[E_START], &a[E_STOP]);
+    if (groups < 0)
+        return -1;
+    const Py_ssize_t free1[1] = {-1};
+    if (check_shape(fn, &a[E_M], 3, a[E_PARAMS].view.shape, NULL,
+                    "params' shape") < 0 ||
+        check_shape(fn, &a[E_V], 3, a[E_PARAMS].view.shape, NULL,
+                    "params' shape") < 0 ||
+        check_shape(fn, &a[E_X], 1, free1, "N", "the data's inputs") < 0)
+        return -1;
+    const Py_ssize_t N = a[E_X].view.shape[0], lanes = groups * GROUP;
+    const Py_ssize_t n = a[E_N_UNITS].integer, B = a[E_BATCHSIZE].integer;
+    /* The scratch of a step, batchsize * n_units * 16 floats, is indexed
+     * by an int. */
+    const Py_ssize_t most = N < INT_MAX / GROUP / n ? N
+                            : INT_MAX / GROUP / n;
+    if (check_points(fn, N) < 0 ||
+        check_shape(fn, &a[E_Y], 1, &N, NULL, "x's shape") < 0 ||
+        check_between(fn, "batchsize", B, 1, most,
+                      most == N ? "N, the points of x"
+                                : "batchsize * n_units * 16 within an "
+                                  "int") < 0)
+        return -1;
+    const Py_ssize_t order[2] = {lanes, N}, steps = (N + B - 1) / B;
+    if (check_shape(fn, &a[E_ORDER], 2, order, NULL, "16 * groups "
+                    "replicas, N: each replica's order of x") < 0 ||
+        check_shape(fn, &a[E_ALPHA_T], 1, &steps, NULL, "a step size per "
+                    "mini-batch: ceil(N / batchsize)") < 0 ||
+        check_shape(fn, &a[E_SUMS], 1, &lanes, NULL, "one per replica: 16 "
+                    "* groups") < 0)
+        return -1;
+    /* All of order, for every group range: a bad index fails every part of
+     * an epoch split across threads, before any trains. */
+    const int32_t *o = a[E_ORDER].view.buf;
+    for (Py_ssize_t i = 0; i < lanes * N; i++)
+        if (o[i] < 0 || o[i] >= N) {
+            PyErr_Format(PyExc_ValueError, "%s: order holds index %d, out "
+                         "of range for N=%zd points (need 0 <= index < N)",
+                         fn, (int)o[i], N);
+            return -1;
+        }
+    return 0;
+}
 
 PyDoc_STRVAR(train_epoch_doc,
-"train_epoch(g0, g1, n, batchsize, params, m, v, x, y, order, alpha_t,\n"
-"            beta1, beta2, eps, eta, sum_loss)\n\n"
-"Trains groups g0 <= g < g1 of an ensemble for one epoch, in place.\n"
-"params, m, v: float32 (groups, P, 16), P = n * n + 4 * n + 1; x, y:\n"
-"float32 (N,), the data; order: int32 (groups * 16, N), each replica's\n"
-"order of the epoch; alpha_t: float32, Adam's step size of each of the\n"
-"epoch's ceil(N / batchsize) steps.  Writes sum_loss: float64\n"
-"(groups * 16,), each replica's sum of loss * len(batch).");
+"train_epoch($module, /, *, params, m, v, x, y, order, alpha_t, sums,\n"
+"            n_units, batchsize, beta1, beta2, eps, eta, start, stop)\n"
+"--\n\n"
+"Trains groups start <= g < stop of an ensemble for one epoch, in place.\n"
+"\n"
+"Every argument is passed by keyword; each is checked before any\n"
+"training (ValueError or TypeError naming the argument).\n"
+"params, m, v: float32 (groups, P, 16), P = n_units * n_units +\n"
+"4 * n_units + 1, the weights and Adam's moments, 16 replicas a group,\n"
+"written.  x, y: float32 (N,), the data.  order: int32 (groups * 16, N),\n"
+"each replica's order of the epoch.  alpha_t: float32\n"
+"(ceil(N / batchsize),), Adam's step size of each step.  sums: float64\n"
+"(groups * 16,), written: each replica's sum of loss * len(batch).\n"
+"n_units: 1 to 8192.  batchsize: 1 to N; the last batch is smaller if\n"
+"it does not divide N.  beta1, beta2, eps, eta: Adam's hyperparameters.\n"
+"start, stop: the groups to train, 0 <= start <= stop <= groups.");
 
 static PyObject *
-train_epoch(PyObject *self, PyObject *args)
+train_epoch(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    Py_ssize_t g0, g1;
-    int n, B;
-    double beta1, beta2, eps, eta;
-    Py_buffer v[8];
-    if (PyTuple_GET_SIZE(args) != 16) {
-        PyErr_SetString(PyExc_TypeError, "train_epoch takes 16 arguments");
+    static const char fn[] = "train_epoch";
+    kernel_arg a[E_COUNT] = {
+        [E_PARAMS] = {"params", 'F'}, [E_M] = {"m", 'F'},
+        [E_V] = {"v", 'F'}, [E_X] = {"x", 'f'}, [E_Y] = {"y", 'f'},
+        [E_ORDER] = {"order", 'i'}, [E_ALPHA_T] = {"alpha_t", 'f'},
+        [E_SUMS] = {"sums", 'D'}, [E_N_UNITS] = {"n_units", 'n'},
+        [E_BATCHSIZE] = {"batchsize", 'n'}, [E_BETA1] = {"beta1", 'r'},
+        [E_BETA2] = {"beta2", 'r'}, [E_EPS] = {"eps", 'r'},
+        [E_ETA] = {"eta", 'r'}, [E_START] = {"start", 'n'},
+        [E_STOP] = {"stop", 'n'}};
+    if (check_cpu() < 0 || kernel_args(fn, args, kwargs, a, E_COUNT) < 0)
+        return NULL;
+    if (check_epoch(fn, a) < 0) {
+        release_args(a, E_COUNT);
         return NULL;
     }
-    PyObject *head = PyTuple_GetSlice(args, 0, 4);
-    PyObject *tail = PyTuple_GetSlice(args, 11, 15);
-    int ok = head && tail &&
-             PyArg_ParseTuple(head, "nnii:train_epoch", &g0, &g1, &n, &B) &&
-             PyArg_ParseTuple(tail, "dddd:train_epoch", &beta1, &beta2, &eps,
-                              &eta);
-    Py_XDECREF(head);
-    Py_XDECREF(tail);
-    if (!ok)
-        return NULL;
-    PyObject *bufs = PyTuple_Pack(8, PyTuple_GET_ITEM(args, 4),
-                                  PyTuple_GET_ITEM(args, 5),
-                                  PyTuple_GET_ITEM(args, 6),
-                                  PyTuple_GET_ITEM(args, 7),
-                                  PyTuple_GET_ITEM(args, 8),
-                                  PyTuple_GET_ITEM(args, 9),
-                                  PyTuple_GET_ITEM(args, 10),
-                                  PyTuple_GET_ITEM(args, 15));
-    if (bufs == NULL)
-        return NULL;
-    if (check_cpu() < 0)
-        return NULL;
-    ok = get_buffers(bufs, 0, "FFFffifD", v, epoch_names) == 0;
-    Py_DECREF(bufs);
-    if (!ok)
-        return NULL;
-    const Py_ssize_t N = length(&v[3]);
-    const Py_ssize_t size = n > 0 && n <= MAX_UNITS ? PARAMS(n) * GROUP : 0;
-    const Py_ssize_t groups = size ? length(&v[0]) / size : 0;
-    int bad = 0;
-    if (size == 0 || N == 0 || N > INT_MAX || B < 1 || B > N ||
-        (Py_ssize_t)B * n > INT_MAX / GROUP) {
-        PyErr_Format(PyExc_ValueError, "train_epoch: need 1 <= n <= %d, "
-                     "1 <= batchsize <= N and batchsize * n * %d within an "
-                     "int; got n=%d, batchsize=%d, N=%zd", MAX_UNITS, GROUP,
-                     n, B, N);
-        bad = 1;
-    }
-    const Py_ssize_t steps = bad ? 0 : (N + B - 1) / B;
-    const Py_ssize_t expected[8] = {groups * size, groups * size,
-                                    groups * size, N, N, groups * GROUP * N,
-                                    steps, groups * GROUP};
-    for (int i = 0; !bad && i < 8; i++)
-        bad = check_length(v, epoch_names, i, expected[i]) < 0;
-    if (!bad)
-        bad = checked_range(groups, g0, g1) < 0;
-    if (!bad) {
-        const int32_t *order = v[5].buf;
-        for (Py_ssize_t i = 0; !bad && i < expected[5]; i++)
-            if (order[i] < 0 || order[i] >= N) {
-                PyErr_Format(PyExc_ValueError, "order holds index %d, out of "
-                             "range for %zd points", (int)order[i], N);
-                bad = 1;
-            }
-    }
-    if (bad) {
-        release_buffers(v, 8);
-        return NULL;
-    }
-    epoch_args a = {n, B, (int)N, v[0].buf, v[1].buf, v[2].buf, v[3].buf,
-                    v[4].buf, v[6].buf, v[5].buf,
-                    {(float)(1.0 - beta1), (float)(1.0 - beta2), (float)eps,
-                     (float)(-eta)},
-                    v[7].buf};
+    epoch_args e = {
+        (int)a[E_N_UNITS].integer, (int)a[E_BATCHSIZE].integer,
+        (int)a[E_X].view.shape[0], a[E_PARAMS].view.buf, a[E_M].view.buf,
+        a[E_V].view.buf, a[E_X].view.buf, a[E_Y].view.buf,
+        a[E_ALPHA_T].view.buf, a[E_ORDER].view.buf,
+        {(float)(1.0 - a[E_BETA1].real), (float)(1.0 - a[E_BETA2].real),
+         (float)a[E_EPS].real, (float)(-a[E_ETA].real)},
+        a[E_SUMS].view.buf};
     const kernel_set *ks = &kernel_sets[current_set];
+    const idx g0 = a[E_START].integer, g1 = a[E_STOP].integer;
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = train_groups(ks, &a, g0, g1);
+    status = train_groups(ks, &e, g0, g1);
     Py_END_ALLOW_THREADS
-    release_buffers(v, 8);
+    release_args(a, E_COUNT);
     if (status < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
-static const char *evaluate_names[] = {"params", "x", "y", "out"};
+enum { V_PARAMS, V_X, V_Y, V_OUT, V_N_UNITS, V_START, V_STOP, V_COUNT };
+
+/* The checks of evaluate's arguments, beyond each one's type. */
+static int
+check_evaluate(const char *fn, const kernel_arg *a)
+{
+    const Py_ssize_t groups = check_model(fn, &a[V_N_UNITS], &a[V_PARAMS],
+                                          &a[V_START], &a[V_STOP]);
+    if (groups < 0)
+        return -1;
+    const Py_ssize_t lanes = groups * GROUP, data[2] = {lanes, -1};
+    if (check_shape(fn, &a[V_X], 2, data, "N", "16 * groups replicas, "
+                    "N: each replica's inputs") < 0 ||
+        check_points(fn, a[V_X].view.shape[1]) < 0 ||
+        check_shape(fn, &a[V_Y], 2, a[V_X].view.shape, NULL,
+                    "x's shape") < 0 ||
+        check_shape(fn, &a[V_OUT], 1, &lanes, NULL, "one per replica: 16 "
+                    "* groups") < 0)
+        return -1;
+    return 0;
+}
 
 PyDoc_STRVAR(evaluate_doc,
-"evaluate(g0, g1, n, params, x, y, out)\n\n"
-"Mean squared error of groups g0 <= g < g1 on their own data: x, y\n"
-"float32 (groups * 16, N); writes out, float32 (groups * 16,).");
+"evaluate($module, /, *, params, x, y, out, n_units, start, stop)\n"
+"--\n\n"
+"Mean squared error of groups start <= g < stop on their own data.\n"
+"\n"
+"Every argument is passed by keyword and checked (ValueError or\n"
+"TypeError naming the argument).  params: float32 (groups, P, 16), as\n"
+"train_epoch's.  x, y: float32 (groups * 16, N), each replica's data.\n"
+"out: float32 (groups * 16,), written.  n_units: 1 to 8192.  start,\n"
+"stop: the groups to evaluate, 0 <= start <= stop <= groups.");
 
 static PyObject *
-evaluate(PyObject *self, PyObject *args)
+evaluate(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    Py_ssize_t g0, g1;
-    int n;
-    Py_buffer v[4];
-    if (PyTuple_GET_SIZE(args) != 7) {
-        PyErr_SetString(PyExc_TypeError, "evaluate takes 7 arguments");
+    static const char fn[] = "evaluate";
+    kernel_arg a[V_COUNT] = {
+        [V_PARAMS] = {"params", 'f'}, [V_X] = {"x", 'f'},
+        [V_Y] = {"y", 'f'}, [V_OUT] = {"out", 'F'},
+        [V_N_UNITS] = {"n_units", 'n'}, [V_START] = {"start", 'n'},
+        [V_STOP] = {"stop", 'n'}};
+    if (check_cpu() < 0 || kernel_args(fn, args, kwargs, a, V_COUNT) < 0)
         return NULL;
-    }
-    PyObject *head = PyTuple_GetSlice(args, 0, 3);
-    int ok = head && PyArg_ParseTuple(head, "nni:evaluate", &g0, &g1, &n);
-    Py_XDECREF(head);
-    if (!ok || check_cpu() < 0 ||
-        get_buffers(args, 3, "fffF", v, evaluate_names) < 0)
-        return NULL;
-    const Py_ssize_t size = n > 0 && n <= MAX_UNITS ? PARAMS(n) * GROUP : 0;
-    const Py_ssize_t groups = size ? length(&v[0]) / size : 0;
-    const Py_ssize_t N = groups ? length(&v[1]) / (groups * GROUP) : 0;
-    int bad = 0;
-    if (size == 0 || groups == 0 || N == 0 || N > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "evaluate: need 1 <= n <= %d, params "
-                     "of whole groups (%zd elements each) and at least one "
-                     "point per lane; got n=%d, %zd params, %zd x values",
-                     MAX_UNITS, size, n, length(&v[0]), length(&v[1]));
-        bad = 1;
-    }
-    const Py_ssize_t expected[4] = {groups * size, groups * GROUP * N,
-                                    groups * GROUP * N, groups * GROUP};
-    for (int i = 0; !bad && i < 4; i++)
-        bad = check_length(v, evaluate_names, i, expected[i]) < 0;
-    if (!bad)
-        bad = checked_range(groups, g0, g1) < 0;
-    if (bad) {
-        release_buffers(v, 4);
+    if (check_evaluate(fn, a) < 0) {
+        release_args(a, V_COUNT);
         return NULL;
     }
     const kernel_set *ks = &kernel_sets[current_set];
+    const int n = (int)a[V_N_UNITS].integer, N = (int)a[V_X].view.shape[1];
+    const idx g0 = a[V_START].integer, g1 = a[V_STOP].integer;
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = evaluate_groups(ks, n, (int)N, v[0].buf, v[1].buf, v[2].buf,
-                             v[3].buf, g0, g1);
+    status = evaluate_groups(ks, n, N, a[V_PARAMS].view.buf,
+                             a[V_X].view.buf, a[V_Y].view.buf,
+                             a[V_OUT].view.buf, g0, g1);
     Py_END_ALLOW_THREADS
-    release_buffers(v, 4);
+    release_args(a, V_COUNT);
     if (status < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
-static const char *adam_names[] = {"param", "grad", "m", "v"};
+enum {
+    A_PARAM, A_GRAD, A_M, A_V, A_ALPHA_T, A_BETA1, A_BETA2, A_EPS, A_ETA,
+    A_START, A_STOP, A_COUNT
+};
 
 PyDoc_STRVAR(adam_doc,
-"adam(param, grad, m, v, beta1, beta2, eps, alpha_t, eta, start, stop)\n\n"
+"adam($module, /, *, param, grad, m, v, alpha_t, beta1, beta2, eps, eta,\n"
+"     start, stop)\n"
+"--\n\n"
 "Chainer's Adam update of elements start <= i < stop, in place, under\n"
-"IEEE semantics (subnormals kept).");
+"IEEE semantics (subnormals kept).\n"
+"\n"
+"Every argument is passed by keyword and checked (ValueError or\n"
+"TypeError naming the argument).  param, m, v (written) and grad:\n"
+"C-contiguous float32 arrays of one shape.  alpha_t, beta1, beta2, eps,\n"
+"eta: Adam's step size and hyperparameters.  start, stop: a range of\n"
+"the flattened elements, 0 <= start <= stop <= param.size.");
 
 static PyObject *
-adam(PyObject *self, PyObject *args)
+adam(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    Py_buffer v[4];
-    double beta1, beta2, eps, alpha_t, eta;
-    Py_ssize_t start, stop;
-    if (PyTuple_GET_SIZE(args) != 11) {
-        PyErr_SetString(PyExc_TypeError, "adam takes 11 arguments");
+    static const char fn[] = "adam";
+    kernel_arg a[A_COUNT] = {
+        [A_PARAM] = {"param", 'F'}, [A_GRAD] = {"grad", 'f'},
+        [A_M] = {"m", 'F'}, [A_V] = {"v", 'F'},
+        [A_ALPHA_T] = {"alpha_t", 'r'}, [A_BETA1] = {"beta1", 'r'},
+        [A_BETA2] = {"beta2", 'r'}, [A_EPS] = {"eps", 'r'},
+        [A_ETA] = {"eta", 'r'}, [A_START] = {"start", 'n'},
+        [A_STOP] = {"stop", 'n'}};
+    if (kernel_args(fn, args, kwargs, a, A_COUNT) < 0)
         return NULL;
-    }
-    PyObject *rest = PyTuple_GetSlice(args, 4, 11);
-    if (rest == NULL)
-        return NULL;
-    int ok = PyArg_ParseTuple(rest, "dddddnn:adam", &beta1, &beta2, &eps,
-                              &alpha_t, &eta, &start, &stop);
-    Py_DECREF(rest);
-    if (!ok)
-        return NULL;
-    if (get_buffers(args, 0, "FfFF", v, adam_names) < 0)
-        return NULL;
-    Py_ssize_t size = length(&v[0]);
-    for (int i = 1; i < 4; i++)
-        if (length(&v[i]) != size) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s has %zd elements, param has %zd",
-                         adam_names[i], length(&v[i]), size);
-            release_buffers(v, 4);
+    const Py_buffer *param = &a[A_PARAM].view;
+    for (int i = A_GRAD; i <= A_V; i++)
+        if (check_shape(fn, &a[i], param->ndim, param->shape, NULL,
+                        "param's shape") < 0) {
+            release_args(a, A_COUNT);
             return NULL;
         }
-    if (start < 0 || stop > size || start > stop) {
-        PyErr_Format(PyExc_ValueError,
-                     "range [%zd, %zd) is not within [0, %zd)",
-                     start, stop, size);
-        release_buffers(v, 4);
+    if (check_range(fn, &a[A_START], &a[A_STOP],
+                    param->len / param->itemsize,
+                    "the elements of param") < 0) {
+        release_args(a, A_COUNT);
         return NULL;
     }
     /* As NumPy: each Python float meets float32 arrays as a float32. */
-    update_hp h = {(float)(1.0 - beta1), (float)(1.0 - beta2), (float)eps,
-                   (float)alpha_t, (float)(-eta)};
-    float *p = (float *)v[0].buf + start, *m = (float *)v[2].buf + start,
-          *vv = (float *)v[3].buf + start;
-    const float *g = (const float *)v[1].buf + start;
-    idx n = stop - start;
+    update_hp h = {(float)(1.0 - a[A_BETA1].real),
+                   (float)(1.0 - a[A_BETA2].real), (float)a[A_EPS].real,
+                   (float)a[A_ALPHA_T].real, (float)(-a[A_ETA].real)};
+    const idx start = a[A_START].integer;
+    float *p = (float *)a[A_PARAM].view.buf + start;
+    float *m = (float *)a[A_M].view.buf + start;
+    float *v = (float *)a[A_V].view.buf + start;
+    const float *g = (const float *)a[A_GRAD].view.buf + start;
+    const idx n = a[A_STOP].integer - start;
     Py_BEGIN_ALLOW_THREADS
 #ifdef MH_X86
     if (supports(SET_AVX2))  /* the same bits as adam_c */
-        adam_avx2(h, p, g, m, vv, n);
+        adam_avx2(h, p, g, m, v, n);
     else
 #endif
-        adam_c(h, p, g, m, vv, n);
+        adam_c(h, p, g, m, v, n);
     Py_END_ALLOW_THREADS
-    release_buffers(v, 4);
+    release_args(a, A_COUNT);
     Py_RETURN_NONE;
 }
 
@@ -875,9 +1114,12 @@ fma_peak(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"fma_peak", fma_peak, METH_O, fma_peak_doc},
-    {"train_epoch", train_epoch, METH_VARARGS, train_epoch_doc},
-    {"evaluate", evaluate, METH_VARARGS, evaluate_doc},
-    {"adam", adam, METH_VARARGS, adam_doc},
+    {"train_epoch", (PyCFunction)(void (*)(void))train_epoch,
+     METH_VARARGS | METH_KEYWORDS, train_epoch_doc},
+    {"evaluate", (PyCFunction)(void (*)(void))evaluate,
+     METH_VARARGS | METH_KEYWORDS, evaluate_doc},
+    {"adam", (PyCFunction)(void (*)(void))adam, METH_VARARGS | METH_KEYWORDS,
+     adam_doc},
     {"set_kernels", set_kernels, METH_O, set_kernels_doc},
     {"supported_kernels", supported_kernels, METH_NOARGS,
      "supported_kernels() -> list\n\nThe kernel sets this CPU runs, "
