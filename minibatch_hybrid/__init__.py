@@ -33,6 +33,7 @@ with _startup.interruptible():
     from minibatch_hybrid.engines.native import NativeEnsemble
     from minibatch_hybrid.engines.stacked import Ensemble
     from minibatch_hybrid.errors import Error
+    from minibatch_hybrid.errors import FileError
     from minibatch_hybrid.errors import SettingsError
     from minibatch_hybrid.core.model import InitialState
     from minibatch_hybrid.core.model import MyChain
@@ -53,7 +54,7 @@ with _startup.interruptible():
 
 __all__ = [
     '__version__', 'SinDataset', 'make_sin_dataset', 'Ensemble',
-    'NativeEnsemble', 'Error', 'SettingsError',
+    'NativeEnsemble', 'Error', 'SettingsError', 'FileError',
     'InitialState',
     'MyChain', 'make_model', 'make_optimizer', 'Schedule', 'Fixed', 'Random',
     'ShuffleOnce', 'WithReplacement', 'Phased', 'hybrid', 'parse_schedule',

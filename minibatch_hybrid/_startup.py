@@ -6,6 +6,13 @@ with exit status 130, not with a traceback through the import machinery.
 Library users (anything that is not one of the package's commands) get the
 KeyboardInterrupt as usual.  Nothing heavy is imported here.
 
+The package knows its own command (``minibatch-hybrid``, or ``python -m
+minibatch_hybrid...``), not the programs built on it: a program declares
+itself one of the package's commands by setting, in its main module and
+before it imports the package::
+
+    __minibatch_hybrid_command__ = True
+
 The first few milliseconds of a command, before Python runs any of the
 package's code, are beyond reach: a Ctrl-C there gets Python's own
 traceback.
@@ -16,18 +23,29 @@ import signal
 import sys
 import threading
 
-#: Programs of this package, by the name they are started with.
-COMMANDS = ('minibatch-hybrid', 'reproduce.py', 'train_chainer.py',
-            'check_subnormals.py')
+#: The package's command, by the name it is installed as (setup.py's
+#: console script).
+PROGRAM = 'minibatch-hybrid'
+
+#: The name a program sets to True in its main module, before it imports
+#: the package, to declare itself one of the package's commands.
+DECLARATION = '__minibatch_hybrid_command__'
 
 
 def started_as_command():
-    """Whether this process runs one of the package's commands."""
+    """Whether this process runs one of the package's commands.
+
+    Those are :data:`PROGRAM`, a module of the package run with ``python
+    -m``, and a program whose main module sets :data:`DECLARATION` to
+    True (before it imports the package).
+    """
     argv = getattr(sys, 'orig_argv', None) or sys.argv
     if '-m' in argv[:-1]:
         module = argv[argv.index('-m') + 1]
         return module.split('.')[0] == 'minibatch_hybrid'
-    return os.path.basename(sys.argv[0] if sys.argv else '') in COMMANDS
+    if getattr(sys.modules.get('__main__'), DECLARATION, False) is True:
+        return True
+    return os.path.basename(sys.argv[0] if sys.argv else '') == PROGRAM
 
 
 @contextlib.contextmanager

@@ -40,27 +40,17 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
 
     from minibatch_hybrid.kernels import threads
     from minibatch_hybrid import engines
-    from minibatch_hybrid import kernels
+    from minibatch_hybrid import errors
     from minibatch_hybrid.experiments import reproduce
+    from minibatch_hybrid.experiments.study import StudyConfig
     from minibatch_hybrid.core.device import get_device
-    from minibatch_hybrid.schedules.text import hybrid_halves
+    from minibatch_hybrid import settings
 
 #: The environment variable that names a Dask scheduler (--scheduler).
 SCHEDULER_VARIABLE = 'MINIBATCH_HYBRID_SCHEDULER'
 
 #: Epochs of ``reproduce --quick``: enough to see both phases.
 QUICK_EPOCHS = 40
-
-
-def _add_training_options(parser):
-    parser.add_argument('--batchsize', '-b', type=int, default=10,
-                        help='mini-batch size (default: 10, as the post)')
-    parser.add_argument('--units', '-u', type=int, default=100,
-                        help='hidden units per layer (default: 100)')
-    parser.add_argument('--device', '-d', default='@numpy',
-                        help='Chainer device specifier: @numpy or -1 for the '
-                        'CPU, @cupy:0 or 0 for the first GPU '
-                        '(default: @numpy)')
 
 
 def build_parser():
@@ -78,13 +68,10 @@ def build_parser():
         "fixed order for the first half, random for the second (hybrid). "
         "Writes {} into the output folder.".format(
             ', '.join(reproduce.OUTPUT_FILES)))
-    p.add_argument('--epoch', '-e', type=int, default=None,
-                   help='epochs per run (default: 500; {} with --quick)'
-                   .format(QUICK_EPOCHS))
-    p.add_argument('--seed', type=int, default=0,
-                   help='seed of the initial weights, the random orders and '
-                   'the held-out points (default: 0)')
-    _add_training_options(p)
+    reproduction = reproduce.ReproductionConfig
+    settings.add_options(p, ('epochs', 'seed', 'batchsize', 'n_units',
+                             'device'), reproduction,
+                         quick_epochs=QUICK_EPOCHS)
     p.add_argument('--out', '-o', default=os.path.join('results',
                                                        'reproduce'),
                    help='output folder (default: results/reproduce)')
@@ -92,11 +79,7 @@ def build_parser():
                    help="run the hybrid as the post's code did: 249 fixed + "
                    "249 random epochs of 500 (its Python 2 range); the "
                    "default follows its text, 250 + 250")
-    p.add_argument('--engine', choices=('numpy', 'native'), default='numpy',
-                   help="numpy: Chainer's operations, bit for bit the post's "
-                   "loop (whose bits follow the CPU's BLAS kernels); native: "
-                   "the compiled kernels' one arithmetic, the same numbers on "
-                   "every CPU (default: numpy)")
+    settings.add_options(p, ('engine',), reproduction)
     p.add_argument('--quick', action='store_true',
                    help='a quick look: {} epochs unless --epoch is given'
                    .format(QUICK_EPOCHS))
@@ -109,10 +92,12 @@ def build_parser():
         'chunk of seeds, and compare the final losses seed by seed. Chunks '
         'are saved as they finish: rerun the same command after an '
         'interruption to continue.')
-    _add_study_options(p, seeds=64, chunk=32, out='study')
+    _add_study_options(p, seeds=settings.default('seeds', StudyConfig),
+                       chunk=settings.default('chunk', StudyConfig),
+                       out='study')
     p.add_argument('--schedules', '-s', default=None,
-                   help='comma-separated schedules (default: "random,'
-                   'fixed:E/2+random:E/2" for E epochs)')
+                   help='comma-separated schedules (default: "{}" for E '
+                   'epochs)'.format(','.join(settings.DEFAULT_SCHEDULES)))
     p.set_defaults(func=_study)
 
     p = commands.add_parser(
@@ -120,7 +105,8 @@ def build_parser():
         description='Runs hybrids with a growing fraction of fixed-order '
         'epochs (and the reverse, random first) at a fixed total of epochs, '
         'over many seeds; resumable like study.')
-    _add_study_options(p, seeds=64, chunk=6, out='sweep')
+    _add_study_options(p, seeds=settings.default('seeds', StudyConfig),
+                       chunk=6, out='sweep')
     p.add_argument('--fractions', default='0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,'
                    '0.8,0.9,1', help='fractions of epochs in fixed order')
     p.add_argument('--no-reverse', action='store_true',
@@ -147,9 +133,9 @@ def build_parser():
                    help='epochs timed per contender and round (default: 2)')
     p.add_argument('--repeat', type=int, default=5,
                    help='rounds (default: 5)')
-    p.add_argument('--device', '-d', default='@numpy',
-                   help='device of the numpy engine\'s ensemble, e.g. '
-                   '@cupy:0 (default: @numpy); the rest runs on the CPU')
+    settings.add_options(p, ('device',), helps={
+        'device': 'device of the numpy engine\'s ensemble, e.g. @cupy:0 '
+        '(default: {default}); the rest runs on the CPU'})
     p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
                    help='output folder (default: results/bench)')
     p.set_defaults(func=_bench)
@@ -161,17 +147,12 @@ def _add_study_options(p, seeds, chunk, out):
                    help='number of seeds (default: {}; 4 with --quick)'
                    .format(seeds))
     p.set_defaults(default_seeds=seeds)
-    p.add_argument('--first-seed', type=int, default=0,
-                   help='the first seed (default: 0)')
-    p.add_argument('--epoch', '-e', type=int, default=None,
-                   help='epochs of every run (default: 500; {} with --quick)'
-                   .format(QUICK_EPOCHS))
-    _add_training_options(p)
-    p.add_argument('--engine', choices=engines.ENGINES, default='auto',
-                   help='the ensemble\'s arithmetic: native (compiled '
-                   'kernels, CPU; the same bits on every CPU), numpy, or '
-                   'auto: native where it runs (default: auto); engines '
-                   'agree to float32 rounding')
+    first_seed = settings.default('first_seed', StudyConfig)
+    p.add_argument('--first-seed', type=int, default=first_seed,
+                   help='the first seed (default: {})'.format(first_seed))
+    settings.add_options(p, ('epochs', 'batchsize', 'n_units', 'device',
+                             'engine'), StudyConfig,
+                         quick_epochs=QUICK_EPOCHS)
     p.add_argument('--chunk', type=int, default=chunk,
                    help='seeds trained at once and saved together '
                    '(default: {}); changes speed, not results (a folder is '
@@ -193,10 +174,10 @@ def _add_study_options(p, seeds, chunk, out):
 
 
 def _settings(args):
-    """The StudyConfig settings the study and sweep options give."""
+    """The StudyConfig settings the study and sweep options give (after
+    :func:`_apply_quick`)."""
     return dict(seeds=args.seeds, first_seed=args.first_seed,
-                batchsize=args.batchsize, n_units=args.units,
-                chunk=args.chunk, device=args.device, engine=args.engine)
+                chunk=args.chunk, **settings.from_args(args, StudyConfig))
 
 
 def _cluster(args, config):
@@ -205,8 +186,8 @@ def _cluster(args, config):
     Everything that can be checked here is, before a cluster starts.
     """
     if args.scheduler is not None and not args.scheduler.strip():
-        raise ValueError('--scheduler needs an address, such as '
-                         'tcp://10.0.0.5:8786')
+        raise errors.SettingsError('--scheduler needs an address, such as '
+                                   'tcp://10.0.0.5:8786')
     # Imported here: no Dask is imported before a cluster is asked for.
     from minibatch_hybrid.experiments.study import distributed
     scheduler = (args.scheduler or os.environ.get(SCHEDULER_VARIABLE, '')
@@ -219,8 +200,9 @@ def _cluster(args, config):
         if scheduler:
             scheduler = distributed.parse_address(scheduler)[0]
         if scheduler and args.workers is not None:
-            raise ValueError('give --scheduler (or ${}) or --workers, not '
-                             'both'.format(SCHEDULER_VARIABLE))
+            raise errors.SettingsError(
+                'give --scheduler (or ${}) or --workers, not both'.format(
+                    SCHEDULER_VARIABLE))
         if scheduler is None and args.workers is None:
             return None
         if args.workers is not None:
@@ -239,10 +221,11 @@ def _cluster(args, config):
 
 
 def _apply_quick(args):
-    """Fills in the epochs and seeds that depend on --quick."""
+    """Fills in the epochs (and a study's seeds) that depend on --quick."""
     if args.epoch is None:
-        args.epoch = QUICK_EPOCHS if args.quick else 500
-    if args.seeds is None:
+        args.epoch = QUICK_EPOCHS if args.quick else \
+            settings.default('epochs')
+    if getattr(args, 'seeds', 0) is None:
         args.seeds = 4 if args.quick else args.default_seeds
 
 
@@ -251,9 +234,9 @@ def _study(args):
     _apply_quick(args)
     text = args.schedules
     if text is None:
-        text = 'random,' + hybrid_halves(args.epoch)
+        text = ','.join(settings.default_schedules(args.epoch))
     config = study.StudyConfig([t.strip() for t in text.split(',')],
-                               epochs=args.epoch, **_settings(args))
+                               **_settings(args))
     with contextlib.ExitStack() as stack:
         cluster = _cluster(args, config)
         if cluster is not None:
@@ -284,10 +267,11 @@ def _sweep(args):
     try:
         fractions = [float(f) for f in args.fractions.split(',')]
     except ValueError:
-        raise ValueError('--fractions must be comma-separated numbers in '
-                         '[0, 1], got {!r}'.format(args.fractions)) from None
+        raise errors.SettingsError(
+            '--fractions must be comma-separated numbers in [0, 1], got '
+            '{!r}'.format(args.fractions)) from None
     sweep, config = study.sweep_config(fractions, not args.no_reverse,
-                                       args.epoch, **_settings(args))
+                                       **_settings(args))
     with contextlib.ExitStack() as stack:
         cluster = _cluster(args, config)
         if cluster is not None:
@@ -306,8 +290,9 @@ def _bench(args):
     except ValueError:
         replicas = [0]
     if any(k < 1 for k in replicas):
-        raise ValueError('--replicas must be comma-separated positive '
-                         'integers, got {!r}'.format(args.replicas))
+        raise errors.SettingsError(
+            '--replicas must be comma-separated positive integers, got '
+            '{!r}'.format(args.replicas))
     bench.check_settings(replicas, args.warmup, args.window, args.repeat)
     if 'bench.json' in results_io.check_output_dir(args.out):
         print('{} holds an earlier bench.json; this run replaces it'.format(
@@ -327,13 +312,10 @@ def _bench(args):
 
 def _reproduce(args):
     from minibatch_hybrid.io import results as results_io
-    epochs = args.epoch
-    if epochs is None:
-        epochs = QUICK_EPOCHS if args.quick else 500
+    _apply_quick(args)
     config = reproduce.ReproductionConfig(
-        seed=args.seed, epochs=epochs, batchsize=args.batchsize,
-        n_units=args.units, literal=args.literal, device=args.device,
-        engine=args.engine)
+        literal=args.literal,
+        **settings.from_args(args, reproduce.ReproductionConfig))
     config.check_memory()
     # A bad device or output folder fails before anything starts.
     get_device(config.device)
@@ -367,6 +349,10 @@ def _take_interrupts():
 def main(argv=None):
     """Runs the command line; returns the exit status.
 
+    An error the user can fix (:class:`~minibatch_hybrid.errors.Error`),
+    and an :class:`OSError` that names its file, end it with exit status
+    2 and one line; anything else is a bug, and keeps its traceback.
+
     A Ctrl-C at any moment ends it with exit status 130 and one line: one
     that comes before the command runs (while the options are read, say)
     is taken here, one while it runs by the command's own handler.
@@ -399,11 +385,13 @@ def _main(argv, finished):
         # A bad MINIBATCH_HYBRID_THREADS is refused before any work.
         threads.check_threads()
         args.func(args)
-    except (ValueError, kernels.NativeUnavailable) as e:
+    except errors.Error as e:  # the user's to fix: one line
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
     except OSError as e:  # writing after a run: say which file and why
+        if e.filename is None:  # no file to name: a bug, with its traceback
+            raise
         parser.exit(2, '{}: error: {}: {}{}\n'.format(
-            parser.prog, e.filename or args.out, e.strerror or e,
+            parser.prog, e.filename, e.strerror or e,
             '; the chunks are saved: rerun the same command to write the '
             'outputs' if args.command in ('study', 'sweep') else ''))
     except KeyboardInterrupt:

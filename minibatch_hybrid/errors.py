@@ -7,6 +7,23 @@ from :class:`Error`, and from the built-in class it was before
 (:class:`ValueError`, :class:`RuntimeError`), so that code catching those
 keeps working.  The command line turns an :class:`Error` into one line;
 anything else is a bug and keeps its traceback.
+
+The errors of one concern are defined beside it, each deriving from one
+class here:
+
+* :class:`SettingsError`: settings and arguments, schedule texts
+  (:mod:`~minibatch_hybrid.schedules`), a snapshot of other settings
+  (:class:`~minibatch_hybrid.chainer_ext.extensions.SettingsMismatch`).
+* :class:`FileError`: files that are not what they should be: snapshots
+  (:mod:`~minibatch_hybrid.io.snapshots`), a FIFO where a file is read.
+* :class:`Error` itself: output folders
+  (:class:`~minibatch_hybrid.io.results.OutputError`), study folders
+  (:class:`~minibatch_hybrid.experiments.study.folder.StudyFolderError`),
+  clusters
+  (:class:`~minibatch_hybrid.experiments.study.distributed.ClusterError`),
+  a worker of another version
+  (:class:`~minibatch_hybrid.experiments.study.run.VersionMismatch`), the
+  kernels (:class:`~minibatch_hybrid.kernels.NativeUnavailable`).
 """
 
 
@@ -16,3 +33,8 @@ class Error(Exception):
 
 class SettingsError(Error, ValueError):
     """A setting or argument out of its range; the message says the fix."""
+
+
+class FileError(Error, ValueError):
+    """A file that is not what it should be (damaged, of another format,
+    not a regular file); the message names it and says what to do."""

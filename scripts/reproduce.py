@@ -3,6 +3,10 @@
 
 The same as ``minibatch-hybrid reproduce``.
 """
+#: A command of minibatch_hybrid (see minibatch_hybrid._startup): a Ctrl-C
+#: while it starts ends it in one line.  Set before the package's imports.
+__minibatch_hybrid_command__ = True
+
 import sys
 
 from minibatch_hybrid.cli import main

@@ -8,6 +8,10 @@ Writes result/log, result/loss.png and snapshots every --snapshot-every
 epochs.  Ctrl-C and rerun with --resume to continue exactly where a snapshot
 left off.
 """
+#: A command of minibatch_hybrid (see minibatch_hybrid._startup): a Ctrl-C
+#: while it starts ends it in one line.  Set before the package's imports.
+__minibatch_hybrid_command__ = True
+
 import sys
 
 
@@ -80,11 +84,12 @@ from minibatch_hybrid import _startup  # noqa: E402
 with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
     from chainer import training
 
+    from minibatch_hybrid import errors
     from minibatch_hybrid.kernels import threads
     from minibatch_hybrid.io import results as results_io
     from minibatch_hybrid.io import snapshots
     from minibatch_hybrid.chainer_ext import trainer as trainer_module
-    from minibatch_hybrid.schedules.text import hybrid_halves
+    from minibatch_hybrid import settings
 
 #: What Chainer's writing extensions write, by class name.
 WRITERS = {'_Snapshot': 'the snapshot', 'LogReport': 'the log',
@@ -141,7 +146,7 @@ def last_complete_snapshot(out, before):
             with snapshots.open_npz(path) as arrays:
                 if 'updater/iteration' in arrays:
                     return path
-        except Exception:  # a damaged one is not complete
+        except (OSError, snapshots.SnapshotError):  # damaged: not complete
             continue
     return None
 
@@ -192,26 +197,25 @@ def run(trainer, out, prog):
     return 0
 
 
-def _main(argv):
+def build_parser():
+    """Returns the script's option parser.
+
+    The options it shares with the ``minibatch-hybrid`` command (the
+    epochs, batch size, hidden units, device and seed) come from the
+    settings (:func:`minibatch_hybrid.settings.add_options`), as the
+    command's do; ``--unit`` is kept as another name of ``--units``.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--schedule', '-s', default=None,
-                        help='schedule in text form (default: '
-                        'fixed:E/2+random:E/2 for E epochs)')
-    parser.add_argument('--epoch', '-e', type=int, default=500,
-                        help='number of epochs (default: 500)')
-    parser.add_argument('--batchsize', '-b', type=int, default=10,
-                        help='mini-batch size (default: 10)')
-    parser.add_argument('--device', '-d', default='@numpy',
-                        help='device specifier: @numpy or -1 for the CPU, '
-                        '@cupy:0 or 0 for the first GPU (default: @numpy)')
+                        help='schedule in text form (default: {} for E '
+                        'epochs)'.format(settings.HYBRID))
+    settings.add_options(parser, ('epochs', 'batchsize', 'device'))
     parser.add_argument('--out', '-o', default='result',
                         help='output folder (default: result)')
     parser.add_argument('--resume', '-r', default=None,
                         help='snapshot to resume from')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of weights, orders, held-out points')
-    parser.add_argument('--unit', '-u', type=int, default=100,
-                        help='hidden units per layer (default: 100)')
+    settings.add_options(parser, ('seed', 'n_units'),
+                         aliases={'n_units': ('--unit',)})
     parser.add_argument('--snapshot-every', type=int, default=50,
                         help='epochs between snapshots (default: 50)')
     parser.add_argument('--iterator', default='serial',
@@ -219,22 +223,31 @@ def _main(argv):
                         help='iterator (default: serial)')
     parser.add_argument('--no-report', action='store_true',
                         help='no printed report, progress bar or plot')
+    return parser
+
+
+def _main(argv):
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         schedule = args.schedule if args.schedule is not None else \
-            hybrid_halves(args.epoch, schedule_option='--schedule')
+            settings.default_hybrid(args.epoch, schedule_option='--schedule')
         threads.check_threads()
         earlier = [name for name in results_io.check_output_dir(args.out)
                    if name == 'log' or name.startswith('snapshot_epoch_')]
         trainer = trainer_module.build_trainer(
-            schedule, args.epoch, args.batchsize, seed=args.seed,
-            n_units=args.unit, device=args.device, out=args.out,
+            schedule, seed=args.seed, out=args.out,
             snapshot_every=args.snapshot_every, iterator=args.iterator,
-            report=not args.no_report)
+            report=not args.no_report, **settings.from_args(args))
         if args.resume:
             trainer_module.resume(trainer, args.resume)
-    except ValueError as e:
+    except errors.Error as e:  # the user's to fix: one line
         parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
+    except OSError as e:  # one that names its file: one line too
+        if e.filename is None:  # no file to name: a bug, with its traceback
+            raise
+        parser.exit(2, '{}: error: {}: {}\n'.format(
+            parser.prog, e.filename, e.strerror or e))
     if earlier:
         print('{} holds an earlier run\'s log and snapshots ({} files); '
               'this run writes over them'.format(args.out, len(earlier)))

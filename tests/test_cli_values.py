@@ -239,9 +239,11 @@ def test_a_ctrl_c_while_the_options_are_read(capsys, monkeypatch):
 
 
 def run_as_command(tmp_path, code):
-    """Runs ``code`` as the reproduce.py command (by its name) would."""
+    """Runs ``code`` as scripts/reproduce.py would: a program that declares
+    itself a command of the package (see minibatch_hybrid._startup)."""
     script = tmp_path / 'reproduce.py'
-    script.write_text(textwrap.dedent(code))
+    script.write_text('__minibatch_hybrid_command__ = True\n' +
+                      textwrap.dedent(code))
     return subprocess.run(
         [sys.executable, str(script), str(tmp_path / 'out')],
         capture_output=True, text=True, timeout=120,

@@ -6,7 +6,7 @@ import chainer
 from chainer import training
 import numpy
 
-from minibatch_hybrid.errors import Error
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules import Schedule
 
 
@@ -50,7 +50,7 @@ class CheckSchedules(training.Extension):
             order = getattr(state, 'order', None)
             tagged = getattr(order, 'epoch', None)
             if tagged is not None and tagged != iterator.epoch:
-                raise ValueError(
+                raise SettingsError(
                     'iterator {!r} is at epoch {} but its order is that of '
                     'epoch {}: a snapshot was loaded into a Chainer iterator '
                     'that cannot resume a schedule; build it with '
@@ -62,7 +62,7 @@ class CheckSchedules(training.Extension):
         pass
 
 
-class SettingsMismatch(Error, ValueError):
+class SettingsMismatch(SettingsError):
     """A snapshot was made by a run with other settings."""
 
 
@@ -111,7 +111,7 @@ class RunSettings(training.Extension):
                 'version wrote it); start over without --resume')
         try:
             saved = json.loads(str(numpy.asarray(saved)[()]))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: too deep
             saved = None
         if not isinstance(saved, dict):
             raise SettingsMismatch('its record of the run\'s settings is '

@@ -18,7 +18,6 @@ from minibatch_hybrid.chainer_ext import iterators
 from minibatch_hybrid.io import snapshots
 from minibatch_hybrid.core.checks import check_memory
 from minibatch_hybrid.core.checks import check_positive_int
-from minibatch_hybrid.core.checks import check_run
 from minibatch_hybrid.core.checks import check_seed
 from minibatch_hybrid.core.data import make_heldout_dataset
 from minibatch_hybrid.core.data import make_sin_dataset
@@ -28,7 +27,12 @@ from minibatch_hybrid.chainer_ext.extensions import RunSettings
 from minibatch_hybrid.chainer_ext.extensions import SettingsMismatch
 from minibatch_hybrid.core.model import make_model
 from minibatch_hybrid.core.model import make_optimizer
+from minibatch_hybrid.errors import FileError
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules import parse_schedule
+from minibatch_hybrid.settings import SEED
+from minibatch_hybrid.settings import Settings
+from minibatch_hybrid.settings import default_hybrid
 
 #: Iterators by name, each resumable with a schedule.
 ITERATORS = {
@@ -42,15 +46,26 @@ def _log_scale(figure, axes, summary):
     axes.set_yscale('log')
 
 
-def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
-                  seed=0, n_units=100, n_data=1000, device='@numpy',
-                  out='result', snapshot_every=50, iterator='serial',
-                  evaluate=True, report=True):
+#: The post's settings: the defaults of :func:`build_trainer`.
+_POST = Settings()
+
+
+def build_trainer(schedule=None, epochs=_POST.epochs,
+                  batchsize=_POST.batchsize, seed=SEED,
+                  n_units=_POST.n_units, n_data=_POST.n_data,
+                  device=_POST.device, out='result', snapshot_every=50,
+                  iterator='serial', evaluate=True, report=True):
     """Returns a Trainer for the post's experiment with one schedule.
+
+    The settings it shares with the other experiments are checked as
+    :class:`~minibatch_hybrid.settings.Settings` (the held-out points as
+    many as the training points); the defaults are the post's.
 
     Args:
         schedule (str): Text form of the schedule (its phases must add up
-            to ``epochs``).
+            to ``epochs``); by default the post's hybrid, fixed order for
+            the first half of the epochs and random for the rest
+            (:func:`~minibatch_hybrid.settings.default_hybrid`).
         epochs (int): Epochs to train.
         batchsize (int): Mini-batch size.
         seed (int): Seed of the initial weights, the random orders and the
@@ -74,17 +89,18 @@ def build_trainer(schedule='fixed:250+random:250', epochs=500, batchsize=10,
 
     """
     if iterator not in ITERATORS:
-        raise ValueError('unknown iterator {!r}; choose from {}'.format(
+        raise SettingsError('unknown iterator {!r}; choose from {}'.format(
             iterator, ', '.join(ITERATORS)))
-    check_run(epochs, batchsize, n_units, n_data, n_data)
+    settings = Settings(epochs=epochs, batchsize=batchsize, n_units=n_units,
+                        n_data=n_data, n_heldout=n_data, device=device)
     check_seed(seed)
     check_positive_int(snapshot_every, 'snapshot_every')
-    # The log keeps an entry per epoch; the model, its gradients, Adam's
-    # moments and the evaluation's activations scale with n_units.
-    params = n_units * n_units + 4 * n_units + 1
-    check_memory(500 * epochs + 40 * params + 12 * n_units * n_data,
+    # One model in training; the log keeps an entry per epoch.
+    check_memory(settings.memory(replicas=1, records=epochs),
                  'this run ({} epochs, {} hidden units)'.format(
-                     epochs, n_units), 'use fewer --epoch or --unit')
+                     epochs, n_units), 'use fewer --epoch or --units')
+    if schedule is None:
+        schedule = default_hybrid(epochs, schedule_option='--schedule')
     device = get_device(device)
     dataset = make_sin_dataset(n_data)
     order = parse_schedule(schedule, seed, size=len(dataset))
@@ -126,18 +142,20 @@ def resume(trainer, path):
     """Loads a snapshot into ``trainer`` (made by :func:`build_trainer`).
 
     Raises:
-        ValueError: One line naming the snapshot and what is wrong with it:
-            missing, not a snapshot of this experiment, damaged, or made by
-            a run with other settings.
+        ~minibatch_hybrid.errors.FileError: One line naming the snapshot
+            and what is wrong with it: missing, not a snapshot of this
+            experiment, or damaged.
+        ~minibatch_hybrid.errors.SettingsError: One line naming the
+            snapshot, made by a run with other settings.
 
     """
     if not os.path.exists(path):
-        raise ValueError('snapshot {} does not exist; snapshots are written '
-                         'as <out>/snapshot_epoch_<N>'.format(path))
+        raise FileError('snapshot {} does not exist; snapshots are written '
+                        'as <out>/snapshot_epoch_<N>'.format(path))
     if os.path.isdir(path):
-        raise ValueError('{} is a folder; give a snapshot file in it, such as '
-                         '{}'.format(path, os.path.join(
-                             path, 'snapshot_epoch_<N>')))
+        raise FileError('{} is a folder; give a snapshot file in it, such as '
+                        '{}'.format(path, os.path.join(
+                            path, 'snapshot_epoch_<N>')))
     try:
         # The settings first: weights of another width would fail to load
         # with a broadcast error before the extension could say why.
@@ -155,19 +173,19 @@ def resume(trainer, path):
                                    'run; resume with --no-report')
         snapshots.load_npz(path, trainer)
     except snapshots.UnsafeSnapshotError as e:
-        raise ValueError('cannot resume from {}: {}'.format(
+        raise FileError('cannot resume from {}: {}'.format(
             path, e.reason)) from None
     except SettingsMismatch as e:
-        raise ValueError('cannot resume from {}: {}'.format(path, e)) \
+        raise SettingsError('cannot resume from {}: {}'.format(path, e)) \
             from None
     except KeyError as e:
-        raise ValueError('cannot resume from {}: it is not a snapshot of '
-                         'this experiment (it has no {}); give one written '
-                         'by this script'.format(path, e)) from None
+        raise FileError('cannot resume from {}: it is not a snapshot of '
+                        'this experiment (it has no {}); give one written '
+                        'by this script'.format(path, e)) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError,
             RuntimeError, NotImplementedError, zlib.error) as e:
-        raise ValueError('cannot resume from {}: it is damaged or not a '
-                         'snapshot ({}: {})'.format(
-                             path, type(e).__name__,
-                             str(e).splitlines()[0] if str(e) else '')) \
+        raise FileError('cannot resume from {}: it is damaged or not a '
+                        'snapshot ({}: {})'.format(
+                            path, type(e).__name__,
+                            str(e).splitlines()[0] if str(e) else '')) \
             from None

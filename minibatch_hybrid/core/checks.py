@@ -1,5 +1,12 @@
-"""Argument checks shared by the package, with messages that say the fix."""
+"""Argument checks shared by the package, with messages that say the fix.
+
+Each raises :class:`~minibatch_hybrid.errors.SettingsError` (a
+:class:`ValueError`).  The settings every experiment shares are checked
+together by :class:`minibatch_hybrid.settings.Settings`, with these.
+"""
 import os
+
+from minibatch_hybrid.errors import SettingsError
 
 #: Seeds are those of numpy.random.RandomState, which draws the initial
 #: weights: below 2**32.
@@ -7,39 +14,31 @@ SEED_LIMIT = 2 ** 32
 
 
 def check_positive_int(value, what):
-    """Raises ValueError unless ``value`` is an integer >= 1."""
+    """Raises SettingsError unless ``value`` is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError('{} must be a positive integer, got {!r}'.format(
+        raise SettingsError('{} must be a positive integer, got {!r}'.format(
             what, value))
 
 
 def check_batchsize(batchsize, size):
-    """Raises ValueError unless ``1 <= batchsize <= size``."""
+    """Raises SettingsError unless ``1 <= batchsize <= size``."""
     if isinstance(batchsize, bool) or not isinstance(batchsize, int) \
             or not 1 <= batchsize <= size:
-        raise ValueError(
+        raise SettingsError(
             'batch size must be an integer from 1 to the data set size {}, '
             'got {!r}'.format(size, batchsize))
 
 
-def check_run(epochs, batchsize, n_units, n_data, n_heldout):
-    """Checks the settings every experiment shares (reproduce, study)."""
-    for value, what in ((epochs, 'epochs'), (n_units, 'n_units'),
-                        (n_data, 'n_data'), (n_heldout, 'n_heldout')):
-        check_positive_int(value, what)
-    check_batchsize(batchsize, n_data)
-
-
 def check_seed(value, what='seed'):
-    """Raises ValueError unless ``value`` is an integer in [0, 2**32)
+    """Raises SettingsError unless ``value`` is an integer in [0, 2**32)
     (NumPy's RandomState, which draws the initial weights, takes no more)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError('{} must be a non-negative integer, got {!r}'.format(
-            what, value))
+        raise SettingsError(
+            '{} must be a non-negative integer, got {!r}'.format(what, value))
     if value >= SEED_LIMIT:
-        raise ValueError('{} must be below 2**32 = 4294967296 (NumPy\'s '
-                         'RandomState draws the initial weights), got '
-                         '{}'.format(what, value))
+        raise SettingsError('{} must be below 2**32 = 4294967296 (NumPy\'s '
+                            'RandomState draws the initial weights), got '
+                            '{}'.format(what, value))
 
 
 def available_memory():
@@ -59,7 +58,8 @@ def available_memory():
 
 
 def check_memory(needed, what, fix, available=None):
-    """Raises ValueError if ``needed`` bytes are more than this machine has.
+    """Raises SettingsError if ``needed`` bytes are more than this machine
+    has.
 
     Args:
         needed (int): Bytes the work needs, roughly.
@@ -70,6 +70,6 @@ def check_memory(needed, what, fix, available=None):
     """
     available = available_memory() if available is None else available
     if available is not None and needed > available:
-        raise ValueError('{} needs about {:.3g} GB of memory, and this '
-                         'machine has {:.3g} GB free; {}'.format(
-                             what, needed / 1e9, available / 1e9, fix))
+        raise SettingsError('{} needs about {:.3g} GB of memory, and this '
+                            'machine has {:.3g} GB free; {}'.format(
+                                what, needed / 1e9, available / 1e9, fix))

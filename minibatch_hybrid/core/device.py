@@ -1,6 +1,8 @@
 """Device selection with Chainer's specifiers, failing loudly."""
 import chainer
 
+from minibatch_hybrid.errors import SettingsError
+
 
 def get_device(spec='@numpy'):
     """Returns the Chainer device for ``spec`` and makes it current.
@@ -14,7 +16,7 @@ def get_device(spec='@numpy'):
         chainer.backend.Device
 
     Raises:
-        ValueError: If the specifier is malformed or its device cannot be
+        SettingsError: If the specifier is malformed or its device cannot be
             used.  A GPU that is asked for but not usable is an error with
             Chainer's own reason (a missing or broken CuPy, say); there is
             no silent fall-back to the CPU.
@@ -33,7 +35,7 @@ def get_device(spec='@numpy'):
         if reason is not None and (spec == 0 or isinstance(spec, int) and
                                    spec >= 0 or 'cupy' in str(spec)):
             hint = ' CuPy could not be used: {!r}.'.format(reason)
-        raise ValueError(
+        raise SettingsError(
             'cannot use device {!r}: {}.{} Use "@numpy" (or -1) for the CPU, '
             '"@cupy:N" (or N) for GPU N with CuPy installed.'.format(
                 spec, str(e).replace('\n', ' '), hint)) from e

@@ -136,14 +136,14 @@ class InitialState(object):
         """
         params = {_key(name): param for name, param in model.namedparams()}
         if set(params) != set(self.arrays):
-            raise ValueError(
+            raise SettingsError(
                 'the model does not match the saved state: it has parameters '
                 '{}, the state has {}; restore into a model built with the '
                 'same architecture'.format(sorted(params),
                                            sorted(self.arrays)))
         for key, param in params.items():
             if param.shape != self.arrays[key].shape:
-                raise ValueError(
+                raise SettingsError(
                     'parameter {} has shape {}, the state has {}; restore '
                     'into a model built with the same n_units'.format(
                         key, param.shape, self.arrays[key].shape))

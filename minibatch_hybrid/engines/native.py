@@ -203,7 +203,7 @@ class NativeEnsemble(object):
         shared = x.ndim == 2 and x.shape[1:] == (1,)
         own = x.ndim == 3 and x.shape[0] == self.size and x.shape[2:] == (1,)
         if not (shared or own) or x.shape != y.shape or x.size == 0:
-            raise ValueError(
+            raise SettingsError(
                 'evaluate takes x and y of shape (N, 1), shared by the '
                 'replicas, or ({}, N, 1), one data set per replica; got {} '
                 'and {}'.format(self.size, x.shape, y.shape))

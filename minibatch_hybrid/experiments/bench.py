@@ -44,12 +44,16 @@ from minibatch_hybrid.core.model import make_model
 from minibatch_hybrid.core.model import replica_model
 from minibatch_hybrid.core.model import stack_models
 from minibatch_hybrid.engines import make_ensemble
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.kernels import threads
 from minibatch_hybrid.schedules import Replay
 from minibatch_hybrid.schedules import parse_schedule
+from minibatch_hybrid.settings import Settings
+from minibatch_hybrid.settings import default
+from minibatch_hybrid.settings import default_schedules
 
-#: Epochs of a run in the study; the hybrid switches at half.
-EPOCHS = 500
+#: Epochs of a run in the study (the post's); the hybrid switches at half.
+EPOCHS = default('epochs')
 
 
 def flops_per_step(n_units=100, batchsize=10):
@@ -94,9 +98,9 @@ def fma_peak(kernel_set, seconds=0.3):
 
 
 def study_schedules(replicas, epochs=EPOCHS):
-    """The study's runs, interleaved: ``(seed, schedule text)`` per replica."""
-    half = epochs // 2
-    texts = ('random', 'fixed:{}+random:{}'.format(half, epochs - half))
+    """The study's runs, interleaved: ``(seed, schedule text)`` per replica
+    (the study's default schedules, :func:`default_schedules`)."""
+    texts = default_schedules(epochs)
     return [(k // 2, texts[k % 2]) for k in range(replicas)]
 
 
@@ -272,20 +276,30 @@ def measure(state, replicas, singles, window, repeat, device='@numpy',
 
 
 def check_settings(replicas, warmup, window, repeat, singles=1,
-                   n_units=100):
-    """Refuses settings the benchmark cannot run, before it starts."""
+                   settings=None):
+    """Refuses settings the benchmark cannot run, before it starts.
+
+    Args:
+        replicas, warmup, window, repeat, singles: As
+            :func:`run_benchmark`.
+        settings (~minibatch_hybrid.settings.Settings): Those of the study
+            whose runs are timed (default: the post's): the window must
+            lie in its epochs, and the largest ensemble fit in memory
+            (:meth:`~minibatch_hybrid.settings.Settings.memory`; each
+            contender holds its replicas and the state they start from).
+
+    """
+    settings = Settings() if settings is None else settings
     if not 0 <= warmup or window < 1 or repeat < 1 or singles < 1 or \
-            warmup + window > EPOCHS:
-        raise ValueError(
+            warmup + window > settings.epochs:
+        raise SettingsError(
             'need warmup >= 0, window >= 1 and warmup + window <= {} (the '
             'study\'s epochs), repeat >= 1 and singles >= 1; got warmup={}, '
             'window={}, repeat={}, singles={}'.format(
-                EPOCHS, warmup, window, repeat, singles))
-    # Each contender holds the replicas' weights, gradients and moments
-    # (and the state it starts from): about ten copies per replica.
-    params = n_units * n_units + 4 * n_units + 1
-    check_memory(40 * params * max(replicas), 'the benchmark at K = '
-                 '{}'.format(max(replicas)), 'use fewer --replicas')
+                settings.epochs, warmup, window, repeat, singles))
+    check_memory(settings.memory(replicas=max(replicas)),
+                 'the benchmark at K = {}'.format(max(replicas)),
+                 'use fewer --replicas')
 
 
 def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,

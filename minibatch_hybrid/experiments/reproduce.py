@@ -3,7 +3,6 @@ import dataclasses
 import functools
 
 from minibatch_hybrid.core.checks import check_memory
-from minibatch_hybrid.core.checks import check_run
 from minibatch_hybrid.core.checks import check_seed
 from minibatch_hybrid import engines
 from minibatch_hybrid.io import results as results_io
@@ -13,20 +12,37 @@ from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.core.model import InitialState
 from minibatch_hybrid.core.model import make_model
 from minibatch_hybrid.core.model import make_optimizer
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.io.plots import loss_figure
 from minibatch_hybrid.io.progress import Progress
 from minibatch_hybrid.schedules import Phased
 from minibatch_hybrid.schedules import Random
 from minibatch_hybrid.schedules import hybrid
 from minibatch_hybrid.core.loop import train
+from minibatch_hybrid.settings import Settings
+from minibatch_hybrid.settings import seed_setting
+from minibatch_hybrid.settings import setting
 
 #: Files written by :func:`write_outputs`, in the output folder.
 OUTPUT_FILES = ('loss.png', 'losses.csv', 'losses.json', 'config.json')
 
 
 @dataclasses.dataclass
-class ReproductionConfig:
+class _Seed:
+    """The first setting of a reproduction (see
+    :class:`ReproductionConfig`)."""
+
+    seed: int = seed_setting()
+
+
+# Settings first among the bases, and _Seed's field first among the fields
+# (dataclasses take the fields of the last base first): the seed stays the
+# first argument.
+@dataclasses.dataclass
+class ReproductionConfig(Settings, _Seed):
     """The settings of a reproduction; the defaults are the post's.
+
+    The shared settings and their checks are :class:`Settings`'.
 
     Args:
         seed (int): Seed of the initial weights (shared by both runs), of
@@ -36,55 +52,46 @@ class ReproductionConfig:
         n_units (int): Hidden width (the post: 100).
         n_data (int): Training points (the post: 1000).
         n_heldout (int): Held-out points, x uniform in [0, 2*pi).
-        literal (bool): Run the hybrid as the post's code did rather than as
-            its text says: its Python 2 ``range(1, (n_epoch + 1) / 2)``
-            gives each phase 249 epochs of 500 (498 in all).  The default
-            gives each phase half of ``epochs`` (250 + 250).
         device: Chainer device specifier (``'@numpy'``, ``'@cupy:0'``, ...).
         engine (str): ``'numpy'``: Chainer's operations, the post's loop
             bit for bit (whose bits follow the BLAS library's kernels, so
             they differ between CPUs); ``'native'``: the native engine's
             one arithmetic, the same bits on every CPU that runs it (see
             :mod:`~minibatch_hybrid.kernels`; CPU only).
+        literal (bool): Run the hybrid as the post's code did rather than as
+            its text says: its Python 2 ``range(1, (n_epoch + 1) / 2)``
+            gives each phase 249 epochs of 500 (498 in all).  The default
+            gives each phase half of ``epochs`` (250 + 250).
 
     """
 
-    seed: int = 0
-    epochs: int = 500
-    batchsize: int = 10
-    n_units: int = 100
-    n_data: int = 1000
-    n_heldout: int = 1000
+    engine: str = setting(
+        'numpy', "numpy: Chainer's operations, bit for bit the post's loop "
+        "(whose bits follow the CPU's BLAS kernels); native: the compiled "
+        "kernels' one arithmetic, the same numbers on every CPU (default: "
+        '{default})', ('--engine',), choices=('numpy', 'native'))
     literal: bool = False
-    device: object = '@numpy'
-    engine: str = 'numpy'
 
-    def __post_init__(self):
-        if self.engine not in ('numpy', 'native'):
-            raise ValueError("unknown engine {!r}: choose 'numpy' (Chainer, "
-                             "the post's loop) or 'native'".format(
-                                 self.engine))
+    def check(self):
+        """Raises SettingsError unless every setting is in its range, and
+        the hybrid has an epoch in each phase."""
+        self.check_engine()
         check_seed(self.seed)
-        check_run(self.epochs, self.batchsize, self.n_units, self.n_data,
-                  self.n_heldout)
+        self.check_sizes()
         fixed, _ = self.hybrid_phases()
         if fixed < 1:
-            raise ValueError(
+            raise SettingsError(
                 'the hybrid needs at least one epoch in each phase; run at '
                 'least {} epochs'.format(4 if self.literal else 2))
 
     def memory_needed(self):
-        """Bytes the run needs, roughly: per epoch, the two runs' records
-        (arrays, then the rows of the CSV and JSON files); the model with
-        its gradients, Adam's moments and scratch; activations of the
-        full-data evaluation."""
-        n = self.n_units
-        params = n * n + 4 * n + 1
-        activations = 3 * 4 * n * max(self.n_data, self.n_heldout)
-        return 400 * self.epochs + 40 * params + activations
+        """Bytes the run needs, roughly (:meth:`Settings.memory`): one
+        model in training, and per epoch the two runs' records (arrays,
+        then the rows of the CSV and JSON files)."""
+        return self.memory(replicas=1, records=2 * self.epochs)
 
     def check_memory(self, available=None):
-        """Raises ValueError if the run cannot fit in memory here."""
+        """Raises SettingsError if the run cannot fit in memory here."""
         check_memory(self.memory_needed(),
                      'this run ({} epochs, {} hidden units)'.format(
                          self.epochs, self.n_units),
@@ -102,9 +109,6 @@ class ReproductionConfig:
         fixed, random = self.hybrid_phases()
         return {'normal': Random(self.seed),
                 'hybrid': hybrid(fixed, random, self.seed)}
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 class _RunReporter(object):

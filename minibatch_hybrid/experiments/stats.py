@@ -1,6 +1,8 @@
 """Statistics of a study: quartiles, paired comparisons, plateaus."""
 import numpy
 
+from minibatch_hybrid.errors import SettingsError
+
 #: Epochs at the end of a run that the plateau test looks at (a fraction of
 #: the run, at least :data:`PLATEAU_MIN_EPOCHS`).
 PLATEAU_FRACTION = 0.2
@@ -84,8 +86,8 @@ def paired(a, b, rng, resamples=10000):
     a = numpy.asarray(a, numpy.float64)
     b = numpy.asarray(b, numpy.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError('a paired comparison needs two equal-length, '
-                         'non-empty 1-D arrays')
+        raise SettingsError('a paired comparison needs two equal-length, '
+                            'non-empty 1-D arrays')
     ratio = a / b
     return {
         'b_wins': float(numpy.mean(b < a)),

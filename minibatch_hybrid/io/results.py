@@ -19,6 +19,8 @@ import numpy
 
 from minibatch_hybrid import _compat
 from minibatch_hybrid._version import __version__
+from minibatch_hybrid.errors import Error
+from minibatch_hybrid.errors import FileError
 
 
 def atomic_write(path, write, binary=False):
@@ -123,7 +125,7 @@ def save_figure(figure, path):
     atomic_write(path, write, binary=True)
 
 
-class OutputError(ValueError):
+class OutputError(Error, ValueError):
     """An output folder cannot take a run's results (the message says why)."""
 
 
@@ -202,7 +204,7 @@ def file_kind(mode):
 
 
 def _not_regular_file(path, why):
-    return ValueError('{} is {}'.format(path, why))
+    return FileError('{} is {}'.format(path, why))
 
 
 def open_regular(path, refuse=None):
@@ -215,11 +217,12 @@ def open_regular(path, refuse=None):
     Args:
         path (str): The file.
         refuse (callable): Makes the error to raise from ``(path, why)``
-            (default: a :class:`ValueError` ``'PATH is WHY'``).
+            (default: a :class:`~minibatch_hybrid.errors.FileError`
+            ``'PATH is WHY'``).
 
     Raises:
-        ValueError: ``path`` is not a regular file (or what ``refuse``
-            makes).
+        minibatch_hybrid.errors.FileError: ``path`` is not a regular file
+            (or what ``refuse`` makes).
         OSError: It cannot be opened.
 
     Returns:

@@ -21,13 +21,25 @@ Example: resume a Trainer from a snapshot of
 Snapshots written by Chainer hold numbers and strings only; one that holds
 an object array was not written by Chainer's ``save_npz`` of a model,
 optimizer or Trainer, and is not opened.
+
+A file is checked whole before anything is loaded from it: its kind (an
+``.npz`` archive, not a pickle, an ``.npy`` array or anything else), each
+member read to its end (zip's checksums, the compressed data) and each
+array's header against the bytes that follow.  Whatever is wrong with it
+is a :class:`SnapshotError` (a :class:`ValueError`) in one line that names
+the file, never an error of the zip or ``.npy`` readers halfway through
+a load.
 """
 import contextlib
 import os
+import tokenize
+import zipfile
+import zlib
 
 import numpy
 from chainer import serializers
 
+from minibatch_hybrid.errors import FileError
 from minibatch_hybrid.io import results as results_io
 
 #: Readers of an ``.npy`` member's header, by format version.
@@ -37,7 +49,7 @@ _NPY_HEADER_READERS = {
 }
 
 
-class NpyVersionError(ValueError):
+class NpyVersionError(FileError):
     """An ``.npy`` header of a format version this package does not read.
 
     Attributes:
@@ -64,7 +76,9 @@ def read_npy_header(f, version=None):
 
     Raises:
         NpyVersionError: A format version other than 1.0 and 2.0.
-        ValueError: ``f`` holds no ``.npy`` array, or a malformed header.
+        ValueError: ``f`` holds no ``.npy`` array, or a malformed header
+            (a :class:`~minibatch_hybrid.errors.FileError` where NumPy's
+            reader raises anything but ValueError).
 
     """
     if version is None:
@@ -72,7 +86,15 @@ def read_npy_header(f, version=None):
     reader = _NPY_HEADER_READERS.get(version)
     if reader is None:
         raise NpyVersionError(version)
-    return reader(f)
+    try:
+        return reader(f)
+    except (TypeError, SyntaxError, tokenize.TokenError) as e:
+        # What NumPy's parsers of the header (a Python literal) and of its
+        # dtype let through: an unhashable key, as in {[]: 1}, a repeat
+        # count such as '(08)f4', an unclosed bracket in the Python 2
+        # spelling it retries with.
+        raise FileError('malformed .npy header ({}: {})'.format(
+            type(e).__name__, e)) from None
 
 
 #: The first byte of a pickle of protocol 2 or later (PROTO), and those
@@ -80,8 +102,29 @@ def read_npy_header(f, version=None):
 #: GLOBAL, EMPTY_LIST, EMPTY_DICT, EMPTY_TUPLE).
 _PICKLE_STARTS = b'\x80(c]})'
 
+#: How a zip archive begins: a member's local header, or the end of an
+#: archive without members (NumPy's test for an ``.npz``).
+_ZIP_STARTS = (b'PK\x03\x04', b'PK\x05\x06')
 
-class UnsafeSnapshotError(ValueError):
+#: How an ``.npy`` array begins (its format's magic string, before the
+#: version).
+_NPY_MAGIC = b'\x93NUMPY'
+
+#: Zip flag bits that zipfile cannot read (encryption, compressed patched
+#: data, strong encryption); NumPy never writes them.
+_UNREADABLE_FLAGS = 0x1 | 0x20 | 0x40
+
+#: Bytes read at a time while a member is checked to its end.
+_CHECK_CHUNK = 1 << 20
+
+
+class SnapshotError(FileError):
+    """A file that is not a snapshot this package loads: not an ``.npz``
+    archive, damaged, or holding an array that only pickle could read.
+    The message names the file; nothing was loaded from it."""
+
+
+class UnsafeSnapshotError(SnapshotError):
     """A snapshot holds an array that only pickle could read.
 
     Attributes:
@@ -108,30 +151,82 @@ def _name(file):
     return str(getattr(file, 'name', file))
 
 
-def _needs_pickle(archive, member):
-    """Whether the ``.npy`` member's header declares an object dtype.
+def _damaged(name, why):
+    return SnapshotError('cannot load {}: it is damaged ({}); nothing was '
+                         'loaded: give a complete snapshot'.format(name, why))
 
-    Only the header is read; a member that is not an ``.npy`` array is
-    read by NumPy as bytes, which needs no pickle.
+
+def _check_member(archive, info, name):
+    """Checks one member of an archive to its end, before it is used.
+
+    It must be stored or deflated and not encrypted (what NumPy writes);
+    reading it to its end checks its data (zipfile compares the CRC at
+    the end).  An ``.npy`` array's header must give a shape and dtype that
+    take exactly the bytes that follow; one that declares an object dtype
+    is refused without reading further.  A member that is not an ``.npy``
+    array is read by NumPy as bytes, which needs no pickle.
+
+    Raises:
+        UnsafeSnapshotError: The header declares an object dtype.
+        SnapshotError: The member is damaged or cannot be read.
+
     """
-    with archive.open(member) as f:
-        try:
-            version = numpy.lib.format.read_magic(f)
-        except ValueError:  # not an .npy array
-            return False
-        try:
-            _, _, dtype = read_npy_header(f, version)
-        except NpyVersionError:  # NumPy refuses objects there itself
-            return False
-    return dtype.hasobject
+    key = info.filename[:-4] if info.filename.endswith('.npy') else \
+        info.filename
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _damaged(name, '{} is compressed in a way NumPy does not '
+                       'write'.format(info.filename))
+    if info.flag_bits & _UNREADABLE_FLAGS:
+        raise _damaged(name, '{} is encrypted'.format(info.filename))
+    if info.header_offset < 0:  # zipfile would seek before the start
+        raise _damaged(name, '{} lies before the start of the '
+                       'file'.format(info.filename))
+    try:
+        with archive.open(info) as f:
+            declared = None
+            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                declared = _declared_bytes(f, info, name, key)
+            read = 0
+            while True:
+                chunk = f.read(_CHECK_CHUNK)
+                if not chunk:
+                    break
+                read += len(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        why = str(e) if info.filename in str(e) else '{}: {}'.format(
+            info.filename, e)
+        raise _damaged(name, why) from None
+    if declared is not None and read != declared:
+        raise _damaged(name, '{} holds {} bytes of data, and its header '
+                       'declares {}'.format(info.filename, read, declared))
+
+
+def _declared_bytes(f, info, name, key):
+    """Reads an ``.npy`` member's version and header (``f`` is just after
+    its magic prefix); returns the bytes of data the header declares, or
+    None for a version whose header NumPy checks itself."""
+    version = tuple(f.read(2))
+    if version == (3, 0):  # UTF-8 field names: NumPy reads it whole
+        return None
+    try:
+        shape, _, dtype = read_npy_header(f, version)
+    except NpyVersionError:
+        raise _damaged(name, '{} is .npy version {}, which NumPy does not '
+                       'read'.format(info.filename, version)) from None
+    except ValueError as e:  # a malformed header
+        raise _damaged(name, '{}: {}'.format(info.filename, e)) from None
+    if dtype.hasobject:
+        raise UnsafeSnapshotError(name, key)
+    return int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
 
 
 class SafeNpz(object):
     """The arrays of an ``.npz`` file, read without pickle.
 
     A read-only mapping from key to array (``in``, ``[]``, :attr:`files`),
-    what :class:`~chainer.serializers.NpzDeserializer` needs.  Arrays are
-    read when asked for, as Chainer's own loader reads them.  Use
+    what :class:`~chainer.serializers.NpzDeserializer` needs.  Every
+    member is checked to its end first (:func:`_check_member`); arrays
+    are then read when asked for, as Chainer's own loader reads them.  Use
     :func:`open_npz` to make one.
 
     Args:
@@ -141,17 +236,15 @@ class SafeNpz(object):
 
     Raises:
         UnsafeSnapshotError: Some array needs pickle.
+        SnapshotError: Some member is damaged or cannot be read.
 
     """
 
     def __init__(self, npz, name):
         self._npz = npz
         self.name = name
-        members = set(npz.zip.namelist())
-        for key in npz.files:
-            member = key + '.npy' if key + '.npy' in members else key
-            if _needs_pickle(npz.zip, member):
-                raise UnsafeSnapshotError(name, key)
+        for info in npz.zip.infolist():
+            _check_member(npz.zip, info, name)
 
     @property
     def files(self):
@@ -177,7 +270,7 @@ class SafeNpz(object):
 
 
 def _not_regular(path, why):
-    return ValueError('cannot load {}: it is {}'.format(path, why))
+    return SnapshotError('cannot load {}: it is {}'.format(path, why))
 
 
 @contextlib.contextmanager
@@ -196,8 +289,9 @@ def open_npz(file):
 
     Raises:
         UnsafeSnapshotError: The file holds an object array (named).
-        ValueError: The file is not an ``.npz`` archive (a pickle, an
-            ``.npy`` array, anything else), or not a regular file.
+        SnapshotError: The file is not an ``.npz`` archive (empty, a
+            pickle, an ``.npy`` array, anything else), not a regular file,
+            or damaged (checked whole before it is yielded).
         OSError: It cannot be read.
 
     """
@@ -206,24 +300,31 @@ def open_npz(file):
         if isinstance(file, (str, bytes, os.PathLike)):
             file = stack.enter_context(
                 results_io.open_regular(name, _not_regular))
+        # Its kind from its first bytes, as NumPy tells them, so that
+        # NumPy only ever opens an archive.
         start = file.tell()
-        first = file.read(1)
+        head = file.read(len(_NPY_MAGIC))
         file.seek(start)
+        if not head:
+            raise SnapshotError('{} is empty, not an .npz snapshot; give a '
+                                'snapshot written by Chainer'.format(name))
+        if head == _NPY_MAGIC:
+            raise SnapshotError('{} is a single .npy array, not an .npz '
+                                'snapshot'.format(name))
+        if not head.startswith(_ZIP_STARTS):
+            if head[:1] in _PICKLE_STARTS:
+                raise SnapshotError(
+                    '{} is a pickle, not an .npz snapshot, and unpickling '
+                    'can run code; it was not read'.format(name))
+            raise SnapshotError('{} is not an .npz file (nor an .npy '
+                                'array); give a snapshot written by '
+                                'Chainer'.format(name))
         try:
             loaded = numpy.load(file, allow_pickle=False)
-        except ValueError as e:
-            if 'allow_pickle' not in str(e):
-                raise
-            if first and first in _PICKLE_STARTS:
-                raise ValueError('{} is a pickle, not an .npz snapshot, and '
-                                 'unpickling can run code; it was not '
-                                 'read'.format(name)) from None
-            raise ValueError('{} is not an .npz file (nor an .npy array); '
-                             'give a snapshot written by Chainer'.format(
-                                 name)) from None
-        if not isinstance(loaded, numpy.lib.npyio.NpzFile):
-            raise ValueError('{} is a single .npy array, not an .npz '
-                             'snapshot'.format(name))
+        # Its zip directory: damaged, or of a zip version zipfile does not
+        # read (NotImplementedError).
+        except (zipfile.BadZipFile, ValueError, NotImplementedError) as e:
+            raise _damaged(name, e) from None
         with loaded:
             yield SafeNpz(loaded, name)
 
@@ -232,9 +333,10 @@ def load_npz(file, obj, path='', strict=True, ignore_names=None):
     """Loads an object from an ``.npz`` file without running code from it.
 
     The same as :func:`chainer.serializers.load_npz` (same arguments, same
-    results), except that the file is read with ``allow_pickle=False`` and
-    an object array, which only pickle could read, is refused before
-    anything is loaded into ``obj``.
+    results), except that the file is read with ``allow_pickle=False``,
+    and checked whole before anything is loaded into ``obj``
+    (:func:`open_npz`): an object array, which only pickle could read, and
+    a damaged file are refused in one line.
 
     Args:
         file (str or file-like): The ``.npz`` file, such as a snapshot of
@@ -252,6 +354,8 @@ def load_npz(file, obj, path='', strict=True, ignore_names=None):
     Raises:
         UnsafeSnapshotError: The file holds an object array; the message
             names the file and the key.  Nothing was loaded.
+        SnapshotError: The file is not an ``.npz`` snapshot, or it is
+            damaged; the message names it.  Nothing was loaded.
 
     .. admonition:: Example
 

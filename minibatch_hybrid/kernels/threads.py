@@ -8,6 +8,8 @@ same bits with one thread or many.
 import concurrent.futures
 import os
 
+from minibatch_hybrid.errors import SettingsError
+
 _pool = None
 
 #: The environment variable that sets the threads (a local Dask cluster
@@ -40,7 +42,7 @@ def check_threads(value=None):
         int or None: The count, or None if the variable is unset or empty.
 
     Raises:
-        ValueError: Unless the value is an integer from 1 to
+        SettingsError: Unless the value is an integer from 1 to
             :data:`THREADS_PER_CORE` times :func:`cores`, in one line that
             names the variable, the value and the range.
 
@@ -54,7 +56,7 @@ def check_threads(value=None):
     limit = THREADS_PER_CORE * n
     if text.isascii() and text.isdigit() and 1 <= int(text) <= limit:
         return int(text)
-    raise ValueError(
+    raise SettingsError(
         '{}={!r} is not a thread count: give an integer from 1 to {} ({} '
         'per core, of the {} this process may use), or unset it to use '
         'every core'.format(THREADS_VARIABLE, value, limit, THREADS_PER_CORE,
@@ -64,7 +66,7 @@ def check_threads(value=None):
 def workers():
     """Returns the number of threads to use: the cores this process may use,
     or ``MINIBATCH_HYBRID_THREADS`` if that is set (a bad value raises
-    ValueError, see :func:`check_threads`)."""
+    SettingsError, see :func:`check_threads`)."""
     return check_threads() or cores()
 
 

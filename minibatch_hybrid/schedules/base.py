@@ -4,6 +4,7 @@ import numpy
 
 from minibatch_hybrid.core.checks import check_positive_int
 from minibatch_hybrid.core.checks import check_seed
+from minibatch_hybrid.errors import SettingsError
 
 
 class EpochOrder(numpy.ndarray):
@@ -109,7 +110,7 @@ class Schedule(chainer.iterators.OrderSampler):
         """
         size = len(current_order)
         if self.size is not None and size != self.size:
-            raise ValueError(
+            raise SettingsError(
                 'schedule {!r} was built for a data set of {} examples, but '
                 'the iterator\'s data set has {}; build the schedule with '
                 'size={}'.format(str(self), self.size, size, size))
@@ -128,10 +129,11 @@ class Schedule(chainer.iterators.OrderSampler):
         return self
 
     def check_epochs(self, epochs):
-        """Raises ValueError if the schedule cannot cover ``epochs`` epochs."""
+        """Raises :class:`~minibatch_hybrid.errors.SettingsError` if the
+        schedule cannot cover ``epochs`` epochs."""
         check_positive_int(epochs, 'the number of epochs')
         if self.epochs is not None and self.epochs != epochs:
-            raise ValueError(
+            raise SettingsError(
                 'schedule {!r} defines {} epochs, but the run has {}; make '
                 'its phases add up to {} (or leave the last phase open, as in '
                 '"fixed:{}+random")'.format(

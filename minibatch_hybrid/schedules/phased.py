@@ -2,6 +2,7 @@
 import bisect
 
 from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules.base import Schedule
 from minibatch_hybrid.schedules.fixed import Fixed
 from minibatch_hybrid.schedules.random import Random
@@ -35,7 +36,7 @@ class Phased(Schedule):
     def __init__(self, phases):
         phases = list(phases)
         if not phases:
-            raise ValueError('a phased schedule needs at least one phase')
+            raise SettingsError('a phased schedule needs at least one phase')
         for i, phase in enumerate(phases):
             if not (isinstance(phase, tuple) and len(phase) == 2
                     and isinstance(phase[0], Schedule)):
@@ -44,7 +45,7 @@ class Phased(Schedule):
                     '{!r}'.format(i, phase))
             epochs = phase[1]
             if epochs is None and i < len(phases) - 1:
-                raise ValueError(
+                raise SettingsError(
                     'only the last phase may leave its epochs open; give '
                     'phase {} ({}) a number of epochs'.format(i, phase[0]))
             if epochs is not None:
@@ -62,9 +63,9 @@ class Phased(Schedule):
     def phase_of(self, epoch):
         """Returns the index of the phase that ``epoch`` belongs to."""
         if epoch < 0:
-            raise ValueError('epoch must be >= 0, got {}'.format(epoch))
+            raise SettingsError('epoch must be >= 0, got {}'.format(epoch))
         if self.epochs is not None and epoch >= self.epochs:
-            raise ValueError(
+            raise SettingsError(
                 'schedule {!r} defines {} epochs; epoch {} (zero-based) is '
                 'past its end. Give the run {} epochs, or lengthen the last '
                 'phase'.format(str(self), self.epochs, epoch, self.epochs))
@@ -81,7 +82,7 @@ class Phased(Schedule):
         if self.epochs is not None and epoch == self.epochs:
             return self.phases[-1][0].order(epoch, size)
         if self.epochs is not None and epoch > self.epochs:
-            raise ValueError(
+            raise SettingsError(
                 'schedule {!r} defines {} epochs, but the run went on past '
                 'them; stop the run after {} epochs or lengthen the last '
                 'phase'.format(str(self), self.epochs, self.epochs))
@@ -90,7 +91,7 @@ class Phased(Schedule):
     def check_epochs(self, epochs):
         super().check_epochs(epochs)
         if self.epochs is None and self.starts[-1] >= epochs:
-            raise ValueError(
+            raise SettingsError(
                 'schedule {!r} leaves its last phase no epochs in a run of {} '
                 '(the earlier phases take {}); shorten them or run longer'
                 .format(str(self), epochs, self.starts[-1]))

@@ -1,6 +1,7 @@
 """Orders given in advance, one per epoch."""
 import numpy
 
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules.base import Schedule
 
 
@@ -24,6 +25,7 @@ class Replay(Schedule):
     def order(self, epoch, size):
         order = self.orders[epoch]
         if len(order) != size:
-            raise ValueError('the order of epoch {} has {} indices, but the '
-                             'data set has {}'.format(epoch, len(order), size))
+            raise SettingsError(
+                'the order of epoch {} has {} indices, but the data set has '
+                '{}'.format(epoch, len(order), size))
         return order

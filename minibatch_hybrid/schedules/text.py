@@ -11,6 +11,7 @@ optional ``:epochs``.  Lists of schedules are separated by commas::
 
 """
 from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules.fixed import Fixed
 from minibatch_hybrid.schedules.phased import Phased
 from minibatch_hybrid.schedules.phased import hybrid
@@ -33,7 +34,7 @@ def _parse_epochs(text, phase):
     try:
         epochs = int(text)
     except ValueError:
-        raise ValueError(
+        raise SettingsError(
             'the epochs of phase {!r} must be an integer, got {!r} ({})'
             .format(phase, text, _EXAMPLE)) from None
     check_positive_int(epochs, 'the epochs of phase {!r}'.format(phase))
@@ -62,21 +63,21 @@ def parse_schedule(text, seed, size=None):
 
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError('empty schedule; {}'.format(_EXAMPLE))
+        raise SettingsError('empty schedule; {}'.format(_EXAMPLE))
     phases = []
     for phase in text.strip().split('+'):
         name, sep, epochs_text = phase.strip().partition(':')
         epochs = _parse_epochs(epochs_text, phase) if sep else None
         if name == 'hybrid':
             if epochs is None:
-                raise ValueError(
+                raise SettingsError(
                     '"hybrid" needs its number of fixed epochs, as in '
                     '"hybrid:250" (fixed for 250 epochs, then random)')
             phases.extend(hybrid(epochs, None, seed).phases)
         elif name in SCHEDULES:
             phases.append((SCHEDULES[name](seed), epochs))
         else:
-            raise ValueError(
+            raise SettingsError(
                 'unknown schedule {!r} in {!r}; choose from {} ({})'.format(
                     name, text,
                     ', '.join(sorted(list(SCHEDULES) + ['hybrid'])),
@@ -100,8 +101,13 @@ def parse_schedules(text, seed):
 
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError('empty list of schedules; {}'.format(_EXAMPLE))
+        raise SettingsError('empty list of schedules; {}'.format(_EXAMPLE))
     return [parse_schedule(part, seed) for part in text.split(',')]
+
+
+#: The post's hybrid over E epochs, as help texts and messages write it
+#: (:func:`hybrid_halves` writes it out).
+HYBRID_HALVES = 'fixed:E/2+random:E/2'
 
 
 def hybrid_halves(epochs, epoch_option='--epoch',
@@ -117,7 +123,7 @@ def hybrid_halves(epochs, epoch_option='--epoch',
             the message.
 
     Raises:
-        ValueError: If ``epochs`` is not a positive integer, or too short
+        SettingsError: If ``epochs`` is not a positive integer, or too short
             to give each phase an epoch (it needs at least 2).
 
     .. doctest::
@@ -128,11 +134,11 @@ def hybrid_halves(epochs, epoch_option='--epoch',
     """
     check_positive_int(epochs, 'epochs')
     if epochs < 2:
-        raise ValueError(
-            '{} {} is too short for the hybrid schedule fixed:E/2+random:E/2'
-            ' (one epoch or more in each phase): it needs at least 2 epochs;'
-            ' raise {} or give {}'.format(epoch_option, epochs, epoch_option,
-                                          schedule_option))
+        raise SettingsError(
+            '{} {} is too short for the hybrid schedule {} (one epoch or '
+            'more in each phase): it needs at least 2 epochs; raise {} or '
+            'give {}'.format(epoch_option, epochs, HYBRID_HALVES,
+                             epoch_option, schedule_option))
     half = epochs // 2
     return 'fixed:{}+random:{}'.format(half, epochs - half)
 

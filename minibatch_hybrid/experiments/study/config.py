@@ -7,10 +7,13 @@ from minibatch_hybrid import engines
 from minibatch_hybrid.core.checks import SEED_LIMIT
 from minibatch_hybrid.core.checks import check_memory
 from minibatch_hybrid.core.checks import check_positive_int
-from minibatch_hybrid.core.checks import check_run
 from minibatch_hybrid.core.checks import check_seed
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.schedules.text import canonical_schedule
+from minibatch_hybrid.settings import ARRAY_BYTES
+from minibatch_hybrid.settings import Settings
+from minibatch_hybrid.settings import setting
 
 #: Runs longer than this are not searched for the epochs that tell a
 #: sweep's fractions apart (:func:`check_fractions`).
@@ -18,7 +21,7 @@ _MAX_SEARCH = 100000
 
 
 def check_distinct_schedules(texts, epochs):
-    """Raises ValueError if two schedules give the same runs.
+    """Raises SettingsError if two schedules give the same runs.
 
     Schedules equal in effect (``fixed:6+random:6`` and ``hybrid:6`` at 12
     epochs: see :func:`~minibatch_hybrid.schedules.text.canonical_schedule`)
@@ -33,7 +36,7 @@ def check_distinct_schedules(texts, epochs):
     for text in texts:
         form = canonical_schedule(text, epochs)
         if form in seen:
-            raise ValueError(
+            raise SettingsError(
                 'schedules {!r} and {!r} give the same runs at {} epochs '
                 '(both are {}): list one of them'.format(
                     seen[form], text, epochs, form))
@@ -59,7 +62,7 @@ def _collision(fractions, epochs):
 
 
 def check_fractions(fractions, epochs):
-    """Raises ValueError unless a sweep's fractions give distinct runs.
+    """Raises SettingsError unless a sweep's fractions give distinct runs.
 
     Each fraction must lie in [0, 1], and no two may round to the same
     switch epoch (:func:`switch_epoch`): they would be the same runs twice,
@@ -75,11 +78,12 @@ def check_fractions(fractions, epochs):
     fractions = list(fractions)
     for f in fractions:
         if not 0 <= f <= 1:
-            raise ValueError('fractions must lie in [0, 1], got {}'.format(f))
+            raise SettingsError('fractions must lie in [0, 1], got '
+                                '{}'.format(f))
     for i, f in enumerate(fractions):
         if f in fractions[:i]:
-            raise ValueError('--fractions lists {!r} twice: the same runs '
-                             'twice; give it once'.format(f))
+            raise SettingsError('--fractions lists {!r} twice: the same '
+                                'runs twice; give it once'.format(f))
     pair = _collision(fractions, epochs)
     if pair is None:
         return
@@ -100,15 +104,30 @@ def check_fractions(fractions, epochs):
             least -= 1
         fix = 'raise --epoch to at least {}, or give only one of ' \
             'them'.format(least)
-    raise ValueError(
+    raise SettingsError(
         '--epoch {} is too short to tell the fractions {!r} and {!r} apart: '
         'both give {} fixed epochs ({}), the same runs twice; {}'.format(
             epochs, a, b, k, same, fix))
 
 
 @dataclasses.dataclass
-class StudyConfig:
+class _Runs:
+    """The first settings of a study: its schedules and seeds (see
+    :class:`StudyConfig`)."""
+
+    schedules: list
+    seeds: int = 64
+    first_seed: int = 0
+
+
+# Settings first among the bases, and _Runs' fields first among the fields
+# (dataclasses take the fields of the last base first): the schedules stay
+# the first argument, the seeds the next ones.
+@dataclasses.dataclass
+class StudyConfig(Settings, _Runs):
     """The settings of a study.
+
+    The shared settings and their checks are :class:`Settings`'.
 
     Args:
         schedules (list of str): Text forms of the schedules to compare,
@@ -121,57 +140,59 @@ class StudyConfig:
         n_units (int): Hidden width.
         n_data (int): Training points.
         n_heldout (int): Held-out points (drawn with each run's seed).
-        chunk (int): Seeds per saved chunk; each chunk trains
-            ``chunk * len(schedules)`` replicas at once.  It changes speed
-            and memory, never the results; a folder is continued with the
-            chunk size that started it (its chunk files are cut by it).
         device: Chainer device specifier.
         engine (str): ``'auto'``, ``'native'`` or ``'numpy'``: the
             ensemble's arithmetic (:func:`engines.resolve_engine`).  Engines
             agree to float32 rounding, so a study records the one it ran
             with and is continued only with the same; the native engine
             gives the same bits on every CPU that runs it.
+        chunk (int): Seeds per saved chunk; each chunk trains
+            ``chunk * len(schedules)`` replicas at once.  It changes speed
+            and memory, never the results; a folder is continued with the
+            chunk size that started it (its chunk files are cut by it).
 
     """
 
-    schedules: list
-    seeds: int = 64
-    first_seed: int = 0
-    epochs: int = 500
-    batchsize: int = 10
-    n_units: int = 100
-    n_data: int = 1000
-    n_heldout: int = 1000
+    engine: str = setting(
+        'auto', "the ensemble's arithmetic: native (compiled kernels, CPU; "
+        'the same bits on every CPU), numpy, or auto: native where it runs '
+        '(default: {default}); engines agree to float32 rounding',
+        ('--engine',), choices=engines.ENGINES)
     chunk: int = 32
-    device: object = '@numpy'
-    engine: str = 'auto'
 
     def __post_init__(self):
-        engines.check_engine(self.engine)
+        super().__post_init__()
+        self.schedules = [str(parse_schedule(text, 0))
+                          for text in self.schedules]
+
+    def check(self):
+        """Raises SettingsError unless every setting is in its range, the
+        seeds are below 2**32 and the schedules cover the epochs, each
+        giving other runs."""
+        self.check_engine()
         check_positive_int(self.seeds, 'the number of seeds')
         check_positive_int(self.chunk, 'chunk')
         check_seed(self.first_seed, 'the first seed')
         if self.first_seed + self.seeds > SEED_LIMIT:
-            raise ValueError(
+            raise SettingsError(
                 'seeds must be below 2**32 (NumPy\'s RandomState draws the '
                 'initial weights), but {} seeds from {} reach {}; lower '
                 '--first-seed or --seeds'.format(
                     self.seeds, self.first_seed,
                     self.first_seed + self.seeds - 1))
-        check_run(self.epochs, self.batchsize, self.n_units, self.n_data,
-                  self.n_heldout)
+        self.check_sizes()
         if not isinstance(self.schedules, (list, tuple)) or \
                 not self.schedules:
-            raise ValueError('a study needs at least one schedule')
+            raise SettingsError('a study needs at least one schedule')
         texts = []
         for text in self.schedules:
             schedule = parse_schedule(text, 0)
             schedule.check_epochs(self.epochs)
             texts.append(str(schedule))
         if len(set(texts)) != len(texts):
-            raise ValueError('schedules are listed twice: {}'.format(texts))
+            raise SettingsError('schedules are listed twice: {}'.format(
+                texts))
         check_distinct_schedules(self.schedules, self.epochs)
-        self.schedules = texts
 
     def seed_list(self):
         return list(range(self.first_seed, self.first_seed + self.seeds))
@@ -181,9 +202,6 @@ class StudyConfig:
         seeds = self.seed_list()
         return [seeds[i:i + self.chunk]
                 for i in range(0, len(seeds), self.chunk)]
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
     def identity(self):
         """The settings a study folder is continued with, but the engine.
@@ -197,23 +215,22 @@ class StudyConfig:
         return settings
 
     def memory_needed(self, parallel=1):
-        """Bytes a run needs at its peak, roughly: results and the chunks
-        trained at once (``parallel``: local worker processes).
+        """Bytes a run needs at its peak, roughly (:meth:`Settings.memory`):
+        results and the chunks trained at once (``parallel``: local worker
+        processes).
 
-        The results keep every run's per-epoch loss in float64 (twice, while
-        they are put together); a chunk's ensemble keeps, per replica, the
-        weights, Adam's two moments and the activations of a batch.
+        The results keep every run's per-epoch loss, its final loss and
+        held-out error in float64 (twice, while they are put together);
+        each replica of the chunks' ensembles is a model in training.
         """
         runs = len(self.schedules) * self.seeds
-        results = 2 * runs * (self.epochs + 2) * 8
-        n, replicas = self.n_units, len(self.schedules) * min(self.chunk,
-                                                              self.seeds)
-        per_replica = 4 * (3 * (n * n + 4 * n + 1) + 3 * self.batchsize * n +
-                           2 * (self.n_data + self.n_heldout))
-        return results + parallel * replicas * per_replica
+        replicas = len(self.schedules) * min(self.chunk, self.seeds)
+        return self.memory(replicas=parallel * replicas,
+                           records=runs * (self.epochs + 2),
+                           record_bytes=ARRAY_BYTES)
 
     def check_memory(self, available=None, parallel=1):
-        """Raises ValueError if the study cannot fit in memory here."""
+        """Raises SettingsError if the study cannot fit in memory here."""
         check_memory(
             self.memory_needed(parallel),
             'this study ({} runs of {} epochs, {} hidden units, chunks of {} '

@@ -27,6 +27,7 @@ from minibatch_hybrid.kernels import threads
 from minibatch_hybrid import _startup
 from minibatch_hybrid import engines
 from minibatch_hybrid._version import __version__
+from minibatch_hybrid.errors import Error
 from minibatch_hybrid.experiments.study.folder import StudyFolderError
 
 #: Seconds to wait for a scheduler (the connection and Dask's greeting on
@@ -44,7 +45,7 @@ GREETING_LIMIT = 1 << 16
 _FIX = 'give the address "dask scheduler" prints (tcp://HOST:8786 by default)'
 
 
-class ClusterError(ValueError):
+class ClusterError(Error, ValueError):
     """The cluster cannot be used for this study (the message says why)."""
 
 

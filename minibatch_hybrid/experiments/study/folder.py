@@ -24,6 +24,7 @@ import zlib
 import filelock
 import numpy
 
+from minibatch_hybrid.errors import Error
 from minibatch_hybrid.io import results as results_io
 from minibatch_hybrid.io import snapshots
 from minibatch_hybrid._version import __version__
@@ -35,7 +36,7 @@ CHUNK_ARRAYS = ('seeds', 'loss', 'final_loss', 'heldout_mse')
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-class StudyFolderError(ValueError):
+class StudyFolderError(Error, ValueError):
     """A study folder holds something this run must not use or overwrite."""
 
 
@@ -87,6 +88,9 @@ def _damaged(path, why):
 HEADER_LIMIT = 4096
 #: Bytes of zip structure a chunk file may hold besides its members.
 ZIP_OVERHEAD = 64 * 1024
+#: Zip flag bits that zipfile cannot read (encryption, compressed patched
+#: data, strong encryption); no chunk has them.
+_UNREADABLE_FLAGS = 0x1 | 0x20 | 0x40
 _MEMBERS = ('meta',) + CHUNK_ARRAYS
 
 
@@ -166,7 +170,7 @@ def load_chunk(out, index, record):
                 raise _damaged(path, 'it has {} bytes, more than this '
                                'study\'s chunk can hold ({})'.format(
                                    size, limit))
-            with zipfile.ZipFile(f) as zf:
+            with _open_zip(f) as zf:
                 infos = {i.filename: i for i in zf.infolist()}
                 names = [i.filename for i in zf.infolist()]
                 expected = [k + '.npy' for k in _MEMBERS]
@@ -191,9 +195,12 @@ def load_chunk(out, index, record):
                                                   zipfile.ZIP_DEFLATED):
                         raise _damaged(path, '{} is compressed in a way no '
                                        'chunk is'.format(info.filename))
+                    if info.flag_bits & _UNREADABLE_FLAGS:
+                        raise _damaged(path, '{} is encrypted'.format(
+                            info.filename))
                 meta = _load_member(zf, infos['meta.npy'], path,
                                     _meta_limit(record), ((), 'U', None))
-                saved = json.loads(str(meta))
+                saved = _parse_json(str(meta))
                 _check_record(path, saved, record)
                 arrays = {k: _load_member(zf, infos[k + '.npy'], path,
                                           _data_limit(record, k),
@@ -201,8 +208,10 @@ def load_chunk(out, index, record):
                           for k in CHUNK_ARRAYS}
     except StudyFolderError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
-            NotImplementedError, RuntimeError, zlib.error) as e:
+    # What is left after the checks above: the zip directory, the data
+    # (CRC, compression, truncation), an .npy header, the record's JSON.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile,
+            zlib.error) as e:
         raise _damaged(path, '{}: {}'.format(type(e).__name__, e)) from None
     bad = _bad_values(arrays)
     if bad:
@@ -210,6 +219,24 @@ def load_chunk(out, index, record):
     if arrays['seeds'].tolist() != record['seeds']:
         raise _damaged(path, 'its seeds are not those of its record')
     return arrays
+
+
+def _open_zip(f):
+    """``zipfile.ZipFile(f)``; a zip version that zipfile does not read is
+    a :class:`zipfile.BadZipFile` too."""
+    try:
+        return zipfile.ZipFile(f)
+    except NotImplementedError as e:  # 'zip file version 6.3', say
+        raise zipfile.BadZipFile(str(e)) from None
+
+
+def _parse_json(text):
+    """``json.loads``; JSON nested too deeply for Python (a crafted file)
+    is a :class:`ValueError` too."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError('its JSON is nested too deeply') from None
 
 
 def _load_member(zf, info, path, limit, expect):
@@ -406,7 +433,7 @@ class StudyFolder(object):
             try:
                 with open_regular(path, _damaged_json) as f:
                     text = f.read(1 << 20)
-                saved = json.loads(text)
+                saved = _parse_json(text)
                 if not isinstance(saved, dict) or 'config' not in saved:
                     raise ValueError('no settings in it')
                 if not isinstance(saved.get('engine', ''), str):

@@ -19,11 +19,17 @@ from minibatch_hybrid.core.data import make_heldout_dataset
 from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.errors import Error
 from minibatch_hybrid.io.progress import Progress
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.experiments.study.config import StudyResult
 from minibatch_hybrid.experiments.study.folder import StudyFolder
 from minibatch_hybrid.core.loop import train
+
+
+class VersionMismatch(Error, RuntimeError):
+    """A process (a Dask worker, say) runs another version of the package
+    than the study: it does not train, as its numbers could differ."""
 
 
 def _heldout(config, seeds):
@@ -54,7 +60,7 @@ def train_chunk(config, engine, seeds, version=__version__, callback=None):
 
     """
     if version != __version__:
-        raise RuntimeError(
+        raise VersionMismatch(
             'this process runs minibatch_hybrid {}, the study {}: their '
             'numbers may differ, so it does not train for it; install the '
             'same version everywhere'.format(__version__, version))

@@ -6,6 +6,7 @@ the same initial weights per seed.  :func:`run_sweep` is the whole thing:
 the schedules, the study, its files and the table.
 """
 
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.io import plots
 from minibatch_hybrid.io import results as results_io
 from minibatch_hybrid.experiments import stats
@@ -15,6 +16,10 @@ from minibatch_hybrid.experiments.study.config import switch_epoch
 from minibatch_hybrid.experiments.study.run import run_study
 from minibatch_hybrid.experiments.study.summary import study_writers
 from minibatch_hybrid.experiments.study.summary import summarize
+from minibatch_hybrid.settings import default
+
+#: Epochs of every run by default: the post's.
+_EPOCHS = default('epochs')
 
 #: Files that :func:`run_sweep` writes, besides the study's chunks.
 SWEEP_FILES = ('sweep.csv', 'sweep.png', 'summary.json', 'curves.png',
@@ -37,14 +42,15 @@ def sweep_schedules(epochs, fractions, reverse=True):
 
     """
     if not fractions:
-        raise ValueError('a sweep needs at least one fraction')
+        raise SettingsError('a sweep needs at least one fraction')
     check_fractions(fractions, epochs)  # distinct runs, epochs >= 1
     out = {'fixed first': []}
     if reverse:
         out['random first'] = []
     for f in fractions:
         if not 0 <= f <= 1:
-            raise ValueError('fractions must lie in [0, 1], got {}'.format(f))
+            raise SettingsError(
+                'fractions must lie in [0, 1], got {}'.format(f))
         k = switch_epoch(f, epochs)
         for direction in out:
             if k == 0:
@@ -93,7 +99,7 @@ def write_sweep_outputs(result, sweep, out):
     return rows
 
 
-def sweep_config(fractions, reverse=True, epochs=500, **settings):
+def sweep_config(fractions, reverse=True, epochs=_EPOCHS, **settings):
     """Returns ``(sweep, config)``: the sweep's schedules and its study.
 
     ``settings`` are :class:`StudyConfig`'s (seeds, chunk, engine, ...).
