@@ -284,7 +284,7 @@ def _sweep(args):
 
 def _bench(args):
     from minibatch_hybrid.experiments import bench
-    from minibatch_hybrid.io import results as results_io
+    from minibatch_hybrid.io import results
     try:
         replicas = [int(k) for k in args.replicas.split(',')]
     except ValueError:
@@ -294,7 +294,7 @@ def _bench(args):
             '--replicas must be comma-separated positive integers, got '
             '{!r}'.format(args.replicas))
     bench.check_settings(replicas, args.warmup, args.window, args.repeat)
-    if 'bench.json' in results_io.check_output_dir(args.out):
+    if 'bench.json' in results.check_output_dir(args.out):
         print('{} holds an earlier bench.json; this run replaces it'.format(
             args.out))
     result = bench.run_benchmark(replicas, args.warmup, args.window,
@@ -303,15 +303,15 @@ def _bench(args):
                                                         file=sys.stderr))
     for line in bench.table(result):
         print(line)
-    result['environment'] = results_io.environment()
-    path, = results_io.save_results(args.out, {
-        'bench.json': lambda p: results_io.write_json(p, result)},
+    result['environment'] = results.environment()
+    path, = results.save_results(args.out, {
+        'bench.json': lambda p: results.write_json(p, result)},
         prefix='minibatch-hybrid-bench-')
     print('wrote ' + path)
 
 
 def _reproduce(args):
-    from minibatch_hybrid.io import results as results_io
+    from minibatch_hybrid.io import results
     _apply_quick(args)
     config = reproduce.ReproductionConfig(
         literal=args.literal,
@@ -319,7 +319,7 @@ def _reproduce(args):
     config.check_memory()
     # A bad device or output folder fails before anything starts.
     get_device(config.device)
-    earlier = set(results_io.check_output_dir(args.out)) & set(
+    earlier = set(results.check_output_dir(args.out)) & set(
         reproduce.OUTPUT_FILES)
     if earlier:
         print('{} holds the results of an earlier run ({}); this run '

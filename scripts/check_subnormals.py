@@ -25,7 +25,7 @@ import numpy
 
 from minibatch_hybrid import kernels
 from minibatch_hybrid.engines.native import NativeEnsemble
-from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import results
 from minibatch_hybrid.core.data import SinDataset
 from minibatch_hybrid.core.data import make_heldout_dataset
 from minibatch_hybrid.core.data import make_sin_dataset
@@ -116,8 +116,8 @@ def main(argv=None):
         'epoch_losses_equal', 'final_loss_equal', 'heldout_equal',
         'weights_equal'))
     report['all_results_equal'] = same
-    report['environment'] = results_io.environment()
-    results_io.write_json(os.path.join(args.out, 'report.json'), report)
+    report['environment'] = results.environment()
+    results.write_json(os.path.join(args.out, 'report.json'), report)
     print('every loss, held-out error and weight the same bits: {}; wrote {}'
           .format(same, os.path.join(args.out, 'report.json')))
     return 0 if same else 1

@@ -86,7 +86,7 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
 
     from minibatch_hybrid import errors
     from minibatch_hybrid.kernels import threads
-    from minibatch_hybrid.io import results as results_io
+    from minibatch_hybrid.io import results
     from minibatch_hybrid.io import snapshots
     from minibatch_hybrid.chainer_ext import trainer as trainer_module
     from minibatch_hybrid import settings
@@ -233,7 +233,7 @@ def _main(argv):
         schedule = args.schedule if args.schedule is not None else \
             settings.default_hybrid(args.epoch, schedule_option='--schedule')
         threads.check_threads()
-        earlier = [name for name in results_io.check_output_dir(args.out)
+        earlier = [name for name in results.check_output_dir(args.out)
                    if name == 'log' or name.startswith('snapshot_epoch_')]
         trainer = trainer_module.build_trainer(
             schedule, seed=args.seed, out=args.out,

@@ -20,7 +20,7 @@ import numpy
 import pytest
 
 from minibatch_hybrid import kernels
-from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import results
 from minibatch_hybrid.experiments import study
 from minibatch_hybrid.experiments.study import folder as folder_mod
 from minibatch_hybrid.experiments.study.folder import StudyFolderError
@@ -49,7 +49,7 @@ def places(tmp_path, monkeypatch):
 def failing_under(monkeypatch, roots, when=lambda path: True):
     """Makes every atomic write under one of ``roots`` raise ENOSPC (if
     ``when(path)``)."""
-    real = results_io.atomic_write
+    real = results.atomic_write
 
     def write(path, *args, **kwargs):
         if any(os.path.abspath(path).startswith(os.path.abspath(r) + os.sep)
@@ -57,7 +57,7 @@ def failing_under(monkeypatch, roots, when=lambda path: True):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(results_io, 'atomic_write', write)
+    monkeypatch.setattr(results, 'atomic_write', write)
 
 
 def everything(root):
@@ -201,9 +201,9 @@ def test_results_no_place_can_take_are_printed(command, places, monkeypatch,
 def test_results_go_to_the_first_place_that_takes_them(places, monkeypatch):
     out = os.path.join(places['disk'], 'x')
     failing_under(monkeypatch, [places['disk'], places['tmp']])
-    writers = {'a.json': lambda p: results_io.write_json(p, [1])}
-    with pytest.raises(results_io.OutputError) as e:
-        results_io.save_results(out, writers)
+    writers = {'a.json': lambda p: results.write_json(p, [1])}
+    with pytest.raises(results.OutputError) as e:
+        results.save_results(out, writers)
     fallback = str(e.value).split('were written to ')[1].split(' instead')[0]
     assert os.path.dirname(fallback) == os.path.join(
         places['home'], '.cache', 'minibatch-hybrid')
@@ -448,7 +448,7 @@ def killed_while_writing(out):
     assert child.returncode == -signal.SIGKILL, child.stderr
     left, = [n for n in os.listdir(out) if n.startswith('.staging-')]
     assert sorted(os.listdir(os.path.join(out, left))) == [
-        results_io.STAGING_MARKER, 'a.csv']
+        results.STAGING_MARKER, 'a.csv']
     return os.path.join(out, left)
 
 
@@ -456,7 +456,7 @@ def test_staging_folders_of_killed_runs_are_removed(tmp_path):
     out = str(tmp_path / 'x')
     os.makedirs(out)
     stale = killed_while_writing(out)
-    assert results_io.check_output_dir(out) == []
+    assert results.check_output_dir(out) == []
     assert not os.path.exists(stale)
 
 
@@ -467,10 +467,10 @@ def test_staging_folders_not_ours_are_left(tmp_path):
         os.makedirs(os.path.join(out, name))
         with open(os.path.join(out, name, 'x'), 'w') as f:
             f.write('mine')
-    assert results_io.check_output_dir(out) == [
+    assert results.check_output_dir(out) == [
         '.staging-1-abc', '.staging-legacy', '.staging-notes']
-    results_io.write_result_set(out, {
-        'a.json': lambda p: results_io.write_json(p, [1])})
+    results.write_result_set(out, {
+        'a.json': lambda p: results.write_json(p, [1])})
     for name in ('.staging-notes', '.staging-legacy', '.staging-1-abc'):
         with open(os.path.join(out, name, 'x')) as f:
             assert f.read() == 'mine'
@@ -484,7 +484,7 @@ def test_a_staging_folder_in_use_is_kept_whatever_its_pid(tmp_path):
     stale = killed_while_writing(out)
     renamed = os.path.join(out, '.staging-{}-abc'.format(os.getpid()))
     os.rename(stale, renamed)
-    marker = os.path.join(renamed, results_io.STAGING_MARKER)
+    marker = os.path.join(renamed, results.STAGING_MARKER)
     holder = subprocess.Popen([sys.executable, '-c', (
         'import fcntl, sys\n'
         'f = open({!r})\n'
@@ -494,13 +494,13 @@ def test_a_staging_folder_in_use_is_kept_whatever_its_pid(tmp_path):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == 'held\n'
-        assert results_io.check_output_dir(out) == [
+        assert results.check_output_dir(out) == [
             os.path.basename(renamed)]
-        assert results_io.remove_stale_staging(out) == []
+        assert results.remove_stale_staging(out) == []
     finally:
         holder.communicate('', timeout=60)
     # Once the writer is gone, the folder is stale.
-    assert results_io.remove_stale_staging(out) == [renamed]
+    assert results.remove_stale_staging(out) == [renamed]
 
 
 def test_the_next_study_removes_them(tmp_path):
@@ -524,12 +524,12 @@ def test_a_study_cleans_up_only_once_it_holds_the_lock(tmp_path,
         assert not os.path.exists(stale)
         return real(self)
     monkeypatch.setattr(folder_mod.StudyFolder, '_check', check)
-    real_remove = results_io.remove_stale_staging
+    real_remove = results.remove_stale_staging
 
     def remove(where):
         held.append(lock_is_held(os.path.join(out, '.lock')))
         return real_remove(where)
-    monkeypatch.setattr(results_io, 'remove_stale_staging', remove)
+    monkeypatch.setattr(results, 'remove_stale_staging', remove)
     folder = folder_mod.StudyFolder(out, config(), 'numpy')
     with folder:
         pass
@@ -593,9 +593,9 @@ def test_a_folder_in_the_way_after_the_run_is_named(tmp_path):
     # real path, not the staging folder, and the results elsewhere.
     out = str(tmp_path / 'x')
     os.makedirs(os.path.join(out, 'a.json'))
-    with pytest.raises(results_io.OutputError) as e:
-        results_io.save_results(out, {
-            'a.json': lambda p: results_io.write_json(p, [1])})
+    with pytest.raises(results.OutputError) as e:
+        results.save_results(out, {
+            'a.json': lambda p: results.write_json(p, [1])})
     message = str(e.value)
     assert message.startswith(
         'could not write the results into {} ({} is a folder, where a '
@@ -623,7 +623,7 @@ def test_the_lock_is_held_until_the_outputs_exist(command, tmp_path,
                                                   monkeypatch, capsys):
     out = str(tmp_path / 'x')
     lock = os.path.join(out, '.lock')
-    real = results_io.write_result_set
+    real = results.write_result_set
     seen = []
 
     def write(folder, writers):
@@ -632,7 +632,7 @@ def test_the_lock_is_held_until_the_outputs_exist(command, tmp_path,
                      all(os.path.exists(p) for p in paths)))
         return paths
 
-    monkeypatch.setattr(results_io, 'write_result_set', write)
+    monkeypatch.setattr(results, 'write_result_set', write)
     assert run_main(capsys, command, *small(command), '-o', out)[0] == 0
     assert seen == [(True, True)]
     assert not lock_is_held(lock)

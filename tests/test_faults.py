@@ -14,7 +14,7 @@ import pytest
 from minibatch_hybrid.core import checks
 from minibatch_hybrid import cli
 from minibatch_hybrid.experiments import reproduce
-from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import results
 from minibatch_hybrid.experiments.reproduce import OUTPUT_FILES
 
 from _marks import needs_native
@@ -89,7 +89,7 @@ def test_a_read_only_file_system_is_found_before_training(tmp_path,
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(results_io.tempfile, 'mkstemp', read_only)
+    monkeypatch.setattr(results.tempfile, 'mkstemp', read_only)
     status, out, err = run_main(capsys, 'reproduce', *SHORT, '-o',
                                 str(tmp_path / 'x'))
     assert status == 2
@@ -100,14 +100,14 @@ def test_a_read_only_file_system_is_found_before_training(tmp_path,
 def test_a_full_disk_at_the_end_loses_nothing(tmp_path, monkeypatch,
                                               capsys):
     out_dir = str(tmp_path / 'x')
-    real = results_io.write_csv
+    real = results.write_csv
 
     def full(path, header, rows):
         if path.startswith(out_dir):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         real(path, header, rows)
 
-    monkeypatch.setattr(results_io, 'write_csv', full)
+    monkeypatch.setattr(results, 'write_csv', full)
     status, out, err = run_main(capsys, 'reproduce', *SHORT, '-o', out_dir)
     assert status == 2
     line = one_line_error(err, 'could not write the results into',
@@ -124,7 +124,7 @@ def test_an_interruption_while_writing_leaves_the_earlier_results(
     assert run_main(capsys, 'reproduce', *SHORT, '--seed', '1', '-o',
                     out_dir)[0] == 0
     before = read_all(out_dir, OUTPUT_FILES)
-    real = results_io.write_json
+    real = results.write_json
     calls = []
 
     def interrupted(path, obj):
@@ -133,7 +133,7 @@ def test_an_interruption_while_writing_leaves_the_earlier_results(
             raise KeyboardInterrupt
         real(path, obj)
 
-    monkeypatch.setattr(results_io, 'write_json', interrupted)
+    monkeypatch.setattr(results, 'write_json', interrupted)
     status, out, err = run_main(capsys, 'reproduce', *SHORT, '-o', out_dir)
     assert status == 130
     assert 'holds the results of an earlier run' in out

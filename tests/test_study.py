@@ -79,7 +79,7 @@ def test_study_matches_single_runs(uninterrupted):
                               heldout=make_heldout_dataset(50, seed))
             numpy.testing.assert_array_equal(result.loss[i, k],
                                              single.loss[:, 0])
-            assert result.final_loss[i, k] == single.train_loss[-1, 0]
+            assert result.final_train_loss[i, k] == single.train_loss[-1, 0]
             assert result.heldout_mse[i, k] == single.heldout_mse[0]
 
 
@@ -88,7 +88,8 @@ def test_chunk_size_does_not_change_results(uninterrupted, tmp_path):
     _, result = uninterrupted
     other = study.run_study(config(chunk=3), str(tmp_path), log=quiet)
     numpy.testing.assert_array_equal(other.loss, result.loss)
-    numpy.testing.assert_array_equal(other.final_loss, result.final_loss)
+    numpy.testing.assert_array_equal(other.final_train_loss,
+                                     result.final_train_loss)
 
 
 @STUDY_CONTRACT
@@ -122,10 +123,10 @@ def test_summary_and_outputs(uninterrupted):
     assert list(summary['schedules']) == SCHEDULES
     (pair,) = summary['pairs']
     assert (pair['a'], pair['b']) == tuple(SCHEDULES)
-    ratio = result.final_loss[0] / result.final_loss[1]
+    ratio = result.final_train_loss[0] / result.final_train_loss[1]
     assert pair['median_ratio'] == pytest.approx(numpy.median(ratio))
     assert pair['b_wins'] == pytest.approx(
-        numpy.mean(result.final_loss[1] < result.final_loss[0]))
+        numpy.mean(result.final_train_loss[1] < result.final_train_loss[0]))
     assert study.summarize(result) == summary  # seeded bootstrap
     study.write_study_outputs(result, summary, out)
     for name in study.STUDY_FILES:
@@ -137,7 +138,7 @@ def test_summary_and_outputs(uninterrupted):
         rows = list(csv.DictReader(f))
     assert len(rows) == 6
     assert float(rows[4]['final_train_loss']) == pytest.approx(
-        float(result.final_loss[1, 1]))
+        float(result.final_train_loss[1, 1]))
     with open(os.path.join(out, 'summary.json')) as f:
         saved = json.load(f)
     assert saved['summary']['pairs'][0]['b_wins'] == pair['b_wins']
@@ -296,4 +297,4 @@ def test_reproduce_native_equals_the_studys_runs_of_its_seed(uninterrupted):
     for i, run in enumerate(('normal', 'hybrid')):
         numpy.testing.assert_array_equal(outcome[run].loss, result.loss[i, 1])
         assert outcome[run].heldout_mse == result.heldout_mse[i, 1]
-        assert outcome[run].train_loss[-1] == result.final_loss[i, 1]
+        assert outcome[run].train_loss[-1] == result.final_train_loss[i, 1]

@@ -5,7 +5,7 @@ import functools
 from minibatch_hybrid.core.checks import check_memory
 from minibatch_hybrid.core.checks import check_seed
 from minibatch_hybrid import engines
-from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import results
 from minibatch_hybrid.core.data import make_heldout_dataset
 from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.device import get_device
@@ -254,8 +254,8 @@ def write_outputs(outcome, config, out):
         rows.append(row)
     losses = {
         run: {'schedule': result.schedule,
-              'loss': results_io.float_list(result.loss),
-              'train_loss': results_io.float_list(result.train_loss),
+              'loss': results.float_list(result.loss),
+              'train_loss': results.float_list(result.train_loss),
               'heldout_mse': result.heldout_mse,
               'seconds': result.seconds}
         for run, result in (('normal', normal), ('hybrid', hybrid_run))}
@@ -264,14 +264,14 @@ def write_outputs(outcome, config, out):
                              for run, s in config.schedules().items()}
     settings['switch_epoch'] = switch
     saved = {'config': settings,
-             'environment': results_io.environment(outcome['device'])}
+             'environment': results.environment(outcome['device'])}
     header = ['epoch', 'normal_loss', 'normal_train_loss', 'hybrid_loss',
               'hybrid_train_loss']
-    return results_io.save_results(out, dict(zip(OUTPUT_FILES, (
-        lambda path: results_io.save_figure(figure, path),
-        lambda path: results_io.write_csv(path, header, rows),
-        lambda path: results_io.write_json(path, losses),
-        lambda path: results_io.write_json(path, saved)))),
+    return results.save_results(out, dict(zip(OUTPUT_FILES, (
+        lambda path: results.save_figure(figure, path),
+        lambda path: results.write_csv(path, header, rows),
+        lambda path: results.write_json(path, losses),
+        lambda path: results.write_json(path, saved)))),
         prefix='minibatch-hybrid-reproduce-')
 
 

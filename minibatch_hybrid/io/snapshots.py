@@ -40,7 +40,7 @@ import numpy
 from chainer import serializers
 
 from minibatch_hybrid.errors import FileError
-from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import results
 
 #: Readers of an ``.npy`` member's header, by format version.
 _NPY_HEADER_READERS = {
@@ -299,7 +299,7 @@ def open_npz(file):
     with contextlib.ExitStack() as stack:
         if isinstance(file, (str, bytes, os.PathLike)):
             file = stack.enter_context(
-                results_io.open_regular(name, _not_regular))
+                results.open_regular(name, _not_regular))
         # Its kind from its first bytes, as NumPy tells them, so that
         # NumPy only ever opens an archive.
         start = file.tell()

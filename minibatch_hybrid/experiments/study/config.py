@@ -9,6 +9,7 @@ from minibatch_hybrid.core.checks import check_memory
 from minibatch_hybrid.core.checks import check_positive_int
 from minibatch_hybrid.core.checks import check_seed
 from minibatch_hybrid.errors import SettingsError
+from minibatch_hybrid.experiments import stats
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.schedules.text import canonical_schedule
 from minibatch_hybrid.settings import ARRAY_BYTES
@@ -247,23 +248,30 @@ class StudyResult(object):
         config (StudyConfig): Its settings.
         loss (numpy.ndarray): ``(schedules, seeds, epochs)``: the post's
             per-epoch loss of each run.
-        final_loss (numpy.ndarray): ``(schedules, seeds)``: the full-data
-            training loss after the last epoch.
+        final_train_loss (numpy.ndarray): ``(schedules, seeds)``: the
+            mean squared error on the whole training set after the last
+            epoch (not ``loss[..., -1]``, the post's running mean of that
+            epoch's mini-batch losses).  Chunk files call it
+            ``final_loss``, as does :attr:`final_loss`, its older name.
         heldout_mse (numpy.ndarray): ``(schedules, seeds)``.
         engine (str): The engine that ran: ``'native'``, ``'numpy'`` or
             ``'cupy'``.
 
     """
 
-    def __init__(self, config, loss, final_loss, heldout_mse, engine):
+    def __init__(self, config, loss, final_train_loss, heldout_mse, engine):
         self.config = config
         self.engine = engine
         self.loss = loss
-        self.final_loss = final_loss
+        self.final_train_loss = final_train_loss
         self.heldout_mse = heldout_mse
+
+    @property
+    def final_loss(self):
+        """The older name of :attr:`final_train_loss`."""
+        return self.final_train_loss
 
     def stuck(self):
         """``(schedules, seeds)`` booleans: runs that ended on a plateau."""
-        from minibatch_hybrid.experiments import stats
         return numpy.array([[stats.plateau(c) for c in runs]
                             for runs in self.loss])

@@ -25,7 +25,7 @@ import filelock
 import numpy
 
 from minibatch_hybrid.errors import Error
-from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import results
 from minibatch_hybrid.io import snapshots
 from minibatch_hybrid._version import __version__
 
@@ -62,7 +62,7 @@ def save_npz(path, arrays, compress=False):
             info = zipfile.ZipInfo(name + '.npy', date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             zf.writestr(info, member.getvalue())
-    results_io.atomic_write(path, lambda f: f.write(buffer.getvalue()),
+    results.atomic_write(path, lambda f: f.write(buffer.getvalue()),
                             binary=True)
 
 
@@ -130,7 +130,7 @@ def open_regular(path, damaged=None):
         OSError: It cannot be opened.
 
     """
-    return results_io.open_regular(path, damaged or _damaged)
+    return results.open_regular(path, damaged or _damaged)
 
 
 def _bad_values(arrays):
@@ -380,16 +380,16 @@ class StudyFolder(object):
     def __enter__(self):
         chunks = os.path.join(self.out, 'chunks')
         try:
-            results_io.check_output_dir(self.out, clean=False)
+            results.check_output_dir(self.out, clean=False)
             if os.path.lexists(chunks) and not os.path.isdir(chunks):
-                raise results_io.OutputError(
+                raise results.OutputError(
                     '{} is {}, where the study keeps its chunks folder; '
                     'move it away (or give another --out) and rerun'.format(
                         chunks,
-                        results_io.file_kind(os.lstat(chunks).st_mode)))
-            results_io.check_output_targets(self.out, self.outputs)
+                        results.file_kind(os.lstat(chunks).st_mode)))
+            results.check_output_targets(self.out, self.outputs)
             os.makedirs(chunks, exist_ok=True)
-        except results_io.OutputError as e:
+        except results.OutputError as e:
             raise StudyFolderError(str(e)) from None
         except OSError as e:
             raise StudyFolderError('cannot use {} as the study folder: '
@@ -406,7 +406,7 @@ class StudyFolder(object):
         except OSError as e:
             try:
                 what = 'is {}'.format(
-                    results_io.file_kind(os.lstat(path).st_mode))
+                    results.file_kind(os.lstat(path).st_mode))
             except OSError:
                 what = 'cannot be taken'
             raise StudyFolderError(
@@ -415,7 +415,7 @@ class StudyFolder(object):
         try:
             # Only now: what a killed run left, no run that holds the
             # folder can still be writing.
-            results_io.remove_stale_staging(self.out)
+            results.remove_stale_staging(self.out)
             remove_chunk_temp_files(self.out)
             self._check()
         except BaseException:
@@ -481,14 +481,14 @@ class StudyFolder(object):
                 'another study\'s folder; give another --out, or delete that '
                 'folder to start over'.format(self.out, ', '.join(extra)))
         try:
-            results_io.write_json(path, {'config': self.config.identity(),
+            results.write_json(path, {'config': self.config.identity(),
                                          'engine': self.engine,
                                          'version': __version__})
         except OSError as e:
             raise StudyFolderError(
                 'cannot write {} ({}); nothing was trained: free some space '
                 '(or give another --out) and rerun'.format(
-                    path, results_io.describe_failure(e, path))) from None
+                    path, results.describe_failure(e, path))) from None
 
     def record(self, index, seeds):
         return chunk_record(self.config, self.engine, index, seeds)
@@ -527,9 +527,9 @@ class StudyFolder(object):
             save_chunk(self.out, index, record, data)
             return
         except OSError as e:
-            failure = results_io.describe_failure(e, path)
+            failure = results.describe_failure(e, path)
         name = os.path.basename(path)
-        folder, failures = results_io.write_elsewhere(
+        folder, failures = results.write_elsewhere(
             self.out, 'minibatch-hybrid-chunk-',
             lambda folder: write_chunk(os.path.join(folder, name), record,
                                        data))

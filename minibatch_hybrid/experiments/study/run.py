@@ -32,22 +32,25 @@ class VersionMismatch(Error, RuntimeError):
     than the study: it does not train, as its numbers could differ."""
 
 
-def _heldout(config, seeds):
+def _heldout(config, chunk_seeds):
     # Each run is measured on its own seed's held-out points, as in
     # ``reproduce``: a (K, N, 1) data set, one slice per replica.
-    sets = [make_heldout_dataset(config.n_heldout, seed) for seed in seeds]
+    sets = [make_heldout_dataset(config.n_heldout, seed)
+            for seed in chunk_seeds]
     sets = sets * len(config.schedules)
     return SinDataset(numpy.stack([h.x for h in sets]),
                       numpy.stack([h.y for h in sets]))
 
 
-def train_chunk(config, engine, seeds, version=__version__, callback=None):
+def train_chunk(config, engine, chunk_seeds, version=__version__,
+                callback=None):
     """Trains one chunk of a study; returns its results.
 
     Args:
         config (StudyConfig): The study's settings.
         engine (str): The resolved engine (``'native'``, ``'numpy'``, ...).
-        seeds (list of int): The chunk's seeds.
+        chunk_seeds (list of int): The chunk's seeds (a study's ``seeds``
+            setting is their number).
         version (str): The package version the caller runs; a process
             that runs another refuses (its numbers could differ).
         callback (callable): Called with each epoch's
@@ -65,21 +68,21 @@ def train_chunk(config, engine, seeds, version=__version__, callback=None):
             'numbers may differ, so it does not train for it; install the '
             'same version everywhere'.format(__version__, version))
     device = get_device(config.device)
-    replica_seeds = [seed for _ in config.schedules for seed in seeds]
+    replica_seeds = [seed for _ in config.schedules for seed in chunk_seeds]
     ensemble = engines.make_ensemble(
         engine, [make_model(config.n_units, seed) for seed in replica_seeds],
         device)
     schedules = [parse_schedule(text, seed)
-                 for text in config.schedules for seed in seeds]
+                 for text in config.schedules for seed in chunk_seeds]
     dataset = make_sin_dataset(config.n_data).to_device(device)
     result = train(ensemble, None, dataset, schedules, config.epochs,
-                   config.batchsize, heldout=_heldout(config, seeds),
+                   config.batchsize, heldout=_heldout(config, chunk_seeds),
                    callback=callback, train_loss='last')
-    shape = (len(config.schedules), len(seeds))
+    shape = (len(config.schedules), len(chunk_seeds))
     return {
         'record': {'config': config.identity(), 'engine': engine,
-                   'version': __version__, 'seeds': list(seeds)},
-        'seeds': numpy.array(seeds),
+                   'version': __version__, 'seeds': list(chunk_seeds)},
+        'seeds': numpy.array(chunk_seeds),
         'loss': result.loss.T.reshape(shape + (config.epochs,)),
         'final_loss': result.train_loss[-1].reshape(shape),
         'heldout_mse': result.heldout_mse.reshape(shape),

@@ -4,7 +4,7 @@ import itertools
 import numpy
 
 from minibatch_hybrid.io import plots
-from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import results
 from minibatch_hybrid.experiments import stats
 from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.experiments.study.folder import save_npz
@@ -37,15 +37,15 @@ def summarize(result):
     for i, text in enumerate(config.schedules):
         summary['schedules'][text] = {
             'final_loss': dict(zip(('q25', 'median', 'q75'),
-                                   stats.quartiles(result.final_loss[i]))),
+                                   stats.quartiles(result.final_train_loss[i]))),
             'heldout_mse': dict(zip(('q25', 'median', 'q75'),
                                     stats.quartiles(result.heldout_mse[i]))),
             'stuck': int(stuck[i].sum()),
         }
     for i, j in itertools.combinations(range(len(config.schedules)), 2):
         pair = {'a': config.schedules[i], 'b': config.schedules[j]}
-        pair.update(stats.paired(result.final_loss[i], result.final_loss[j],
-                                 rng))
+        pair.update(stats.paired(result.final_train_loss[i],
+                                 result.final_train_loss[j], rng))
         summary['pairs'].append(pair)
     return summary
 
@@ -84,12 +84,13 @@ def study_writers(result, summary, paired_figure=True):
     stuck = result.stuck()
     seeds = config.seed_list()
     rows = [[seed, text, float(result.loss[i, k, -1]),
-             float(result.final_loss[i, k]), float(result.heldout_mse[i, k]),
+             float(result.final_train_loss[i, k]),
+             float(result.heldout_mse[i, k]),
              int(stuck[i, k])]
             for i, text in enumerate(config.schedules)
             for k, seed in enumerate(seeds)]
     saved = {'summary': summary, 'config': config.to_dict(),
-             'environment': results_io.environment(get_device(config.device))}
+             'environment': results.environment(get_device(config.device))}
     labels = config.schedules
     writers = {
         # No time stamps: the same results give the same bytes.
@@ -97,19 +98,19 @@ def study_writers(result, summary, paired_figure=True):
             path, {'loss': result.loss.astype(numpy.float32),
                    'schedules': numpy.array(labels),
                    'seeds': numpy.array(seeds)}, compress=True),
-        'final.csv': lambda path: results_io.write_csv(
+        'final.csv': lambda path: results.write_csv(
             path, ['seed', 'schedule', 'last_epoch_loss', 'final_train_loss',
                    'heldout_mse', 'stuck'], rows),
-        'summary.json': lambda path: results_io.write_json(path, saved),
-        'curves.png': lambda path: results_io.save_figure(
+        'summary.json': lambda path: results.write_json(path, saved),
+        'curves.png': lambda path: results.save_figure(
             plots.band_figure({text: result.loss[i]
                                for i, text in enumerate(labels)}), path),
     }
     if paired_figure and len(labels) > 1:
-        writers['paired.png'] = lambda path: results_io.save_figure(
+        writers['paired.png'] = lambda path: results.save_figure(
             plots.paired_figure(
-                (labels[0], result.final_loss[0]),
-                [(labels[i], result.final_loss[i])
+                (labels[0], result.final_train_loss[0]),
+                [(labels[i], result.final_train_loss[i])
                  for i in range(1, len(labels))],
                 {label: stuck[i] for i, label in enumerate(labels)}), path)
     return writers
@@ -119,6 +120,6 @@ def write_study_outputs(result, summary, out, paired_figure=True):
     """Writes the study's output files, all together or not at all (if
     ``out`` cannot take them, elsewhere: see
     :func:`~minibatch_hybrid.io.results.save_results`)."""
-    return results_io.save_results(
+    return results.save_results(
         out, study_writers(result, summary, paired_figure),
         prefix='minibatch-hybrid-study-')

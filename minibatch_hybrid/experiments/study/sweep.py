@@ -8,7 +8,7 @@ the schedules, the study, its files and the table.
 
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.io import plots
-from minibatch_hybrid.io import results as results_io
+from minibatch_hybrid.io import results
 from minibatch_hybrid.experiments import stats
 from minibatch_hybrid.experiments.study.config import StudyConfig
 from minibatch_hybrid.experiments.study.config import check_fractions
@@ -73,7 +73,7 @@ def sweep_writers(result, sweep):
     rows, quartiles, fractions, stuck_rate = [], {}, {}, {}
     stuck = result.stuck()
     for direction, entries in sweep.items():
-        qs = [stats.quartiles(result.final_loss[index[text]])
+        qs = [stats.quartiles(result.final_train_loss[index[text]])
               for _, text in entries]
         fractions[direction] = [f for f, _ in entries]
         quartiles[direction] = list(zip(*qs))
@@ -83,10 +83,10 @@ def sweep_writers(result, sweep):
             rows.append([direction, f, text, q[0], q[1], q[2],
                          int(stuck[index[text]].sum())])
     writers = {
-        'sweep.csv': lambda path: results_io.write_csv(
+        'sweep.csv': lambda path: results.write_csv(
             path, ['order', 'fixed_fraction', 'schedule', 'q25', 'median',
                    'q75', 'stuck'], rows),
-        'sweep.png': lambda path: results_io.save_figure(
+        'sweep.png': lambda path: results.save_figure(
             plots.sweep_figure(fractions, quartiles, stuck_rate), path),
     }
     return writers, rows
@@ -95,7 +95,7 @@ def sweep_writers(result, sweep):
 def write_sweep_outputs(result, sweep, out):
     """Writes the sweep's table and figure (together); returns the rows."""
     writers, rows = sweep_writers(result, sweep)
-    results_io.save_results(out, writers, prefix='minibatch-hybrid-sweep-')
+    results.save_results(out, writers, prefix='minibatch-hybrid-sweep-')
     return rows
 
 
@@ -142,7 +142,7 @@ def run_sweep(sweep, config, out, log=print, progress_stream=None,
         writers.update(study_writers(result, summarize(result),
                                      paired_figure=False))
         # All of the sweep's files together, or none (then elsewhere).
-        results_io.save_results(out, writers,
+        results.save_results(out, writers,
                                 prefix='minibatch-hybrid-sweep-')
 
     result = run_study(config, out, log=log, progress_stream=progress_stream,
