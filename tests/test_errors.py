@@ -23,9 +23,10 @@ import numpy
 import pytest
 
 import minibatch_hybrid
-from minibatch_hybrid import cli
 from minibatch_hybrid import errors
 from minibatch_hybrid.io import snapshots
+
+from test_faults import run_main
 
 
 def _package_modules():
@@ -69,15 +70,6 @@ def test_every_error_keeps_a_built_in_base():
                    if cls is not errors.Error and
                    not issubclass(cls, builtin))
     assert not wrong, wrong
-
-
-def run_main(capsys, *args):
-    try:
-        status = cli.main(list(args))
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_a_user_error_is_one_line_with_status_2(tmp_path):
