@@ -21,7 +21,7 @@ n_heldout=1000, device='@numpy', engine='numpy')
 import dataclasses
 
 from minibatch_hybrid import engines
-from minibatch_hybrid.core import checks
+from minibatch_hybrid import checks
 from minibatch_hybrid.core.model import n_params
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules.text import HYBRID_HALVES

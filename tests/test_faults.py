@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from minibatch_hybrid.core import checks
+from minibatch_hybrid import checks
 from minibatch_hybrid import cli
 from minibatch_hybrid.experiments import reproduce
 from minibatch_hybrid.io import results

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(minibatch_hybrid.__file__)
 #: at the root (``iterators``, ``extensions``) are facades: each stands as
 #: high as the highest layer it imports.
 LAYERS = [
-    ('errors', '_version', '_compat', '_startup', 'core.checks'),
+    ('errors', '_version', '_compat', '_startup', 'checks'),
     ('schedules', 'kernels'),
     ('core',),
     ('engines', 'io'),

@@ -9,7 +9,7 @@ import pytest
 from minibatch_hybrid import cli
 from minibatch_hybrid import settings
 from minibatch_hybrid.chainer_ext import trainer as trainer_module
-from minibatch_hybrid.core import checks
+from minibatch_hybrid import checks
 from minibatch_hybrid.core.model import n_params
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.experiments import bench

@@ -14,9 +14,9 @@ from chainer.training import extensions
 
 from minibatch_hybrid.chainer_ext import iterators
 from minibatch_hybrid.io import snapshots
-from minibatch_hybrid.core.checks import check_memory
-from minibatch_hybrid.core.checks import check_positive_int
-from minibatch_hybrid.core.checks import check_seed
+from minibatch_hybrid.checks import check_memory
+from minibatch_hybrid.checks import check_positive_int
+from minibatch_hybrid.checks import check_seed
 from minibatch_hybrid.core.data import make_heldout_dataset
 from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.device import get_device

@@ -2,7 +2,7 @@
 import chainer
 import numpy
 
-from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.checks import check_positive_int
 
 
 class SinDataset(chainer.datasets.TupleDataset):

@@ -5,7 +5,7 @@ import time
 import chainer
 import numpy
 
-from minibatch_hybrid.core.checks import check_batchsize
+from minibatch_hybrid.checks import check_batchsize
 from minibatch_hybrid.core.engine import as_engine
 from minibatch_hybrid.core.engine import evaluate_link
 from minibatch_hybrid.errors import SettingsError

@@ -6,7 +6,7 @@ import chainer.initializers as I
 import chainer.links as L
 import numpy
 
-from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.checks import check_positive_int
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.core.adam import FusedAdam
 from minibatch_hybrid.core.loss import mlp_loss

@@ -15,7 +15,7 @@ import chainer
 import numpy
 
 from minibatch_hybrid import kernels
-from minibatch_hybrid.core.checks import check_batchsize
+from minibatch_hybrid.checks import check_batchsize
 from minibatch_hybrid.core.model import PARAMS
 from minibatch_hybrid.core.model import make_model
 from minibatch_hybrid.core.model import n_params

@@ -35,7 +35,7 @@ import numpy
 from minibatch_hybrid import kernels
 from minibatch_hybrid.core import reference
 from minibatch_hybrid.core.adam import FusedAdam
-from minibatch_hybrid.core.checks import check_memory
+from minibatch_hybrid.checks import check_memory
 from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.core.engine import ChainerEngine

@@ -2,8 +2,8 @@
 import dataclasses
 import functools
 
-from minibatch_hybrid.core.checks import check_memory
-from minibatch_hybrid.core.checks import check_seed
+from minibatch_hybrid.checks import check_memory
+from minibatch_hybrid.checks import check_seed
 from minibatch_hybrid import engines
 from minibatch_hybrid.io import results
 from minibatch_hybrid.core.data import make_heldout_dataset

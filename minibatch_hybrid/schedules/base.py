@@ -2,8 +2,8 @@
 import chainer
 import numpy
 
-from minibatch_hybrid.core.checks import check_positive_int
-from minibatch_hybrid.core.checks import check_seed
+from minibatch_hybrid.checks import check_positive_int
+from minibatch_hybrid.checks import check_seed
 from minibatch_hybrid.errors import SettingsError
 
 

@@ -1,7 +1,7 @@
 """Schedules made of phases: hybrid, reverse hybrid and any other mix."""
 import bisect
 
-from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.checks import check_positive_int
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules.base import Schedule
 from minibatch_hybrid.schedules.fixed import Fixed

@@ -10,7 +10,7 @@ optional ``:epochs``.  Lists of schedules are separated by commas::
     random,fixed:250+random:250    a list of two schedules
 
 """
-from minibatch_hybrid.core.checks import check_positive_int
+from minibatch_hybrid.checks import check_positive_int
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules.fixed import Fixed
 from minibatch_hybrid.schedules.phased import Phased

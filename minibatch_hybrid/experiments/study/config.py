@@ -4,10 +4,10 @@ import dataclasses
 import numpy
 
 from minibatch_hybrid import engines
-from minibatch_hybrid.core.checks import SEED_LIMIT
-from minibatch_hybrid.core.checks import check_memory
-from minibatch_hybrid.core.checks import check_positive_int
-from minibatch_hybrid.core.checks import check_seed
+from minibatch_hybrid.checks import SEED_LIMIT
+from minibatch_hybrid.checks import check_memory
+from minibatch_hybrid.checks import check_positive_int
+from minibatch_hybrid.checks import check_seed
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.experiments import stats
 from minibatch_hybrid.schedules import parse_schedule
