@@ -95,4 +95,4 @@ bench: install
 clean:
 	rm -rf $(VENV) $(VENV2) $(VENV3) results *.egg-info .pytest_cache build \
 	    .ruff_cache
-	rm -f minibatch_hybrid/_native*.so
+	rm -f minibatch_hybrid/kernels/_native*.so

@@ -38,19 +38,27 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
     import contextlib
     import os
 
+    from minibatch_hybrid import kernels
     from minibatch_hybrid.kernels import threads
     from minibatch_hybrid import engines
     from minibatch_hybrid import errors
+    from minibatch_hybrid.experiments import bench
     from minibatch_hybrid.experiments import reproduce
+    from minibatch_hybrid.experiments import study
     from minibatch_hybrid.experiments.study import StudyConfig
     from minibatch_hybrid.core.device import get_device
+    from minibatch_hybrid.io import results
     from minibatch_hybrid import settings
 
 #: The environment variable that names a Dask scheduler (--scheduler).
 SCHEDULER_VARIABLE = 'MINIBATCH_HYBRID_SCHEDULER'
 
-#: Epochs of ``reproduce --quick``: enough to see both phases.
+#: Epochs of ``--quick``: enough to see both phases.
 QUICK_EPOCHS = 40
+
+#: Seeds of ``study --quick`` and ``sweep --quick``, unless --seeds is
+#: given.
+QUICK_SEEDS = 4
 
 
 def build_parser():
@@ -71,7 +79,7 @@ def build_parser():
     reproduction = reproduce.ReproductionConfig
     settings.add_options(p, ('epochs', 'seed', 'batchsize', 'n_units',
                              'device'), reproduction,
-                         quick_epochs=QUICK_EPOCHS)
+                         quick={'epochs': QUICK_EPOCHS})
     p.add_argument('--out', '-o', default=os.path.join('results',
                                                        'reproduce'),
                    help='output folder (default: results/reproduce)')
@@ -92,9 +100,7 @@ def build_parser():
         'chunk of seeds, and compare the final losses seed by seed. Chunks '
         'are saved as they finish: rerun the same command after an '
         'interruption to continue.')
-    _add_study_options(p, seeds=settings.default('seeds', StudyConfig),
-                       chunk=settings.default('chunk', StudyConfig),
-                       out='study')
+    _add_study_options(p, out='study')
     p.add_argument('--schedules', '-s', default=None,
                    help='comma-separated schedules (default: "{}" for E '
                    'epochs)'.format(','.join(settings.DEFAULT_SCHEDULES)))
@@ -105,8 +111,7 @@ def build_parser():
         description='Runs hybrids with a growing fraction of fixed-order '
         'epochs (and the reverse, random first) at a fixed total of epochs, '
         'over many seeds; resumable like study.')
-    _add_study_options(p, seeds=settings.default('seeds', StudyConfig),
-                       chunk=6, out='sweep')
+    _add_study_options(p, out='sweep', chunk=study.sweep.CHUNK)
     p.add_argument('--fractions', default='0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,'
                    '0.8,0.9,1', help='fractions of epochs in fixed order')
     p.add_argument('--no-reverse', action='store_true',
@@ -142,21 +147,14 @@ def build_parser():
     return parser
 
 
-def _add_study_options(p, seeds, chunk, out):
-    p.add_argument('--seeds', type=int, default=None,
-                   help='number of seeds (default: {}; 4 with --quick)'
-                   .format(seeds))
-    p.set_defaults(default_seeds=seeds)
-    first_seed = settings.default('first_seed', StudyConfig)
-    p.add_argument('--first-seed', type=int, default=first_seed,
-                   help='the first seed (default: {})'.format(first_seed))
-    settings.add_options(p, ('epochs', 'batchsize', 'n_units', 'device',
-                             'engine'), StudyConfig,
-                         quick_epochs=QUICK_EPOCHS)
-    p.add_argument('--chunk', type=int, default=chunk,
-                   help='seeds trained at once and saved together '
-                   '(default: {}); changes speed, not results (a folder is '
-                   'continued with the same)'.format(chunk))
+def _add_study_options(p, out, chunk=None):
+    """Adds the options that the study and the sweep share; ``chunk``
+    replaces the settings' default chunk size."""
+    settings.add_options(
+        p, ('seeds', 'first_seed', 'epochs', 'batchsize', 'n_units',
+            'device', 'engine', 'chunk'), StudyConfig,
+        quick={'seeds': QUICK_SEEDS, 'epochs': QUICK_EPOCHS},
+        defaults={} if chunk is None else {'chunk': chunk})
     p.add_argument('--out', '-o', default=os.path.join('results', out),
                    help='output folder (default: results/{})'.format(out))
     p.add_argument('--scheduler', default=None, metavar='ADDRESS',
@@ -169,15 +167,8 @@ def _add_study_options(p, seeds, chunk, out):
                    help='run the chunks on a local Dask cluster of N worker '
                    'processes (at most 2 per core)')
     p.add_argument('--quick', action='store_true',
-                   help='a quick look: {} epochs, 4 seeds unless given'
-                   .format(QUICK_EPOCHS))
-
-
-def _settings(args):
-    """The StudyConfig settings the study and sweep options give (after
-    :func:`_apply_quick`)."""
-    return dict(seeds=args.seeds, first_seed=args.first_seed,
-                chunk=args.chunk, **settings.from_args(args, StudyConfig))
+                   help='a quick look: {} epochs, {} seeds unless given'
+                   .format(QUICK_EPOCHS, QUICK_SEEDS))
 
 
 def _cluster(args, config):
@@ -226,17 +217,17 @@ def _apply_quick(args):
         args.epoch = QUICK_EPOCHS if args.quick else \
             settings.default('epochs')
     if getattr(args, 'seeds', 0) is None:
-        args.seeds = 4 if args.quick else args.default_seeds
+        args.seeds = QUICK_SEEDS if args.quick else \
+            settings.default('seeds', StudyConfig)
 
 
 def _study(args):
-    from minibatch_hybrid.experiments import study
     _apply_quick(args)
     text = args.schedules
     if text is None:
         text = ','.join(settings.default_schedules(args.epoch))
     config = study.StudyConfig([t.strip() for t in text.split(',')],
-                               **_settings(args))
+                               **settings.from_args(args, StudyConfig))
     with contextlib.ExitStack() as stack:
         cluster = _cluster(args, config)
         if cluster is not None:
@@ -251,7 +242,6 @@ def _study(args):
 def _study_outputs(out):
     """Writes a study's files, its table printed first: the numbers are
     seen even where no file can be written (run with the folder held)."""
-    from minibatch_hybrid.experiments import study
 
     def finish(result):
         summary = study.summarize(result)
@@ -262,7 +252,6 @@ def _study_outputs(out):
 
 
 def _sweep(args):
-    from minibatch_hybrid.experiments import study
     _apply_quick(args)
     try:
         fractions = [float(f) for f in args.fractions.split(',')]
@@ -270,8 +259,9 @@ def _sweep(args):
         raise errors.SettingsError(
             '--fractions must be comma-separated numbers in [0, 1], got '
             '{!r}'.format(args.fractions)) from None
-    sweep, config = study.sweep_config(fractions, not args.no_reverse,
-                                       **_settings(args))
+    sweep, config = study.sweep_config(
+        fractions, not args.no_reverse,
+        **settings.from_args(args, StudyConfig))
     with contextlib.ExitStack() as stack:
         cluster = _cluster(args, config)
         if cluster is not None:
@@ -283,8 +273,6 @@ def _sweep(args):
 
 
 def _bench(args):
-    from minibatch_hybrid.experiments import bench
-    from minibatch_hybrid.io import results
     try:
         replicas = [int(k) for k in args.replicas.split(',')]
     except ValueError:
@@ -311,7 +299,6 @@ def _bench(args):
 
 
 def _reproduce(args):
-    from minibatch_hybrid.io import results
     _apply_quick(args)
     config = reproduce.ReproductionConfig(
         literal=args.literal,
@@ -381,19 +368,16 @@ _interrupted_while_exiting = _startup.exit_130_handler(
 def _main(argv, finished):
     parser = build_parser()
     args = parser.parse_args(argv)
+    # An OSError naming a file comes from writing after a run: a study's
+    # chunks are saved by then.
+    hint = '; the chunks are saved: rerun the same command to write the ' \
+        'outputs' if args.command in ('study', 'sweep') else ''
     try:
-        # A bad MINIBATCH_HYBRID_THREADS is refused before any work.
-        threads.check_threads()
-        args.func(args)
-    except errors.Error as e:  # the user's to fix: one line
-        parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
-    except OSError as e:  # writing after a run: say which file and why
-        if e.filename is None:  # no file to name: a bug, with its traceback
-            raise
-        parser.exit(2, '{}: error: {}: {}{}\n'.format(
-            parser.prog, e.filename, e.strerror or e,
-            '; the chunks are saved: rerun the same command to write the '
-            'outputs' if args.command in ('study', 'sweep') else ''))
+        with errors.boundary(parser, hint):
+            # A bad MINIBATCH_HYBRID_THREADS is refused before any work.
+            threads.check_threads()
+            kernels.check_environment()  # and MINIBATCH_HYBRID_KERNELS
+            args.func(args)
     except KeyboardInterrupt:
         if args.command in ('study', 'sweep'):
             sys.stderr.write('interrupted: the chunks finished so far are '

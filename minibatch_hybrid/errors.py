@@ -24,7 +24,10 @@ class here:
   a worker of another version
   (:class:`~minibatch_hybrid.experiments.study.run.VersionMismatch`), the
   kernels (:class:`~minibatch_hybrid.kernels.NativeUnavailable`).
+
+:func:`boundary` is where a command turns them into one line.
 """
+import contextlib
 
 
 class Error(Exception):
@@ -38,3 +41,31 @@ class SettingsError(Error, ValueError):
 class FileError(Error, ValueError):
     """A file that is not what it should be (damaged, of another format,
     not a regular file); the message names it and says what to do."""
+
+
+@contextlib.contextmanager
+def boundary(parser, file_hint=''):
+    """The error boundary of a command, around its work.
+
+    An :class:`Error` raised in the block, and an :class:`OSError` that
+    names its file, end the command with exit status 2 and one line,
+    ``PROG: error: MESSAGE`` (through ``parser.exit``); anything else,
+    an OSError without a file among them, is a bug and keeps its
+    traceback.
+
+    Args:
+        parser (argparse.ArgumentParser): The command's parser: its name
+            and its exit.
+        file_hint (str): Added to the line of an OSError (what is kept,
+            and how to go on).
+
+    """
+    try:
+        yield
+    except Error as e:  # the user's to fix: one line
+        parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
+    except OSError as e:  # one that names its file: one line too
+        if e.filename is None:  # no file to name: a bug, with its traceback
+            raise
+        parser.exit(2, '{}: error: {}: {}{}\n'.format(
+            parser.prog, e.filename, e.strerror or e, file_hint))

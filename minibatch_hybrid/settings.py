@@ -27,13 +27,10 @@ from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules.text import HYBRID_HALVES
 from minibatch_hybrid.schedules.text import hybrid_halves
 
-#: The post's hybrid over E epochs as text: fixed order for the first half,
-#: random for the rest (:func:`default_hybrid` writes it out).
-HYBRID = HYBRID_HALVES
-
 #: The schedules compared by default, as text: the post's pair, random
-#: order against the hybrid (:func:`default_schedules` writes them out).
-DEFAULT_SCHEDULES = ('random', HYBRID)
+#: order against the hybrid over E epochs, fixed order for the first half
+#: and random for the rest (:func:`default_schedules` writes them out).
+DEFAULT_SCHEDULES = ('random', HYBRID_HALVES)
 
 #: Float32 copies of its parameters that a model in training holds: the
 #: weights, their gradients, Adam's two moments and a step's temporaries.
@@ -130,10 +127,8 @@ class Settings:
 
     def check_engine(self):
         """Raises SettingsError unless the engine is one of the choices."""
-        choices = _fields(type(self))['engine'].metadata['choices']
-        if self.engine not in choices:
-            raise SettingsError('unknown engine {!r}: choose one of '
-                                '{}'.format(self.engine, ', '.join(choices)))
+        engines.check_engine(
+            self.engine, _fields(type(self))['engine'].metadata['choices'])
 
     def check_sizes(self):
         """Raises SettingsError unless the epochs, the sizes of the model
@@ -177,6 +172,20 @@ class Settings:
         replica = 4 * (STATE_COPIES * n_params(n) + 3 * n * points)
         return replicas * replica + records * record_bytes
 
+    def check_run_memory(self, needed, available=None):
+        """Raises SettingsError unless a run of one model with these
+        settings fits in memory here.
+
+        Args:
+            needed (int): The bytes it needs (see :meth:`memory`).
+            available (int): The bytes free; by default those of this
+                machine (:func:`~minibatch_hybrid.checks.check_memory`).
+
+        """
+        checks.check_memory(needed, 'this run ({} epochs, {} hidden '
+                            'units)'.format(self.epochs, self.n_units),
+                            'use fewer --epoch or --units', available)
+
     def to_dict(self):
         """Returns the settings as a dict, in the order that the files
         have always had: the experiment's own settings, then the device
@@ -213,23 +222,13 @@ def _give(field, values):
     return '; give {} {}'.format(flags[0], values) if flags else ''
 
 
-def default_hybrid(epochs, epoch_option='--epoch',
-                   schedule_option='--schedules'):
-    """Returns the post's hybrid over ``epochs`` epochs as text.
-
-    Fixed order for the first half, random for the rest (see
-    :func:`~minibatch_hybrid.schedules.text.hybrid_halves`, which raises
-    SettingsError, naming the two options, if ``epochs`` is too short).
-    """
-    return hybrid_halves(epochs, epoch_option, schedule_option)
-
-
 def default_schedules(epochs, epoch_option='--epoch',
                       schedule_option='--schedules'):
     """Returns the schedules compared by default over ``epochs`` epochs, as
     text: :data:`DEFAULT_SCHEDULES` written out (see
-    :func:`default_hybrid`)."""
-    return ['random', default_hybrid(epochs, epoch_option, schedule_option)]
+    :func:`~minibatch_hybrid.schedules.text.hybrid_halves`, which raises
+    SettingsError, naming the two options, if ``epochs`` is too short)."""
+    return ['random', hybrid_halves(epochs, epoch_option, schedule_option)]
 
 
 def option_fields(settings=Settings):
@@ -252,8 +251,8 @@ def option_dest(field):
     return field.metadata['flags'][0].lstrip('-').replace('-', '_')
 
 
-def add_options(parser, names, settings=Settings, quick_epochs=None,
-                helps=None, aliases=None):
+def add_options(parser, names, settings=Settings, quick=None,
+                defaults=None, helps=None, aliases=None):
     """Adds the options of shared settings to a command-line parser.
 
     Every option's flags, type, choices, default and help come from the
@@ -266,12 +265,16 @@ def add_options(parser, names, settings=Settings, quick_epochs=None,
             of their options: ``'epochs'`` (``--epoch/-e``),
             ``'batchsize'`` (``--batchsize/-b``), ``'n_units'``
             (``--units/-u``), ``'device'`` (``--device/-d``), ``'seed'``
-            (``--seed``), ``'engine'`` (``--engine``).
+            (``--seed``), ``'engine'`` (``--engine``), and those of a
+            subclass (a study's ``'seeds'``, ``'first_seed'``,
+            ``'chunk'``).
         settings (type): :class:`Settings` or a subclass: the defaults,
             choices and help texts.
-        quick_epochs (int): If given, the command has ``--quick``: the
-            default of ``--epoch`` is None (the command picks the epochs)
-            and the help says both defaults.
+        quick (dict): The values that the command's ``--quick`` gives, by
+            name: the default of each of those options is None (the
+            command picks the value) and its help says both defaults.
+        defaults (dict): Defaults of this command that replace those of
+            the settings, by name.
         helps (dict): Help texts of this command that replace those of the
             settings, by name (``{default}`` is the default).
         aliases (dict): More flags of an option, by name, such as
@@ -279,15 +282,17 @@ def add_options(parser, names, settings=Settings, quick_epochs=None,
 
     """
     fields = option_fields(settings)
+    quick = quick or {}
+    defaults = defaults or {}
     helps = helps or {}
     aliases = aliases or {}
     for name in names:
         field = fields[name]
         meta = field.metadata
-        value = shown = field.default
-        if name == 'epochs' and quick_epochs is not None:
+        value = shown = defaults.get(name, field.default)
+        if name in quick:
             value = None
-            shown = '{}; {} with --quick'.format(field.default, quick_epochs)
+            shown = '{}; {} with --quick'.format(shown, quick[name])
         text = helps.get(name, meta['help'])
         if '{default}' not in text:
             text += ' (default: {default})'

@@ -39,6 +39,12 @@ def subnormal(a):
     return (a != 0) & (numpy.abs(a) < TINY)
 
 
+def flat(ensemble, which):
+    """Returns the runs' weights or Adam's moments as one float32 array."""
+    return numpy.concatenate(
+        [a.ravel() for a in ensemble.arrays(which).values()])
+
+
 def run_chunk(seeds, texts, epochs, ieee):
     """Trains the runs of one chunk; returns what they recorded."""
     runs = [(seed, text) for text in texts for seed in seeds]
@@ -51,7 +57,7 @@ def run_chunk(seeds, texts, epochs, ieee):
 
     def callback(entry):
         if entry.epoch % 100 == 0:
-            fractions.append(float(subnormal(ensemble.m).mean()))
+            fractions.append(float(subnormal(flat(ensemble, 'm')).mean()))
 
     start = time.perf_counter()
     if ieee:
@@ -63,8 +69,9 @@ def run_chunk(seeds, texts, epochs, ieee):
         result = train(ensemble, None, make_sin_dataset(), schedules, epochs,
                        heldout=heldout, callback=callback, train_loss='last')
     return {'loss': result.loss, 'final': result.train_loss[-1],
-            'heldout': result.heldout_mse, 'params': ensemble.params,
-            'm': ensemble.m, 'v': ensemble.v, 'fractions': fractions,
+            'heldout': result.heldout_mse,
+            'params': flat(ensemble, 'params'), 'm': flat(ensemble, 'm'),
+            'v': flat(ensemble, 'v'), 'fractions': fractions,
             'seconds': time.perf_counter() - start}
 
 

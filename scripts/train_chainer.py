@@ -85,10 +85,12 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
     from chainer import training
 
     from minibatch_hybrid import errors
+    from minibatch_hybrid import kernels
     from minibatch_hybrid.kernels import threads
     from minibatch_hybrid.io import results
     from minibatch_hybrid.io import snapshots
     from minibatch_hybrid.chainer_ext import trainer as trainer_module
+    from minibatch_hybrid.schedules.text import HYBRID_HALVES
     from minibatch_hybrid import settings
 
 #: What Chainer's writing extensions write, by class name.
@@ -208,7 +210,7 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--schedule', '-s', default=None,
                         help='schedule in text form (default: {} for E '
-                        'epochs)'.format(settings.HYBRID))
+                        'epochs)'.format(HYBRID_HALVES))
     settings.add_options(parser, ('epochs', 'batchsize', 'device'))
     parser.add_argument('--out', '-o', default='result',
                         help='output folder (default: result)')
@@ -229,25 +231,18 @@ def build_parser():
 def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        schedule = args.schedule if args.schedule is not None else \
-            settings.default_hybrid(args.epoch, schedule_option='--schedule')
+    with errors.boundary(parser):
         threads.check_threads()
+        kernels.check_environment()  # a bad MINIBATCH_HYBRID_KERNELS
         earlier = [name for name in results.check_output_dir(args.out)
                    if name == 'log' or name.startswith('snapshot_epoch_')]
+        # No --schedule: build_trainer gives the post's hybrid.
         trainer = trainer_module.build_trainer(
-            schedule, seed=args.seed, out=args.out,
+            args.schedule, seed=args.seed, out=args.out,
             snapshot_every=args.snapshot_every, iterator=args.iterator,
             report=not args.no_report, **settings.from_args(args))
         if args.resume:
             trainer_module.resume(trainer, args.resume)
-    except errors.Error as e:  # the user's to fix: one line
-        parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
-    except OSError as e:  # one that names its file: one line too
-        if e.filename is None:  # no file to name: a bug, with its traceback
-            raise
-        parser.exit(2, '{}: error: {}: {}\n'.format(
-            parser.prog, e.filename, e.strerror or e))
     if earlier:
         print('{} holds an earlier run\'s log and snapshots ({} files); '
               'this run writes over them'.format(args.out, len(earlier)))

@@ -74,3 +74,37 @@ def test_the_compiled_update_obeys_the_kernel_set_asked_for():
     out = subprocess.run([sys.executable, '-c', code], env=env, check=True,
                          capture_output=True, text=True).stdout
     assert out.startswith('refused: MINIBATCH_HYBRID_KERNELS=sse'), out
+
+
+@needs_native
+@pytest.mark.exact
+def test_the_compiled_update_runs_in_the_kernel_set_in_use():
+    # The compiled adam runs the selected kernel set's update (the portable
+    # C code under 'c') and returns that set's name; every set gives
+    # Chainer's bits.  (13, 7) leaves a tail after the 8-wide vectors.
+    from minibatch_hybrid import kernels
+    rng = numpy.random.default_rng(2)
+    start, grad = (rng.standard_normal((13, 7)).astype(numpy.float32)
+                   for _ in range(2))
+    link = chainer.Link()
+    with link.init_scope():
+        link.p = chainer.Parameter(start.copy())
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(link)
+    link.p.grad = grad
+    optimizer.update()
+    rule, hp = link.p.update_rule, link.p.update_rule.hyperparam
+    expected = (link.p.array, rule.state['m'], rule.state['v'])
+    names = kernels.supported_kernels()
+    assert 'c' in names
+    for name in names:
+        p, m, v = start.copy(), numpy.zeros_like(start), \
+            numpy.zeros_like(start)
+        with kernels.using_kernels(name):
+            ran = kernels.module().adam(
+                param=p, grad=grad, m=m, v=v, alpha_t=rule.alpha_t,
+                beta1=hp.beta1, beta2=hp.beta2, eps=hp.eps, eta=hp.eta,
+                start=0, stop=p.size)
+        assert ran == name
+        for a, b in zip((p, m, v), expected):
+            numpy.testing.assert_array_equal(a, b, err_msg=name)

@@ -294,3 +294,97 @@ def test_the_package_lists_no_script():
     named = [name for name in os.listdir(scripts) if name in source]
     assert named == []
     assert json.dumps(_startup.PROGRAM) == '"minibatch-hybrid"'
+
+
+# One boundary, used by the command and the Trainer example alike.
+
+def test_the_boundary_turns_what_a_user_can_fix_into_one_line(capsys):
+    import argparse
+    parser = argparse.ArgumentParser(prog='prog')
+    with pytest.raises(SystemExit) as e:
+        with errors.boundary(parser, '; a hint'):
+            raise errors.SettingsError('give --x 1')
+    assert e.value.code == 2
+    assert capsys.readouterr().err == 'prog: error: give --x 1\n'
+    with pytest.raises(SystemExit) as e:
+        with errors.boundary(parser, '; a hint'):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), 'f.json')
+    assert e.value.code == 2
+    assert capsys.readouterr().err == 'prog: error: f.json: {}; a ' \
+        'hint\n'.format(os.strerror(errno.ENOSPC))
+    # A bug keeps its traceback: an OSError without a file, anything else.
+    for bug in (OSError(errno.EIO, 'Input/output error'), KeyError('k'),
+                ValueError('v')):
+        with pytest.raises(type(bug)) as e:
+            with errors.boundary(parser):
+                raise bug
+        assert e.value is bug
+    assert capsys.readouterr().err == ''
+
+
+@pytest.mark.parametrize('data', [
+    b'', b'\x93NUMPY', b'not an npy array at all',
+    b'\x93NUMPY\x01\x00\x10\x00{"descr": 1}    \n'])
+def test_a_bad_npy_header_is_a_file_error(data):
+    with pytest.raises(errors.FileError):
+        snapshots.read_npy_header(io.BytesIO(data))
+
+
+@pytest.mark.parametrize('spec', ['foo', '@cupy:0', '@numpy:1', 42, 1.5,
+                                  '@cupy:x'])
+def test_a_bad_device_is_a_settings_error(spec):
+    from minibatch_hybrid.core.device import get_device
+    if spec in ('@cupy:0', 42):
+        import chainer
+        if chainer.backends.cuda.available:
+            pytest.skip('CuPy is there')
+    with pytest.raises(errors.SettingsError,
+                       match='cannot use device {!r}'.format(spec)):
+        get_device(spec)
+    assert get_device(-2).xp is numpy
+
+
+def test_a_bug_in_the_device_lookup_keeps_its_traceback(monkeypatch):
+    import chainer
+    from minibatch_hybrid.core.device import get_device
+
+    def broken(spec):
+        raise KeyError('a bug')
+
+    monkeypatch.setattr(chainer, 'get_device', broken)
+    with pytest.raises(KeyError):
+        get_device('@numpy')
+
+
+def test_a_chunk_whose_record_is_not_json(tmp_path):
+    from minibatch_hybrid.experiments.study import folder
+    out = str(tmp_path)
+    os.makedirs(os.path.join(out, 'chunks'))
+    record = {'config': {'schedules': ['random'], 'epochs': 2},
+              'seeds': [0], 'engine': 'numpy', 'version': 'x', 'chunk': 0}
+    arrays = {'meta': numpy.array('{"config": '),
+              'seeds': numpy.array([0]),
+              'loss': numpy.zeros((1, 1, 2)),
+              'final_loss': numpy.zeros((1, 1)),
+              'heldout_mse': numpy.zeros((1, 1))}
+    folder.save_npz(folder.chunk_path(out, 0), arrays)
+    with pytest.raises(folder.StudyFolderError, match=r'is damaged \(its '
+                       'record: Expecting value'):
+        folder.load_chunk(out, 0, record)
+
+
+def test_a_chunk_member_that_is_not_npy_is_named(tmp_path):
+    from minibatch_hybrid.experiments.study import folder
+    out = str(tmp_path)
+    os.makedirs(os.path.join(out, 'chunks'))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as zf:
+        for name in ('meta', 'seeds', 'loss', 'final_loss', 'heldout_mse'):
+            zf.writestr(name + '.npy', b'not an array')
+    with open(folder.chunk_path(out, 0), 'wb') as f:
+        f.write(buffer.getvalue())
+    record = {'config': {'schedules': ['random'], 'epochs': 2},
+              'seeds': [0], 'engine': 'numpy', 'version': 'x', 'chunk': 0}
+    with pytest.raises(folder.StudyFolderError, match=r'is damaged '
+                       r'\(meta.npy: '):
+        folder.load_chunk(out, 0, record)

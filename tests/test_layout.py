@@ -5,7 +5,11 @@ functions included), so that no cycle hides behind an import that runs
 late.
 """
 import ast
+import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -145,3 +149,39 @@ def test_every_module_imports_its_own_layer_or_below():
 def test_the_root_holds_few_modules():
     modules = [name for name in os.listdir(ROOT) if name.endswith('.py')]
     assert len(modules) <= 10, sorted(modules)
+
+
+def test_the_old_module_names_still_import_with_a_warning():
+    # Code written before the layers keeps working: every old module name
+    # imports as the module now in its place (the old `native`: the names
+    # it had), with a DeprecationWarning naming the new place.  In a fresh
+    # process: a module once imported is not imported (or warned) again.
+    code = textwrap.dedent('''
+        import importlib, json, warnings
+        import minibatch_hybrid as mh
+        out = {}
+        for old, new in sorted(mh.MOVED.items()):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                module = importlib.import_module('minibatch_hybrid.' + old)
+            said = [str(w.message) for w in caught
+                    if w.category is DeprecationWarning]
+            same = new is None or module is importlib.import_module(
+                'minibatch_hybrid.' + new)
+            out[old] = [same, said]
+        from minibatch_hybrid.study.config import StudyConfig
+        from minibatch_hybrid.native import NativeEnsemble, kernels
+        out['names'] = [StudyConfig is mh.experiments.study.StudyConfig,
+                        NativeEnsemble is mh.NativeEnsemble,
+                        kernels() == mh.kernels.current()]
+        print(json.dumps(out))
+    ''')
+    result = json.loads(subprocess.run(
+        [sys.executable, '-c', code], check=True, capture_output=True,
+        text=True).stdout)
+    assert all(result.pop('names'))
+    assert set(result) == set(minibatch_hybrid.MOVED)
+    for old, (same, said) in result.items():
+        assert same, old
+        assert len(said) == 1 and said[0].startswith(
+            'minibatch_hybrid.{} has moved to'.format(old)), (old, said)

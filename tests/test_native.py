@@ -564,3 +564,92 @@ def test_evaluate_reads_read_only_arrays():
         arguments[name] = _read_only(arguments[name])
     native.evaluate(**arguments)
     numpy.testing.assert_array_equal(arguments['out'], numpy.ones(16))
+
+
+@needs_native
+def test_the_kernels_limit_on_units_is_exported():
+    # kernels.MAX_UNITS is the C check's own limit: one unit more is
+    # refused there.
+    arguments = _kernel_arguments()['evaluate']
+    arguments['n_units'] = kernels.MAX_UNITS + 1
+    with pytest.raises(ValueError, match=r'need 1 <= n_units <= {}; '.format(
+            kernels.MAX_UNITS)):
+        kernels.module().evaluate(**arguments)
+
+
+@needs_native
+def test_native_ensemble_refuses_more_units_than_the_kernels_train(
+        monkeypatch):
+    # Refused before the models are stacked (a copy of 268 MB a replica
+    # just above the real limit); the limit lowered, the models are small.
+    from minibatch_hybrid.engines import native
+
+    def stack_models(models):
+        raise AssertionError('stacked before the check')
+
+    with monkeypatch.context() as patch:
+        patch.setattr(kernels, 'MAX_UNITS', 4)
+        patch.setattr(native, 'stack_models', stack_models)
+        with pytest.raises(mh.SettingsError, match=(
+                r'^the native engine trains at most 4 units a layer, not '
+                r'5: --units must be at most 4 \(or use --engine numpy\)$')):
+            NativeEnsemble.from_seeds([0, 1], n_units=5)
+    monkeypatch.setattr(kernels, 'MAX_UNITS', 4)
+    assert NativeEnsemble.from_seeds([0, 1], n_units=4).n_units == 4
+
+
+@needs_native
+def test_the_command_refuses_more_units_than_the_native_engine_trains(
+        tmp_path):
+    # One line, not the C check's traceback (the model of 8193 units is
+    # drawn first: 268 MB).
+    proc = subprocess.run(
+        [sys.executable, '-m', 'minibatch_hybrid.cli', 'reproduce',
+         '--engine', 'native', '-u', str(kernels.MAX_UNITS + 1), '-e', '2',
+         '-o', str(tmp_path / 'out')],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        'minibatch-hybrid: error: the native engine trains at most {0} '
+        'units a layer, not {1}: --units must be at most {0} (or use '
+        '--engine numpy)'.format(kernels.MAX_UNITS, kernels.MAX_UNITS + 1)]
+
+
+@needs_native
+def test_native_ensemble_is_an_engine_of_params_m_and_v():
+    from minibatch_hybrid.core.engine import Engine
+    assert issubclass(NativeEnsemble, Engine)
+    ensemble = NativeEnsemble.from_seeds([0], n_units=3)
+    before = {k: ensemble.arrays(k) for k in ('params', 'm', 'v')}
+    for call in (lambda: ensemble.load('t', before['params']),
+                 lambda: ensemble.load('hyperparams', before['params']),
+                 lambda: ensemble.arrays('groups')):
+        with pytest.raises(mh.SettingsError, match=(
+                r"^which must be 'params', 'm' or 'v' \(the weights or "
+                r"Adam's moments\), not '(t|hyperparams|groups)'$")):
+            call()
+    for k, arrays in before.items():
+        after = ensemble.arrays(k)
+        for name, a in arrays.items():
+            numpy.testing.assert_array_equal(after[name], a)
+    assert isinstance(ensemble.hyperparams, dict) and ensemble.t == 0
+
+
+@needs_native
+def test_a_bad_kernel_set_is_refused_before_any_work(tmp_path):
+    # MINIBATCH_HYBRID_KERNELS is checked at the command's start, with any
+    # engine: refused in one line before any training or output folder.
+    env = dict(os.environ, MINIBATCH_HYBRID_KERNELS='sse')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'minibatch_hybrid.cli', 'reproduce',
+         '--engine', 'numpy', '-e', '2', '-u', '4', '-o',
+         str(tmp_path / 'out')],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(
+        "minibatch-hybrid: error: MINIBATCH_HYBRID_KERNELS=sse: unknown "
+        "kernel set 'sse'"), lines
+    assert 'epoch' not in proc.stdout, proc.stdout
+    assert not (tmp_path / 'out').exists()

@@ -15,6 +15,7 @@ from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.experiments import bench
 from minibatch_hybrid.experiments.reproduce import ReproductionConfig
 from minibatch_hybrid.experiments.study import StudyConfig
+from minibatch_hybrid.experiments.study import sweep
 from minibatch_hybrid.settings import Settings
 
 TRAINER = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -46,7 +47,7 @@ def test_the_defaults_are_the_posts():
     assert settings.DEFAULT_SCHEDULES == ('random', 'fixed:E/2+random:E/2')
     assert settings.default_schedules(500) == ['random',
                                                'fixed:250+random:250']
-    assert settings.default_hybrid(9) == 'fixed:4+random:5'
+    assert settings.default_schedules(9)[1] == 'fixed:4+random:5'
     # Every experiment runs the same pair by default.
     assert [str(s) for s in ReproductionConfig().schedules().values()] == \
         settings.default_schedules(500)
@@ -220,7 +221,10 @@ def test_every_command_gives_a_setting_the_same_way():
             assert action.option_strings == list(field.metadata['flags'])
             assert action.dest == settings.option_dest(field)
             assert action.choices == field.metadata['choices']
-            assert action.default in (field.default, None)
+            # The sweep's chunks are smaller by default (its own).
+            own = sweep.CHUNK \
+                if (name, setting) == ('sweep', 'chunk') else field.default
+            assert action.default in (own, None)
     # Defaults: those of the settings, in every command.
     for name in ('reproduce', 'study', 'sweep'):
         args = commands[name].parse_args([])
@@ -245,3 +249,65 @@ def test_options_give_the_settings():
     assert kwargs['epochs'] == 6 and kwargs['n_units'] == 8
     fields = {f.name for f in dataclasses.fields(StudyConfig)}
     assert set(kwargs) <= fields
+
+
+@pytest.mark.parametrize('cls', list(CLASSES))
+def test_a_check_added_to_the_settings_runs_for_every_experiment(
+        cls, monkeypatch):
+    # The subclasses call Settings.check: a check added there runs for
+    # them too.
+    real = Settings.check
+
+    def check(self):
+        real(self)
+        if self.n_data == 7:
+            raise SettingsError('a new check')
+
+    monkeypatch.setattr(Settings, 'check', check)
+    make(cls)
+    with pytest.raises(SettingsError, match='a new check'):
+        make(cls, n_data=7, batchsize=7)
+
+
+def test_the_study_options_come_from_the_settings():
+    commands = _subparsers()
+    fields = settings.option_fields(StudyConfig)
+    for name in ('study', 'sweep'):
+        actions = _setting_actions(commands[name], StudyConfig)
+        assert {'seeds', 'first_seed', 'chunk'} <= set(actions)
+        args = commands[name].parse_args(
+            ['--seeds', '3', '--first-seed', '5', '--chunk', '2'])
+        kwargs = settings.from_args(args, StudyConfig)
+        assert (kwargs['seeds'], kwargs['first_seed'], kwargs['chunk']) == \
+            (3, 5, 2)
+    assert fields['seeds'].default == 64
+    # --quick decides the seeds and epochs that are not given.
+    for flags, seeds, epochs in (([], 64, 500), (['--quick'], cli.QUICK_SEEDS,
+                                                 cli.QUICK_EPOCHS),
+                                 (['--quick', '--seeds', '9'], 9,
+                                  cli.QUICK_EPOCHS)):
+        args = commands['study'].parse_args(flags)
+        assert (args.seeds, args.epoch) == (None if '--seeds' not in flags
+                                            else seeds, None)
+        cli._apply_quick(args)
+        assert (args.seeds, args.epoch) == (seeds, epochs)
+    assert commands['study'].parse_args([]).chunk == \
+        settings.default('chunk', StudyConfig)
+    assert commands['sweep'].parse_args([]).chunk == sweep.CHUNK
+
+
+def test_the_memory_message_is_the_same_for_every_run(monkeypatch,
+                                                      tmp_path):
+    monkeypatch.setattr(checks, 'available_memory', lambda: 10 ** 6)
+    messages = []
+    for refuse in (
+            lambda: ReproductionConfig(epochs=30, n_units=2000)
+            .check_memory(),
+            lambda: trainer_module.build_trainer(epochs=30, n_units=2000,
+                                                 out=str(tmp_path))):
+        with pytest.raises(SettingsError) as e:
+            refuse()
+        messages.append(str(e.value))
+    assert all(m.startswith('this run (30 epochs, 2000 hidden units) needs '
+                            'about') for m in messages)
+    assert all(m.endswith('use fewer --epoch or --units') for m in messages)

@@ -14,7 +14,6 @@ from chainer.training import extensions
 
 from minibatch_hybrid.chainer_ext import iterators
 from minibatch_hybrid.io import snapshots
-from minibatch_hybrid.checks import check_memory
 from minibatch_hybrid.checks import check_positive_int
 from minibatch_hybrid.checks import check_seed
 from minibatch_hybrid.core.data import make_heldout_dataset
@@ -28,9 +27,9 @@ from minibatch_hybrid.core.model import make_optimizer
 from minibatch_hybrid.errors import FileError
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.schedules import parse_schedule
+from minibatch_hybrid.schedules.text import hybrid_halves
 from minibatch_hybrid.settings import SEED
 from minibatch_hybrid.settings import Settings
-from minibatch_hybrid.settings import default_hybrid
 
 #: Iterators by name, each resumable with a schedule.
 ITERATORS = {
@@ -63,7 +62,7 @@ def build_trainer(schedule=None, epochs=_POST.epochs,
         schedule (str): Text form of the schedule (its phases must add up
             to ``epochs``); by default the post's hybrid, fixed order for
             the first half of the epochs and random for the rest
-            (:func:`~minibatch_hybrid.settings.default_hybrid`).
+            (:func:`~minibatch_hybrid.schedules.text.hybrid_halves`).
         epochs (int): Epochs to train.
         batchsize (int): Mini-batch size.
         seed (int): Seed of the initial weights, the random orders and the
@@ -94,11 +93,9 @@ def build_trainer(schedule=None, epochs=_POST.epochs,
     check_seed(seed)
     check_positive_int(snapshot_every, 'snapshot_every')
     # One model in training; the log keeps an entry per epoch.
-    check_memory(settings.memory(replicas=1, records=epochs),
-                 'this run ({} epochs, {} hidden units)'.format(
-                     epochs, n_units), 'use fewer --epoch or --units')
+    settings.check_run_memory(settings.memory(replicas=1, records=epochs))
     if schedule is None:
-        schedule = default_hybrid(epochs, schedule_option='--schedule')
+        schedule = hybrid_halves(epochs, schedule_option='--schedule')
     device = get_device(device)
     dataset = make_sin_dataset(n_data)
     order = parse_schedule(schedule, seed, size=len(dataset))

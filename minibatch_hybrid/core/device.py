@@ -1,7 +1,20 @@
 """Device selection with Chainer's specifiers, failing loudly."""
 import chainer
+import chainerx
 
 from minibatch_hybrid.errors import SettingsError
+
+#: What :func:`chainer.get_device` raises for a specifier it cannot turn
+#: into a device: a malformed one (ValueError, TypeError: ``'@numpy:1'``,
+#: ``'@cupy:x'``, ``1.5``) or one whose backend cannot be used here
+#: (RuntimeError: a GPU without CuPy, ``'@intel64'`` without iDeep, a name
+#: without ``@`` without ChainerX), and, where ChainerX is built, its
+#: errors for a backend or device it does not have (each derives from
+#: Exception alone).
+_DEVICE_ERRORS = (ValueError, TypeError, RuntimeError) + tuple(
+    getattr(chainerx, name) for name in (
+        'ChainerxError', 'ContextError', 'BackendError', 'DeviceError')
+    if chainerx.is_available())
 
 
 def get_device(spec='@numpy'):
@@ -29,7 +42,7 @@ def get_device(spec='@numpy'):
             pass
     try:
         device = chainer.get_device(spec)
-    except Exception as e:
+    except _DEVICE_ERRORS as e:
         reason = getattr(chainer.backends.cuda, '_resolution_error', None)
         hint = ''
         if reason is not None and (spec == 0 or isinstance(spec, int) and

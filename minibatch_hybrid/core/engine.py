@@ -24,6 +24,19 @@ from minibatch_hybrid.core.model import replica_model
 from minibatch_hybrid.errors import SettingsError
 
 
+#: What :meth:`Engine.arrays` and :meth:`Engine.load` take: the weights,
+#: or Adam's first or second moments.
+WHICH = ('params', 'm', 'v')
+
+
+def check_which(which):
+    """Raises :class:`SettingsError` unless ``which`` is in :data:`WHICH`."""
+    if which not in WHICH:
+        raise SettingsError(
+            "which must be 'params', 'm' or 'v' (the weights or Adam's "
+            'moments), not {!r}'.format(which))
+
+
 class Engine(object):
     """The protocol; engines need not derive from it.
 
@@ -158,11 +171,13 @@ class ChainerEngine(Engine):
         return evaluate_link(self.link, x, y)
 
     def arrays(self, which='params'):
+        check_which(which)
         if which == 'params':
             return {name: self._params[name].array for name in PARAMS}
         return {name: self._rule(name).state[which] for name in PARAMS}
 
     def load(self, which, arrays):
+        check_which(which)
         for name in PARAMS:
             if which == 'params':
                 backend.copyto(self._params[name].array, arrays[name])
@@ -189,6 +204,60 @@ class ChainerEngine(Engine):
         if rule is None:
             raise SettingsError('set the optimizer up on the model first')
         return rule
+
+
+class OneReplica(Engine):
+    """An ensemble engine of one replica, seen as one model.
+
+    Its orders are ``(N,)`` and its losses scalars, as a single model's: a
+    run of the native engine, say, where the loop's caller expects one
+    model (the reproduction).  The numbers are the ensemble's own.
+
+    Args:
+        ensemble: An engine with ``replicas == 1``.
+
+    """
+
+    replicas = None
+
+    def __init__(self, ensemble):
+        if ensemble.replicas != 1:
+            raise SettingsError('OneReplica takes an ensemble of one '
+                                'replica, got {}'.format(ensemble.replicas))
+        self.ensemble = ensemble
+
+    @property
+    def device(self):
+        return self.ensemble.device
+
+    @property
+    def t(self):
+        return self.ensemble.t
+
+    @t.setter
+    def t(self, value):
+        self.ensemble.t = value
+
+    def __len__(self):
+        return 1
+
+    def train_epoch(self, x, y, orders, batchsize):
+        return self.ensemble.train_epoch(x, y, orders[None], batchsize)[0]
+
+    def evaluate(self, x, y):
+        return float(self.ensemble.evaluate(x, y)[0])
+
+    def arrays(self, which='params'):
+        return {name: a[0] for name, a in self.ensemble.arrays(which).items()}
+
+    def load(self, which, arrays):
+        self.ensemble.load(which, {name: numpy.asarray(a)[None]
+                                   for name, a in arrays.items()})
+
+    def replica(self, k):
+        if k != 0:
+            raise IndexError('one model has replica 0 only')
+        return self.ensemble.replica(0)
 
 
 def evaluate_link(link, x, y):

@@ -11,6 +11,7 @@ does a single model with its optimizer.  This module chooses among them:
 """
 from minibatch_hybrid import kernels
 from minibatch_hybrid.core.engine import ChainerEngine
+from minibatch_hybrid.core.engine import OneReplica
 from minibatch_hybrid.core.model import make_optimizer
 from minibatch_hybrid.engines.native import NativeEnsemble
 from minibatch_hybrid.engines.stacked import Ensemble
@@ -20,12 +21,13 @@ from minibatch_hybrid.errors import SettingsError
 ENGINES = ('auto', 'native', 'numpy')
 
 
-def check_engine(engine):
-    """Raises :class:`SettingsError` unless ``engine`` is in
-    :data:`ENGINES`."""
-    if engine not in ENGINES:
+def check_engine(engine, choices=ENGINES):
+    """Raises :class:`SettingsError` unless ``engine`` is one of
+    ``choices`` (by default :data:`ENGINES`; an experiment may allow
+    fewer)."""
+    if engine not in choices:
         raise SettingsError('unknown engine {!r}: choose one of {}'.format(
-            engine, ', '.join(ENGINES)))
+            engine, ', '.join(choices)))
 
 
 def resolve_engine(engine, device):
@@ -84,3 +86,22 @@ def make_ensemble(engine, models, device):
     ensemble = Ensemble(models)
     ensemble.to_device(device)
     return ChainerEngine(ensemble, make_optimizer(ensemble))
+
+
+def make_single(engine, model, optimizer):
+    """Returns one model as an engine of the loop.
+
+    Args:
+        engine (str): ``'native'``: a one-replica
+            :class:`~minibatch_hybrid.engines.native.NativeEnsemble` of a
+            copy of ``model``, seen as one model; ``'numpy'`` or
+            ``'cupy'``: ``model`` itself with ``optimizer`` (Chainer's
+            operations, the post's loop).
+        model (MyChain): The model, on its device.
+        optimizer (chainer.Optimizer): Set up on ``model`` (unused by the
+            native engine, which carries its own Adam).
+
+    """
+    if is_native(engine):
+        return OneReplica(NativeEnsemble([model]))
+    return ChainerEngine(model, optimizer)

@@ -16,7 +16,10 @@ import numpy
 
 from minibatch_hybrid import kernels
 from minibatch_hybrid.checks import check_batchsize
+from minibatch_hybrid.core.engine import Engine
+from minibatch_hybrid.core.engine import check_which
 from minibatch_hybrid.core.model import PARAMS
+from minibatch_hybrid.core.model import MyChain
 from minibatch_hybrid.core.model import make_model
 from minibatch_hybrid.core.model import n_params
 from minibatch_hybrid.core.model import replica_model
@@ -26,11 +29,23 @@ from minibatch_hybrid.kernels import GROUP
 from minibatch_hybrid.kernels import threads
 
 
+
 def _as_column(x):
     return numpy.ascontiguousarray(x, numpy.float32).reshape(-1)
 
 
-class NativeEnsemble(object):
+def _check_units(models):
+    # Before anything is stacked: a copy of 8193 units is 268 MB a replica.
+    first = models[0] if models else None
+    if isinstance(first, MyChain) and \
+            first.l2.W.shape[0] > kernels.MAX_UNITS:
+        raise SettingsError(
+            'the native engine trains at most {} units a layer, not {}: '
+            '--units must be at most {} (or use --engine numpy)'.format(
+                kernels.MAX_UNITS, first.l2.W.shape[0], kernels.MAX_UNITS))
+
+
+class NativeEnsemble(Engine):
     """K replicas of ``MyChain`` with Adam, trained by the native engine.
 
     The same experiment as :class:`~minibatch_hybrid.engines.stacked.Ensemble`
@@ -38,11 +53,14 @@ class NativeEnsemble(object):
     engine's arithmetic (see the module's documentation): replica ``k``
     follows the path the single model would follow, to float32 rounding,
     and its numbers do not depend on the other replicas.  Adam (Chainer's
-    defaults unless given) is part of the ensemble: :func:`train` takes it
-    with ``optimizer=None``.
+    defaults unless given) is part of the ensemble:
+    :func:`~minibatch_hybrid.core.loop.train` takes it with
+    ``optimizer=None``.  It answers the loop's protocol,
+    :class:`~minibatch_hybrid.core.engine.Engine`.
 
     Args:
-        models (list of MyChain): The replicas' initial weights (copied).
+        models (list of MyChain): The replicas' initial weights (copied),
+            of at most :data:`~minibatch_hybrid.kernels.MAX_UNITS` units.
         alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters, as
             :class:`chainer.optimizers.Adam`.
 
@@ -54,6 +72,8 @@ class NativeEnsemble(object):
     def __init__(self, models, alpha=0.001, beta1=0.9, beta2=0.999,
                  eps=1e-8, eta=1.0):
         kernels.check_available()
+        models = list(models)
+        _check_units(models)
         stacked = stack_models(models)
         self.n_units = stacked['l2/W'].shape[1]
         self.size = len(stacked['l2/W'])
@@ -67,7 +87,8 @@ class NativeEnsemble(object):
 
     @property
     def replicas(self):
-        """``K`` (the loop's protocol: :mod:`.core.engine`)."""
+        """``K`` (the loop's protocol:
+        :mod:`~minibatch_hybrid.core.engine`)."""
         return self.size
 
     @property
@@ -96,7 +117,11 @@ class NativeEnsemble(object):
             which (str): ``'params'``, or Adam's ``'m'`` or ``'v'``.
             arrays (dict): ``'l1/W'`` to a ``(K, n, 1)`` array, and so on.
 
+        Raises:
+            SettingsError: ``which`` is none of those.
+
         """
+        check_which(which)
         flat = numpy.zeros((self.groups * GROUP, self.n_params), numpy.float32)
         flat[:self.size] = numpy.concatenate(
             [numpy.asarray(arrays[name]).reshape(self.size, -1)
@@ -115,7 +140,11 @@ class NativeEnsemble(object):
         Returns:
             dict: ``'l1/W'`` to a ``(K, n, 1)`` array, and so on.
 
+        Raises:
+            SettingsError: ``which`` is none of those.
+
         """
+        check_which(which)
         flat = getattr(self, which).transpose(0, 2, 1).reshape(
             -1, self.n_params)[:self.size]
         n, out, start = self.n_units, {}, 0

@@ -41,6 +41,7 @@ from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.core.engine import ChainerEngine
 from minibatch_hybrid.core.loop import train
 from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.model import n_params
 from minibatch_hybrid.core.model import replica_model
 from minibatch_hybrid.core.model import stack_models
 from minibatch_hybrid.engines import make_ensemble
@@ -55,8 +56,11 @@ from minibatch_hybrid.settings import default_schedules
 #: Epochs of a run in the study (the post's); the hybrid switches at half.
 EPOCHS = default('epochs')
 
+#: The post's settings, the study's defaults: those of the replicas here.
+_POST = Settings()
 
-def flops_per_step(n_units=100, batchsize=10):
+
+def flops_per_step(n_units=_POST.n_units, batchsize=_POST.batchsize):
     """Floating-point operations of one MyChain mini-batch step.
 
     Counts the matrix products (forward: ``2*B*n*(1 + n + 1)``; backward:
@@ -67,8 +71,7 @@ def flops_per_step(n_units=100, batchsize=10):
     n, b = n_units, batchsize
     forward = 2 * b * n * (1 + n + 1)
     backward = 2 * b * n * (1 + n + 1) + 2 * b * n * (n + 1)
-    params = n + n + n * n + n + n + 1
-    return forward + backward + 10 * params
+    return forward + backward + 10 * n_params(n)
 
 
 def fma_peak(kernel_set, seconds=0.3):
@@ -116,10 +119,11 @@ class LateState(object):
 
     """
 
-    def __init__(self, replicas, warmup, n_units=100, batchsize=10):
+    def __init__(self, replicas, warmup, n_units=_POST.n_units,
+                 batchsize=_POST.batchsize):
         runs = study_schedules(replicas)
         self.schedules = [parse_schedule(text, seed) for seed, text in runs]
-        self.dataset = make_sin_dataset(1000)
+        self.dataset = make_sin_dataset(_POST.n_data)
         self.batchsize = batchsize
         self.epoch = warmup
         self.n_units = n_units

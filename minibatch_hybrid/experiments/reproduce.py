@@ -1,8 +1,6 @@
 """The post's experiment: random order against fixed-then-random order."""
 import dataclasses
-import functools
 
-from minibatch_hybrid.checks import check_memory
 from minibatch_hybrid.checks import check_seed
 from minibatch_hybrid import engines
 from minibatch_hybrid.io import results
@@ -75,9 +73,8 @@ class ReproductionConfig(Settings, _Seed):
     def check(self):
         """Raises SettingsError unless every setting is in its range, and
         the hybrid has an epoch in each phase."""
-        self.check_engine()
+        super().check()
         check_seed(self.seed)
-        self.check_sizes()
         fixed, _ = self.hybrid_phases()
         if fixed < 1:
             raise SettingsError(
@@ -92,10 +89,7 @@ class ReproductionConfig(Settings, _Seed):
 
     def check_memory(self, available=None):
         """Raises SettingsError if the run cannot fit in memory here."""
-        check_memory(self.memory_needed(),
-                     'this run ({} epochs, {} hidden units)'.format(
-                         self.epochs, self.n_units),
-                     'use fewer --epoch or --units', available)
+        self.check_run_memory(self.memory_needed(), available)
 
     def hybrid_phases(self):
         """Returns the epochs of the hybrid's fixed and random phases."""
@@ -164,8 +158,9 @@ def run_reproduction(config, log=print, progress_stream=None, observer=None):
         observer (callable): If given, called after every epoch as
             ``observer(run, entry, model)`` with the run's name
             (``'normal'`` or ``'hybrid'``), the
-            :data:`~minibatch_hybrid.core.loop.EpochLog` and the model, to
-            look at the model during training (its predictions, say).
+            :data:`~minibatch_hybrid.core.loop.EpochLog` and a copy of the
+            model on the CPU, to look at it during training (its
+            predictions, say).
 
     Returns:
         dict: ``'normal'`` and ``'hybrid'`` to their
@@ -174,8 +169,7 @@ def run_reproduction(config, log=print, progress_stream=None, observer=None):
 
     """
     device = get_device(config.device)
-    if config.engine == 'native':
-        engines.resolve_engine('native', device)  # CPU and kernels, or why not
+    engine = engines.resolve_engine(config.engine, device)
     dataset = make_sin_dataset(config.n_data).to_device(device)
     heldout = make_heldout_dataset(config.n_heldout,
                                    config.seed).to_device(device)
@@ -190,40 +184,20 @@ def run_reproduction(config, log=print, progress_stream=None, observer=None):
     done_before = 0
     try:
         for run, schedule in schedules.items():
+            initial.restore(model, optimizer)  # the post's reset
+            trained = engines.make_single(engine, model, optimizer)
             reporter = _RunReporter(run, schedule, log, progress, done_before)
-            if config.engine == 'native':
-                outcome[run] = _train_native(initial, schedule, epochs[run],
-                                             config.batchsize, dataset,
-                                             heldout, reporter, observer, run)
-            else:
-                initial.restore(model, optimizer)
-                if observer is not None:
-                    reporter.observe = functools.partial(observer, run,
-                                                         model=model)
-                outcome[run] = train(model, optimizer, dataset, schedule,
-                                     epochs[run], config.batchsize,
-                                     heldout=heldout, callback=reporter)
+            if observer is not None:
+                reporter.observe = (
+                    lambda entry, run=run, trained=trained:
+                    observer(run, entry, model=trained.replica(0)))
+            outcome[run] = train(trained, None, dataset, schedule,
+                                 epochs[run], config.batchsize,
+                                 heldout=heldout, callback=reporter)
             done_before += epochs[run]
     finally:
         progress.close()
     return outcome
-
-
-def _train_native(initial, schedule, epochs, batchsize, dataset, heldout,
-                  reporter, observer, run):
-    """One run in the native engine: an ensemble of one replica."""
-    model = make_model(initial.arrays['l2/W'].shape[0])
-    initial.restore(model)
-    ensemble = engines.make_ensemble('native', [model], None)
-
-    def callback(entry):
-        reporter(entry._replace(loss=float(entry.loss[0]),
-                                train_loss=float(entry.train_loss[0])))
-        if observer is not None:
-            observer(run, entry, model=ensemble.replica(0))
-
-    return train(ensemble, None, dataset, [schedule], epochs, batchsize,
-                 heldout=heldout, callback=callback).replica(0)
 
 
 def write_outputs(outcome, config, out):

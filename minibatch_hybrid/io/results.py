@@ -18,6 +18,7 @@ import chainer
 import numpy
 
 from minibatch_hybrid import _compat
+from minibatch_hybrid import kernels
 from minibatch_hybrid._version import __version__
 from minibatch_hybrid.errors import Error
 from minibatch_hybrid.errors import FileError
@@ -88,13 +89,13 @@ def environment(device=None):
         'argv': list(sys.argv),
     }
     if chainer.backends.cuda.available:
+        # Here, where Chainer found CuPy: never imported eagerly.
         import cupy
         info['cupy'] = cupy.__version__
     if device is not None:
         info['device'] = str(device)
     info['minibatch_hybrid'] = __version__
     info['compat_shims'] = list(_compat.APPLIED)
-    from minibatch_hybrid import kernels  # the kernel set changes no result
     info['cpu'] = _cpu_model()
     try:
         info['native_kernels'] = kernels.current() if kernels.available() \

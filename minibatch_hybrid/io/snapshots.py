@@ -76,18 +76,22 @@ def read_npy_header(f, version=None):
 
     Raises:
         NpyVersionError: A format version other than 1.0 and 2.0.
-        ValueError: ``f`` holds no ``.npy`` array, or a malformed header
-            (a :class:`~minibatch_hybrid.errors.FileError` where NumPy's
-            reader raises anything but ValueError).
+        ~minibatch_hybrid.errors.FileError: ``f`` holds no ``.npy`` array
+            (or one cut short), or a malformed header.
 
     """
-    if version is None:
-        version = numpy.lib.format.read_magic(f)
+    try:
+        if version is None:
+            version = numpy.lib.format.read_magic(f)
+    except ValueError as e:  # NumPy's word for another file, or too short
+        raise FileError(str(e)) from None
     reader = _NPY_HEADER_READERS.get(version)
     if reader is None:
         raise NpyVersionError(version)
     try:
         return reader(f)
+    except ValueError as e:  # NumPy's word for a malformed header
+        raise FileError(str(e)) from None
     except (TypeError, SyntaxError, tokenize.TokenError) as e:
         # What NumPy's parsers of the header (a Python literal) and of its
         # dtype let through: an unhashable key, as in {[]: 1}, a repeat

@@ -53,6 +53,10 @@ GROUP = 16
 #: The environment variable that forces a kernel set.
 KERNELS_VARIABLE = 'MINIBATCH_HYBRID_KERNELS'
 
+#: The largest ``n_units`` the native engine's kernels train (``None`` where
+#: the extension is not built): a group's parameters are indexed by ``int``.
+MAX_UNITS = _native.MAX_UNITS if _native is not None else None
+
 
 class NativeUnavailable(Error, RuntimeError):
     """The compiled kernels were asked for but cannot run here."""
@@ -85,6 +89,23 @@ def _apply_environment():
                 '{}={}: {}; unset it to use the fastest set'.format(
                     KERNELS_VARIABLE, name, e)) from e
     _environment_applied = True
+
+
+def check_environment():
+    """Applies ``MINIBATCH_HYBRID_KERNELS`` now, refusing a bad value early.
+
+    Otherwise the variable is read at the first compiled call, after any
+    work done before it.  A command calls this at its start.  Nothing is
+    done where the kernels are not built or the CPU runs none of them:
+    there is no set to select, and a compiled call says so itself.
+
+    Raises:
+        NativeUnavailable: The variable names a kernel set that does not
+            exist or that this CPU cannot run.
+
+    """
+    if available():
+        _apply_environment()
 
 
 def check_available():

@@ -195,6 +195,65 @@ c_store(float *p, cvec a)
 #endif /* MH_X86 */
 
 /* ------------------------------------------------------------------ */
+/* Adam, Chainer's operations in Chainer's order.                      */
+
+typedef struct {
+    float one_minus_beta1, one_minus_beta2, eps, alpha_t, neg_eta;
+} update_hp;
+
+typedef void (*adam_fn)(update_hp, float *, const float *, float *, float *,
+                        idx);
+
+static void
+adam_c(update_hp h, float *p, const float *g, float *m, float *v, idx n)
+{
+    for (idx i = 0; i < n; i++) {
+        float a = g[i] - m[i];
+        a = h.one_minus_beta1 * a;
+        m[i] += a;
+        a = g[i] * g[i];
+        a = a - v[i];
+        a = h.one_minus_beta2 * a;
+        v[i] += a;
+        a = sqrtf(v[i]);
+        a = a + h.eps;
+        a = h.alpha_t / a;
+        a = a * m[i];
+        a = h.neg_eta * a;
+        p[i] += a;
+    }
+}
+
+#ifdef MH_X86
+/* The same operations, 8 elements at a time: the same bits as adam_c. */
+__attribute__((target("avx2"))) static void
+adam_avx2(update_hp h, float *p, const float *g, float *m, float *v, idx n)
+{
+    const __m256 c1 = _mm256_set1_ps(h.one_minus_beta1);
+    const __m256 c2 = _mm256_set1_ps(h.one_minus_beta2);
+    const __m256 eps = _mm256_set1_ps(h.eps);
+    const __m256 alpha = _mm256_set1_ps(h.alpha_t);
+    const __m256 neg_eta = _mm256_set1_ps(h.neg_eta);
+    idx i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gi = _mm256_loadu_ps(g + i);
+        __m256 mi = _mm256_loadu_ps(m + i);
+        __m256 vi = _mm256_loadu_ps(v + i);
+        mi = _mm256_add_ps(mi, _mm256_mul_ps(c1, _mm256_sub_ps(gi, mi)));
+        vi = _mm256_add_ps(
+            vi, _mm256_mul_ps(c2, _mm256_sub_ps(_mm256_mul_ps(gi, gi), vi)));
+        __m256 a = _mm256_div_ps(
+            alpha, _mm256_add_ps(_mm256_sqrt_ps(vi), eps));
+        a = _mm256_mul_ps(neg_eta, _mm256_mul_ps(a, mi));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(p + i, _mm256_add_ps(_mm256_loadu_ps(p + i), a));
+    }
+    adam_c(h, p + i, g + i, m + i, v + i, n - i);
+}
+#endif
+
+/* ------------------------------------------------------------------ */
 /* Driving a kernel set: lanes of a group, steps of an epoch.          */
 
 typedef void (*step_fn)(int, int, float *, float *, float *, const float *,
@@ -212,17 +271,20 @@ typedef struct {
     step_fn step;
     sq_error_fn sq_error;
     peak_fn fma_peak;
+    adam_fn adam;  /* the single model's update (the python adam) */
 } kernel_set;
 
 enum { SET_C, SET_AVX2, SET_AVX512, SET_COUNT };
 static const kernel_set kernel_sets[SET_COUNT] = {
-    {"c", CL, step_c, sq_error_c, fma_peak_c},
+    {"c", CL, step_c, sq_error_c, fma_peak_c, adam_c},
 #ifdef MH_X86
-    {"avx2", 8, step_avx2, sq_error_avx2, fma_peak_avx2},
-    {"avx512", 16, step_avx512, sq_error_avx512, fma_peak_avx512},
+    {"avx2", 8, step_avx2, sq_error_avx2, fma_peak_avx2, adam_avx2},
+    /* There is no AVX-512 Adam: AVX2's (the same bits). */
+    {"avx512", 16, step_avx512, sq_error_avx512, fma_peak_avx512,
+     adam_avx2},
 #else
-    {"avx2", 0, NULL, NULL, NULL},
-    {"avx512", 0, NULL, NULL, NULL},
+    {"avx2", 0, NULL, NULL, NULL, NULL},
+    {"avx512", 0, NULL, NULL, NULL, NULL},
 #endif
 };
 static int current_set = SET_C;
@@ -404,61 +466,6 @@ evaluate_groups(const kernel_set *ks, int n, int N, const float *params,
     free(scratch);
     return 0;
 }
-
-/* ------------------------------------------------------------------ */
-/* Adam, Chainer's operations in Chainer's order.                      */
-
-typedef struct {
-    float one_minus_beta1, one_minus_beta2, eps, alpha_t, neg_eta;
-} update_hp;
-
-static void
-adam_c(update_hp h, float *p, const float *g, float *m, float *v, idx n)
-{
-    for (idx i = 0; i < n; i++) {
-        float a = g[i] - m[i];
-        a = h.one_minus_beta1 * a;
-        m[i] += a;
-        a = g[i] * g[i];
-        a = a - v[i];
-        a = h.one_minus_beta2 * a;
-        v[i] += a;
-        a = sqrtf(v[i]);
-        a = a + h.eps;
-        a = h.alpha_t / a;
-        a = a * m[i];
-        a = h.neg_eta * a;
-        p[i] += a;
-    }
-}
-
-#ifdef MH_X86
-__attribute__((target("avx2"))) static void
-adam_avx2(update_hp h, float *p, const float *g, float *m, float *v, idx n)
-{
-    const __m256 c1 = _mm256_set1_ps(h.one_minus_beta1);
-    const __m256 c2 = _mm256_set1_ps(h.one_minus_beta2);
-    const __m256 eps = _mm256_set1_ps(h.eps);
-    const __m256 alpha = _mm256_set1_ps(h.alpha_t);
-    const __m256 neg_eta = _mm256_set1_ps(h.neg_eta);
-    idx i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 gi = _mm256_loadu_ps(g + i);
-        __m256 mi = _mm256_loadu_ps(m + i);
-        __m256 vi = _mm256_loadu_ps(v + i);
-        mi = _mm256_add_ps(mi, _mm256_mul_ps(c1, _mm256_sub_ps(gi, mi)));
-        vi = _mm256_add_ps(
-            vi, _mm256_mul_ps(c2, _mm256_sub_ps(_mm256_mul_ps(gi, gi), vi)));
-        __m256 a = _mm256_div_ps(
-            alpha, _mm256_add_ps(_mm256_sqrt_ps(vi), eps));
-        a = _mm256_mul_ps(neg_eta, _mm256_mul_ps(a, mi));
-        _mm256_storeu_ps(m + i, mi);
-        _mm256_storeu_ps(v + i, vi);
-        _mm256_storeu_ps(p + i, _mm256_add_ps(_mm256_loadu_ps(p + i), a));
-    }
-    adam_c(h, p + i, g + i, m + i, v + i, n - i);
-}
-#endif
 
 #ifndef MH_NO_PYTHON
 /* ------------------------------------------------------------------ */
@@ -957,7 +964,8 @@ PyDoc_STRVAR(adam_doc,
 "     start, stop)\n"
 "--\n\n"
 "Chainer's Adam update of elements start <= i < stop, in place, under\n"
-"IEEE semantics (subnormals kept).\n"
+"IEEE semantics (subnormals kept), by the kernel set in use (every set\n"
+"gives the same bits).  Returns the name of the kernel set that ran.\n"
 "\n"
 "Every argument is passed by keyword and checked (ValueError or\n"
 "TypeError naming the argument).  param, m, v (written) and grad:\n"
@@ -976,7 +984,7 @@ adam(PyObject *self, PyObject *args, PyObject *kwargs)
         [A_BETA2] = {"beta2", 'r'}, [A_EPS] = {"eps", 'r'},
         [A_ETA] = {"eta", 'r'}, [A_START] = {"start", 'n'},
         [A_STOP] = {"stop", 'n'}};
-    if (kernel_args(fn, args, kwargs, a, A_COUNT) < 0)
+    if (check_cpu() < 0 || kernel_args(fn, args, kwargs, a, A_COUNT) < 0)
         return NULL;
     const Py_buffer *param = &a[A_PARAM].view;
     for (int i = A_GRAD; i <= A_V; i++)
@@ -1001,16 +1009,12 @@ adam(PyObject *self, PyObject *args, PyObject *kwargs)
     float *v = (float *)a[A_V].view.buf + start;
     const float *g = (const float *)a[A_GRAD].view.buf + start;
     const idx n = a[A_STOP].integer - start;
+    const kernel_set *ks = &kernel_sets[current_set];
     Py_BEGIN_ALLOW_THREADS
-#ifdef MH_X86
-    if (supports(SET_AVX2))  /* the same bits as adam_c */
-        adam_avx2(h, p, g, m, v, n);
-    else
-#endif
-        adam_c(h, p, g, m, v, n);
+    ks->adam(h, p, g, m, v, n);
     Py_END_ALLOW_THREADS
     release_args(a, A_COUNT);
-    Py_RETURN_NONE;
+    return PyUnicode_FromString(ks->name);
 }
 
 PyDoc_STRVAR(set_kernels_doc,
@@ -1146,6 +1150,9 @@ PyInit__native(void)
     for (int k = 0; k < SET_COUNT; k++)  /* the fastest there is */
         if (supports(k))
             current_set = k;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "MAX_UNITS", MAX_UNITS) < 0)
+        Py_CLEAR(m);
+    return m;
 }
 #endif /* MH_NO_PYTHON */

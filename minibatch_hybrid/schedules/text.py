@@ -105,6 +105,29 @@ def parse_schedules(text, seed):
     return [parse_schedule(part, seed) for part in text.split(',')]
 
 
+def phases_text(phases):
+    """Returns the text form of a schedule given as its phases.
+
+    Phases of no epochs are left out, and a schedule of one phase is its
+    name alone (it covers the whole run).
+
+    Args:
+        phases (sequence): ``(name, epochs)`` pairs, in order.
+
+    .. doctest::
+
+        >>> phases_text([('fixed', 4), ('random', 5)])
+        'fixed:4+random:5'
+        >>> phases_text([('fixed', 0), ('random', 9)])
+        'random'
+
+    """
+    phases = [(name, epochs) for name, epochs in phases if epochs]
+    if len(phases) == 1:
+        return phases[0][0]
+    return '+'.join('{}:{}'.format(name, epochs) for name, epochs in phases)
+
+
 #: The post's hybrid over E epochs, as help texts and messages write it
 #: (:func:`hybrid_halves` writes it out).
 HYBRID_HALVES = 'fixed:E/2+random:E/2'
@@ -140,7 +163,7 @@ def hybrid_halves(epochs, epoch_option='--epoch',
             'give {}'.format(epoch_option, epochs, HYBRID_HALVES,
                              epoch_option, schedule_option))
     half = epochs // 2
-    return 'fixed:{}+random:{}'.format(half, epochs - half)
+    return phases_text([('fixed', half), ('random', epochs - half)])
 
 
 def canonical_schedule(text, epochs):
@@ -179,6 +202,4 @@ def canonical_schedule(text, epochs):
             merged[-1][1] += length
         else:
             merged.append([name, length])
-    if len(merged) == 1:
-        return merged[0][0]
-    return '+'.join('{}:{}'.format(name, length) for name, length in merged)
+    return phases_text(merged)

@@ -12,6 +12,7 @@ from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.experiments import stats
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.schedules.text import canonical_schedule
+from minibatch_hybrid.schedules.text import phases_text
 from minibatch_hybrid.settings import ARRAY_BYTES
 from minibatch_hybrid.settings import Settings
 from minibatch_hybrid.settings import setting
@@ -90,8 +91,7 @@ def check_fractions(fractions, epochs):
         return
     a, b = pair
     k = switch_epoch(a, epochs)
-    same = ('random' if k == 0 else 'fixed' if k == epochs else
-            'fixed:{}+random:{}'.format(k, epochs - k))
+    same = phases_text([('fixed', k), ('random', epochs - k)])
     # Any run longer than 1 / (the smallest gap) keeps every pair apart;
     # below that, find the last run length that does not.
     values = sorted(set(fractions))
@@ -117,8 +117,8 @@ class _Runs:
     :class:`StudyConfig`)."""
 
     schedules: list
-    seeds: int = 64
-    first_seed: int = 0
+    seeds: int = setting(64, 'number of seeds', ('--seeds',), int)
+    first_seed: int = setting(0, 'the first seed', ('--first-seed',), int)
 
 
 # Settings first among the bases, and _Runs' fields first among the fields
@@ -159,7 +159,10 @@ class StudyConfig(Settings, _Runs):
         'the same bits on every CPU), numpy, or auto: native where it runs '
         '(default: {default}); engines agree to float32 rounding',
         ('--engine',), choices=engines.ENGINES)
-    chunk: int = 32
+    chunk: int = setting(
+        32, 'seeds trained at once and saved together (default: '
+        '{default}); changes speed, not results (a folder is continued '
+        'with the same)', ('--chunk',), int)
 
     def __post_init__(self):
         super().__post_init__()
@@ -170,7 +173,7 @@ class StudyConfig(Settings, _Runs):
         """Raises SettingsError unless every setting is in its range, the
         seeds are below 2**32 and the schedules cover the epochs, each
         giving other runs."""
-        self.check_engine()
+        super().check()
         check_positive_int(self.seeds, 'the number of seeds')
         check_positive_int(self.chunk, 'chunk')
         check_seed(self.first_seed, 'the first seed')
@@ -181,7 +184,6 @@ class StudyConfig(Settings, _Runs):
                 '--first-seed or --seeds'.format(
                     self.seeds, self.first_seed,
                     self.first_seed + self.seeds - 1))
-        self.check_sizes()
         if not isinstance(self.schedules, (list, tuple)) or \
                 not self.schedules:
             raise SettingsError('a study needs at least one schedule')

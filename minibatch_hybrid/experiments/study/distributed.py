@@ -29,6 +29,7 @@ from minibatch_hybrid import engines
 from minibatch_hybrid._version import __version__
 from minibatch_hybrid.errors import Error
 from minibatch_hybrid.experiments.study.folder import StudyFolderError
+from minibatch_hybrid.experiments.study.run import train_chunk
 
 #: Seconds to wait for a scheduler (the connection and Dask's greeting on
 #: it) before giving up, in one line.
@@ -50,6 +51,7 @@ class ClusterError(Error, ValueError):
 
 
 def _distributed():
+    # Dask is optional: imported when a cluster is asked for, not before.
     try:
         import distributed
     except ImportError:
@@ -425,7 +427,6 @@ class Cluster(object):
         saved.
         """
         distributed = _distributed()
-        from minibatch_hybrid.experiments.study.run import train_chunk
         chunks = config.chunks()
         run = uuid.uuid4().hex  # keys no other client shares
         futures = {}

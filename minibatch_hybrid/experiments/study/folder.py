@@ -25,6 +25,7 @@ import filelock
 import numpy
 
 from minibatch_hybrid.errors import Error
+from minibatch_hybrid.errors import FileError
 from minibatch_hybrid.io import results
 from minibatch_hybrid.io import snapshots
 from minibatch_hybrid._version import __version__
@@ -44,10 +45,12 @@ def chunk_path(out, index):
     return os.path.join(out, 'chunks', 'chunk-{:05d}.npz'.format(index))
 
 
-def chunk_record(config, engine, index, seeds):
-    """What a chunk file must say about itself."""
+def chunk_record(config, engine, index, chunk_seeds):
+    """What a chunk file must say about itself (``chunk_seeds``: the
+    chunk's list of seeds)."""
     return {'config': config.identity(), 'engine': engine,
-            'version': __version__, 'chunk': index, 'seeds': list(seeds)}
+            'version': __version__, 'chunk': index,
+            'seeds': list(chunk_seeds)}
 
 
 def save_npz(path, arrays, compress=False):
@@ -206,12 +209,11 @@ def load_chunk(out, index, record):
                                           _data_limit(record, k),
                                           _expected(record)[k])
                           for k in CHUNK_ARRAYS}
-    except StudyFolderError:
-        raise
+    except FileError as e:  # the record is not JSON
+        raise _damaged(path, 'its record: {}'.format(e)) from None
     # What is left after the checks above: the zip directory, the data
-    # (CRC, compression, truncation), an .npy header, the record's JSON.
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile,
-            zlib.error) as e:
+    # (CRC, compression, truncation).
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise _damaged(path, '{}: {}'.format(type(e).__name__, e)) from None
     bad = _bad_values(arrays)
     if bad:
@@ -231,12 +233,14 @@ def _open_zip(f):
 
 
 def _parse_json(text):
-    """``json.loads``; JSON nested too deeply for Python (a crafted file)
-    is a :class:`ValueError` too."""
+    """``json.loads``; text that is not JSON, or JSON nested too deeply
+    for Python (a crafted file), is a :class:`FileError`."""
     try:
         return json.loads(text)
+    except ValueError as e:  # json.JSONDecodeError
+        raise FileError(str(e)) from None
     except RecursionError:
-        raise ValueError('its JSON is nested too deeply') from None
+        raise FileError('its JSON is nested too deeply') from None
 
 
 def _load_member(zf, info, path, limit, expect):
@@ -264,6 +268,9 @@ def _read_member(zf, info, path, expect):
         except snapshots.NpyVersionError as e:
             raise _damaged(path, '{} is .npy version {}'.format(
                 info.filename, e.version)) from None
+        except FileError as e:  # not an .npy array, or a malformed header
+            raise _damaged(path, '{}: {}'.format(info.filename, e)) \
+                from None
         if shape != want:
             raise _damaged(path, '{} has shape {}, where this study\'s '
                            'chunk has {}'.format(info.filename, shape, want))
@@ -350,6 +357,28 @@ def _damaged_json(path, why):
         'their own'.format(path, why))
 
 
+def _read_study_json(path):
+    """Returns what a folder's ``study.json`` holds: a JSON object with
+    the settings (``'config'``) and the engine's name.
+
+    Raises:
+        StudyFolderError: It is not a regular file, cannot be read, or
+            does not hold such an object.
+
+    """
+    try:
+        with open_regular(path, _damaged_json) as f:
+            text = f.read(1 << 20)
+        saved = _parse_json(text)
+    except (OSError, FileError) as e:
+        raise _damaged_json(path, e) from None
+    if not isinstance(saved, dict) or 'config' not in saved:
+        raise _damaged_json(path, 'no settings in it')
+    if not isinstance(saved.get('engine', ''), str):
+        raise _damaged_json(path, 'its engine is not a name')
+    return saved
+
+
 class StudyFolder(object):
     """A study's output folder, held by one run at a time.
 
@@ -430,18 +459,7 @@ class StudyFolder(object):
     def _check(self):
         path = os.path.join(self.out, 'study.json')
         if os.path.lexists(path):
-            try:
-                with open_regular(path, _damaged_json) as f:
-                    text = f.read(1 << 20)
-                saved = _parse_json(text)
-                if not isinstance(saved, dict) or 'config' not in saved:
-                    raise ValueError('no settings in it')
-                if not isinstance(saved.get('engine', ''), str):
-                    raise ValueError('its engine is not a name')
-            except StudyFolderError:
-                raise
-            except (OSError, ValueError) as e:
-                raise _damaged_json(path, e) from None
+            saved = _read_study_json(path)
             identity = self.config.identity()
             if saved['config'] != identity:
                 raise StudyFolderError(
@@ -467,9 +485,9 @@ class StudyFolder(object):
                     'another --out, or delete that folder to start '
                     'over'.format(self.out, ran, self.engine, ran))
         # Every chunk there must be this study's (with or without study.json).
-        for index, seeds in enumerate(self.config.chunks()):
+        for index, chunk_seeds in enumerate(self.config.chunks()):
             if os.path.lexists(chunk_path(self.out, index)):
-                load_chunk(self.out, index, self.record(index, seeds))
+                load_chunk(self.out, index, self.record(index, chunk_seeds))
         extra = sorted(
             name for name in os.listdir(os.path.join(self.out, 'chunks'))
             if name.endswith('.npz') and name not in {
@@ -490,8 +508,10 @@ class StudyFolder(object):
                 '(or give another --out) and rerun'.format(
                     path, results.describe_failure(e, path))) from None
 
-    def record(self, index, seeds):
-        return chunk_record(self.config, self.engine, index, seeds)
+    def record(self, index, chunk_seeds):
+        """What chunk ``index``, of seeds ``chunk_seeds``, must say about
+        itself (:func:`chunk_record`)."""
+        return chunk_record(self.config, self.engine, index, chunk_seeds)
 
     def saved(self):
         """Indices of the chunks already saved (and checked)."""
@@ -511,17 +531,17 @@ class StudyFolder(object):
         infinite or negative losses) is not saved: it would be refused as
         damaged on load, and trained again to the same values.
         """
-        seeds = self.config.chunks()[index]
+        chunk_seeds = self.config.chunks()[index]
         bad = _bad_values(data)
         if bad:
             raise StudyFolderError(
                 'training diverged in chunk {} (seeds {}): {}, so it was not '
                 'saved; {} of {} chunks are saved in {}: try fewer epochs or '
                 'other schedules (with another --out)'.format(
-                    index, ', '.join(str(s) for s in seeds), bad,
+                    index, ', '.join(str(s) for s in chunk_seeds), bad,
                     len(self.saved()), len(self.config.chunks()),
                     os.path.join(self.out, 'chunks')))
-        record = self.record(index, seeds)
+        record = self.record(index, chunk_seeds)
         path = chunk_path(self.out, index)
         try:
             save_chunk(self.out, index, record, data)

@@ -16,10 +16,16 @@ from minibatch_hybrid.experiments.study.config import switch_epoch
 from minibatch_hybrid.experiments.study.run import run_study
 from minibatch_hybrid.experiments.study.summary import study_writers
 from minibatch_hybrid.experiments.study.summary import summarize
+from minibatch_hybrid.schedules.text import phases_text
 from minibatch_hybrid.settings import default
 
 #: Epochs of every run by default: the post's.
 _EPOCHS = default('epochs')
+
+#: Seeds per chunk of the ``sweep`` command by default (a study's is
+#: :class:`StudyConfig`'s): a sweep has many more schedules (20 by
+#: default), and a chunk trains a replica of each for each of its seeds.
+CHUNK = 6
 
 #: Files that :func:`run_sweep` writes, besides the study's chunks.
 SWEEP_FILES = ('sweep.csv', 'sweep.png', 'summary.json', 'curves.png',
@@ -43,25 +49,18 @@ def sweep_schedules(epochs, fractions, reverse=True):
     """
     if not fractions:
         raise SettingsError('a sweep needs at least one fraction')
-    check_fractions(fractions, epochs)  # distinct runs, epochs >= 1
+    # Each fraction in [0, 1], the runs distinct, epochs >= 1.
+    check_fractions(fractions, epochs)
     out = {'fixed first': []}
     if reverse:
         out['random first'] = []
     for f in fractions:
-        if not 0 <= f <= 1:
-            raise SettingsError(
-                'fractions must lie in [0, 1], got {}'.format(f))
         k = switch_epoch(f, epochs)
         for direction in out:
-            if k == 0:
-                text = 'random'
-            elif k == epochs:
-                text = 'fixed'
-            elif direction == 'fixed first':
-                text = 'fixed:{}+random:{}'.format(k, epochs - k)
-            else:
-                text = 'random:{}+fixed:{}'.format(epochs - k, k)
-            out[direction].append((k / epochs, text))
+            phases = [('fixed', k), ('random', epochs - k)]
+            if direction == 'random first':
+                phases.reverse()
+            out[direction].append((k / epochs, phases_text(phases)))
     return out
 
 
