@@ -3,7 +3,8 @@
 #   make test        the test suite on Python 3.11 with NumPy 1.x (.venv) and
 #                    2.x (.venv-numpy2), on Python 3.12 with NumPy 2.5
 #                    (.venv-py312), then a wheel installed as users install
-#                    it, every command run from outside the checkout
+#                    it, every command run from outside the checkout, then
+#                    the CUDA kernels compiled to PTX (NVRTC, no GPU)
 # and one for every day:
 #   make check       the linter, then the quick tests in .venv
 PYTHON ?= python3
@@ -64,7 +65,7 @@ IN_CI := $(filter-out 0 false False FALSE no,$(strip $(CI)))
 PY312_LEG = $(if $(PY312_OK)$(IN_CI),test-py312)
 PY312_HOW := install it (pyenv install 3.12, or your distribution's python3.12 package) or name one: make test PYTHON312=/path/to/python3.12
 
-test: lint test-numpy1 test-numpy2 py312-leg test-wheel
+test: lint test-numpy1 test-numpy2 py312-leg test-wheel test-cuda-compile
 	@$(if $(PY312_LEG),:,echo "make test: the Python 3.12 leg was skipped, Python 3.12 not found (PYTHON312='$(PYTHON312)'); to run it, $(PY312_HOW)")
 
 # Decided when it runs, so that no other target looks for Python 3.12.
@@ -82,6 +83,27 @@ test-wheel:
 check: lint
 	$(VENV)/bin/python -c '$(CHECK_NATIVE)'
 	$(VENV)/bin/python -m pytest -m 'not slow' tests minibatch_hybrid
+
+# The CUDA kernels compiled to PTX by NVRTC, no GPU needed
+# (tests/test_cuda_kernels.py): NVRTC from the nvidia-cuda-nvrtc wheel of
+# CUDA 13 (a 58 MB download, 142 MB installed), kept in build/nvrtc and put
+# on the path, where minibatch_hybrid.kernels.cuda finds it. It fails,
+# rather than skips, if NVRTC does not load.
+NVRTC_DIR := build/nvrtc
+NVRTC_PATH := PYTHONPATH='$(CURDIR)/$(NVRTC_DIR)'
+CHECK_NVRTC := from minibatch_hybrid.kernels import cuda; \
+    print("NVRTC", *cuda.version(), "at", cuda.nvrtc()._name)
+
+$(NVRTC_DIR)/.installed: | $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --quiet --upgrade \
+	    --target $(NVRTC_DIR) 'nvidia-cuda-nvrtc>=13,<14'
+	touch $@
+
+.PHONY: test-cuda-compile
+test-cuda-compile: $(NVRTC_DIR)/.installed
+	$(NVRTC_PATH) $(VENV)/bin/python -c '$(CHECK_NVRTC)'
+	$(NVRTC_PATH) $(VENV)/bin/python -m pytest -p no:cacheprovider \
+	    tests/test_cuda_kernels.py
 
 lint: install
 	$(VENV)/bin/ruff check .

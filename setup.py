@@ -62,6 +62,9 @@ setup(
     license='MIT',
     python_requires='>=3.9',
     packages=find_packages(include=['minibatch_hybrid', 'minibatch_hybrid.*']),
+    # The CUDA kernels' source, compiled at run time (kernels/cuda.py).
+    package_data={'minibatch_hybrid.kernels': [
+        '_native.cu', '_cuda_vocab.h', '_native_body.h']},
     ext_modules=[native],
     cmdclass={'build_ext': BuildExt},
     install_requires=[

@@ -1,0 +1,155 @@
+/*
+ * The native engine's arithmetic on NVIDIA GPUs (compiled at run time by
+ * NVRTC, through minibatch_hybrid.kernels.cuda).
+ *
+ * The body is _native_body.h, the one every CPU kernel set compiles, with
+ * the vocabulary of _cuda_vocab.h: one replica (one lane) per thread, a
+ * vector is one float, every operation an explicitly rounded intrinsic.
+ * Each output of a product is therefore the same chain of fused
+ * multiply-adds, in the same order, as on the CPU, and Adam the same
+ * float32 operations: the same bits as every CPU kernel set.
+ *
+ * The layout of a group's parameters is _native.c's (GROUP lanes wide,
+ * element e of lane l at [e * GROUP + l]); a thread works on lane
+ * l = lane % GROUP of group lane / GROUP.  Its scratch (h1, h2, g1: B n
+ * floats; x, t, d, gy: B; loss: 1, contiguous) is MH_SCRATCH(B, n)
+ * floats of global memory at scratch + lane * MH_SCRATCH(B, n).
+ *
+ * Without __CUDACC__ this file is plain C (scripts/cuda_host_harness.c
+ * includes it): train_lane and evaluate_lane, which the kernels run, run
+ * on the host with the vocabulary's operations as C float operations.
+ */
+#ifdef __CUDACC__
+typedef long long idx;
+#ifndef NULL
+#define NULL 0
+#endif
+#else
+#include <stddef.h>
+typedef ptrdiff_t idx;
+#endif
+
+/* As _native.c: replicas per group and a group's parameters, one after
+ * another, in elements of GROUP lanes. */
+#define GROUP 16
+#define OFF_W1(n) ((idx)0)
+#define OFF_B1(n) ((idx)(n))
+#define OFF_W2(n) ((idx)2 * (n))
+#define OFF_B2(n) ((idx)2 * (n) + (idx)(n) * (n))
+#define OFF_W3(n) (OFF_B2(n) + (n))
+#define OFF_B3(n) (OFF_W3(n) + (n))
+#define PARAMS(n) (OFF_B3(n) + 1)
+
+typedef struct {
+    float one_minus_beta1, one_minus_beta2, eps, neg_eta;
+} adam_hp;
+
+enum { PUT_STORE, PUT_BIAS_RELU, PUT_ADAM };
+
+typedef struct {
+    int kind;
+    float *out;
+    idx or_, oc;
+    const float *bias;
+    float *P, *M, *V;
+    idx e0, er;
+    const adam_hp *h;
+} put;
+
+#include "_cuda_vocab.h"
+#include "_native_body.h"
+
+/* Floats of one thread's scratch for batches of B (cuda.py's
+ * scratch_floats says the same). */
+#define MH_SCRATCH(B, n) (3 * (idx)(B) * (n) + 4 * (idx)(B) + 1)
+
+/* As _native.c's evaluate_groups: batches of this many points. */
+#define EVAL_BATCH 10
+
+/* One epoch of lane `lane`: every step of its order, as train_groups does
+ * for one lane; sum_loss[lane] = the sum of loss * len(batch), float64. */
+MH_DEVICE static void
+train_lane(int n, int B, int N, idx lane, float *params, float *m,
+           float *v, const float *X, const float *Y, const float *alpha_t,
+           const int *order, adam_hp h, double *sum_loss, float *scratch)
+{
+    const idx g = lane / GROUP, l = lane % GROUP;
+    const idx at = g * PARAMS(n) * GROUP + l;
+    float *h1 = scratch, *h2 = h1 + (idx)B * n, *g1 = h2 + (idx)B * n;
+    float *x = g1 + (idx)B * n, *t = x + B, *d = t + B, *gy = d + B;
+    float *loss = gy + B;
+    double sum = 0.0;
+    idx s = 0;
+    for (idx pos = 0; pos < N; pos += B, s++) {
+        const int Bs = N - pos < B ? (int)(N - pos) : B;
+        const int *o = order + lane * N + pos;
+        for (int b = 0; b < Bs; b++) {
+            x[b] = X[o[b]];
+            t[b] = Y[o[b]];
+        }
+        step_cuda(Bs, n, params + at, m + at, v + at, x, t, &h, alpha_t[s],
+                  h1, h2, d, gy, g1, loss);
+        sum = __dadd_rn(sum, __dmul_rn((double)loss[0], (double)Bs));
+    }
+    sum_loss[lane] = sum;
+}
+
+/* Mean squared error of lane `lane` on its data X, Y (lanes, N), as
+ * evaluate_groups does for one lane. */
+MH_DEVICE static void
+evaluate_lane(int n, int N, idx lane, const float *params, const float *X,
+              const float *Y, float *out, float *scratch)
+{
+    const idx g = lane / GROUP, l = lane % GROUP;
+    const float *P = params + g * PARAMS(n) * GROUP + l;
+    const int B = EVAL_BATCH;
+    float *h1 = scratch, *h2 = h1 + (idx)B * n, *g1 = h2 + (idx)B * n;
+    float *x = g1 + (idx)B * n, *t = x + B, *d = t + B, *gy = d + B;
+    float *sum = gy + B;
+    (void)g1;
+    *sum = 0.f;
+    for (int pos = 0; pos < N; pos += B) {
+        const int Bs = N - pos < B ? N - pos : B;
+        for (int b = 0; b < Bs; b++) {
+            x[b] = X[lane * N + pos + b];
+            t[b] = Y[lane * N + pos + b];
+        }
+        sq_error_cuda(Bs, n, P, x, t, h1, h2, d, sum);
+    }
+    out[lane] = __fdiv_rn(*sum, (float)N);
+}
+
+#ifdef __CUDACC__
+/* One epoch of lanes 0 <= lane < lanes (groups * GROUP), one per thread.
+ * params, m, v: float32 (groups, PARAMS(n), GROUP); X, Y: float32 (N);
+ * alpha_t: float32, one per step; order: int32 (lanes, N); sum_loss:
+ * float64 (lanes); scratch: float32 (lanes, MH_SCRATCH(B, n)). */
+extern "C" __global__ void
+mh_train_epoch(int n, int B, int N, long long lanes, float *params,
+               float *m, float *v, const float *X, const float *Y,
+               const float *alpha_t, const int *order,
+               float one_minus_beta1, float one_minus_beta2, float eps,
+               float neg_eta, double *sum_loss, float *scratch)
+{
+    const idx lane = (idx)blockIdx.x * blockDim.x + threadIdx.x;
+    if (lane >= lanes)
+        return;
+    const adam_hp h = {one_minus_beta1, one_minus_beta2, eps, neg_eta};
+    train_lane(n, B, N, lane, params, m, v, X, Y, alpha_t, order, h,
+               sum_loss, scratch + lane * MH_SCRATCH(B, n));
+}
+
+/* Mean squared error of lanes 0 <= lane < lanes, one per thread: X, Y
+ * float32 (lanes, N), out float32 (lanes); scratch: float32
+ * (lanes, MH_SCRATCH(EVAL_BATCH, n)). */
+extern "C" __global__ void
+mh_evaluate(int n, int N, long long lanes, const float *params,
+            const float *X, const float *Y, float *out, float *scratch)
+{
+    const idx lane = (idx)blockIdx.x * blockDim.x + threadIdx.x;
+    if (lane >= lanes)
+        return;
+    evaluate_lane(n, N, lane, params, X, Y, out,
+                  scratch + lane * MH_SCRATCH(EVAL_BATCH, n));
+}
+#endif
