@@ -105,6 +105,18 @@ test-cuda-compile: $(NVRTC_DIR)/.installed
 	$(NVRTC_PATH) $(VENV)/bin/python -m pytest -p no:cacheprovider \
 	    tests/test_cuda_kernels.py
 
+# The GPU check's wheels and its rehearsal without a GPU (docs/gpus.md):
+# gpu-wheels/ is carried to the lent GPU machine; the rehearsal fetches
+# CuPy 14 and the CUDA 13 libraries (about 1.4 GB, git-ignored, never
+# carried) into a Python 3.12 venv and runs scripts/gpu_check.sh there.
+.PHONY: gpu-wheels gpu-rehearse
+gpu-wheels:
+	bash scripts/gpu_wheels.sh
+
+gpu-rehearse:
+	PYTHON312='$(PYTHON312)' bash scripts/gpu_wheels.sh --rehearsal
+	bash scripts/gpu_check.sh --rehearse
+
 lint: install
 	$(VENV)/bin/ruff check .
 
@@ -118,3 +130,4 @@ clean:
 	rm -rf $(VENV) $(VENV2) $(VENV3) results *.egg-info .pytest_cache build \
 	    .ruff_cache
 	rm -f minibatch_hybrid/kernels/_native*.so
+	rm -rf .venv-gpu-rehearsal gpu-rehearsal-wheels gpu-wheels

@@ -1,7 +1,7 @@
 """Imports Chainer 7.8.1 quietly and, where needed, on today's stacks.
 
 Chainer's last release predates Python 3.12, NumPy 2 and setuptools 74.
-Importing it on today's stacks meets three problems; this module solves each
+Importing it on today's stacks meets four problems; this module solves each
 in the smallest way and only where the problem is present:
 
 * ``chainer/_environment_check.py`` imports ``numpy.distutils`` (removed on
@@ -15,11 +15,21 @@ in the smallest way and only where the problem is present:
   (``numpy.distutils``, ``pkg_resources`` and ``msvccompiler`` being
   deprecated).  Exactly these messages are ignored during the import; every
   other warning, Chainer's own version checks included, stays visible.
+* Where CuPy imports but has no usable cuDNN (CuPy 14 has none; CuPy 13
+  without the cuDNN library), Chainer warns ``cuDNN is not enabled`` at
+  import and again later, an error under ``-W error``.  There cuDNN is
+  turned off as ``CHAINER_CUDNN=0`` does (no warning) and
+  ``chainer.global_config.use_cudnn`` is ``'never'``; this is said once,
+  as an INFO record of the ``minibatch_hybrid`` logger, with CuPy's reason.
+  CuPy's own warning that NCCL cannot be loaded (Chainer imports it for
+  its multi-GPU updater, which this package does not use) is ignored
+  during the import, by its message.
 
 Nothing else in NumPy or Chainer is patched.  :data:`APPLIED` lists what was
 done in this process.
 """
 import importlib
+import logging
 import sys
 import types
 import warnings
@@ -39,6 +49,16 @@ IMPORT_WARNINGS = (
     (UserWarning, r'pkg_resources is deprecated as an API'),
     (DeprecationWarning, r'msvccompiler is deprecated'),
 )
+
+#: (category, message regex) of the import-time warnings of a CuPy stack
+#: that are ignored: Chainer's on a missing cuDNN (which is then turned
+#: off, see :func:`_turn_off_missing_cudnn`) and CuPy's on a missing NCCL.
+CUPY_IMPORT_WARNINGS = (
+    (UserWarning, r'cuDNN is not enabled\.'),
+    (UserWarning, r'\s*nccl library could not be loaded\.'),
+)
+
+logger = logging.getLogger('minibatch_hybrid')
 
 
 def _ensure_numpy_distutils():
@@ -76,14 +96,39 @@ def _ensure_numpy_sctypes():
     APPLIED.append('numpy.sctypes')
 
 
+def _turn_off_missing_cudnn(chainer):
+    """Turns cuDNN off where CuPy works but has no usable cuDNN.
+
+    Chainer decides ``cudnn_enabled`` when it is imported; where cuDNN
+    cannot be imported it is already not used (its version reads ``-1``),
+    but Chainer warns on every device check unless ``CHAINER_CUDNN=0`` was
+    set.  This sets what that variable sets, and ``use_cudnn`` to
+    ``'never'`` so that the configuration says what happens.
+
+    """
+    cuda = chainer.backends.cuda
+    if not cuda.available or cuda.cudnn_enabled or \
+            cuda._cudnn_disabled_by_user:
+        return
+    cuda._cudnn_disabled_by_user = True
+    chainer.global_config.use_cudnn = 'never'
+    APPLIED.append('cuDNN off')
+    logger.info(
+        'CuPy %s has no usable cuDNN (%s): Chainer runs without it, as with '
+        'CHAINER_CUDNN=0', cuda.cupy.__version__,
+        getattr(cuda, '_resolution_error', 'no reason given'))
+
+
 def import_chainer():
     """Imports and returns the ``chainer`` module with the shims applied."""
     if 'chainer' in sys.modules:
         return sys.modules['chainer']
     with warnings.catch_warnings():
-        for category, message in IMPORT_WARNINGS:
+        for category, message in IMPORT_WARNINGS + CUPY_IMPORT_WARNINGS:
             warnings.filterwarnings('ignore', message=message,
                                     category=category)
         _ensure_numpy_distutils()
         _ensure_numpy_sctypes()
-        return importlib.import_module('chainer')
+        chainer = importlib.import_module('chainer')
+    _turn_off_missing_cudnn(chainer)
+    return chainer

@@ -1,58 +1,331 @@
 #!/usr/bin/env bash
-# The GPU check, in one call on a GPU machine without network (see
-# docs/gpus.md), from the repository root, with gpu-wheels/ carried
-# (scripts/gpu_wheels.sh makes it):
+# The GPU check: one call on the lent GPU machine (no network; Python 3.12,
+# NumPy 2.5, CuPy 14 there), from the repository root, gpu-wheels/ carried
+# (scripts/gpu_wheels.sh makes it); see docs/gpus.md:
 #
-#     bash scripts/gpu_check.sh            # writes logs under $OUT
+#     bash scripts/gpu_check.sh              # on the GPU machine
+#     bash scripts/gpu_check.sh --rehearse   # here, without a GPU (or
+#                                            # REHEARSE=1), in the venv
+#                                            # scripts/gpu_wheels.sh
+#                                            # --rehearsal makes
 #
-# Installs the carried wheels without network, prints nvidia-smi and
-# chainer's runtime info, runs the GPU tests, a short reproduction on the
-# GPU, and the benchmark with large ensembles on the GPU beside the CPU;
-# prints a short table last.
+# Steps, each under a timeout cut to what is left of one budget (540 s by
+# default, GPU_CHECK_BUDGET), so the whole ends within a 600 s call:
+#   install     the carried wheels, without network, into /tmp
+#   nvidia-smi  the GPU, its driver and memory
+#   runtime     import under -W error, chainer.print_runtime_info(), and
+#               the real cause where CuPy or the GPU cannot be used
+#   cupy-stack  tests/test_cupy_stack.py: every CuPy name chainer uses here
+#   gpu-tests   the gpu tests of tests/test_gpu.py, MINIBATCH_HYBRID_GPU=1:
+#               each must pass (none skipped)
+#   resume      a user's own Chain in a Trainer with the package's schedule
+#               and iterator, snapshotted and resumed on the GPU: the same
+#               batches and final weights, bit for bit
+#   reproduce   the post's two runs, 40 epochs, on @cupy:0
+#   throughput  the numpy engine's ensemble on CuPy, K = 1024 .. 65536,
+#               fresh weights, the study's schedules over 2 epochs a
+#               round, one round of warm-up, then synchronised, median of 3
+# Rehearsing (no GPU), the steps that need one check instead that they
+# fail as they must: every GPU test fails (none skips) with its reason,
+# reproduce on @cupy:0 is a one-line error, throughput runs on the CPU.
+#
+# Everything goes to $OUT (at most 8 files: log.txt, all the steps' output;
+# table.txt; throughput.json; the reproduction's loss.png and losses.json).
+# A failing step prints the last 30 lines of its output; the table of
+# verdicts comes last.  Exit status 0 only if every step is ok.
 set -uo pipefail
+cd "$(dirname "$0")/.."
+REHEARSE=${REHEARSE:-0}
+[[ ${1:-} == --rehearse ]] && REHEARSE=1
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
-site=/tmp/minibatch-hybrid-site
-python3 -m pip install --quiet --no-index --no-deps --target "$site" \
-    gpu-wheels/*.whl > "$OUT/install.txt" 2>&1 || {
-    cat "$OUT/install.txt"; echo 'installing the carried wheels failed'; exit 1; }
-# MINIBATCH_HYBRID_GPU=1: the gpu tests fail, not skip, if CuPy cannot run.
-export PYTHONPATH="$site:$PWD" CHAINER_CUDNN=0 MPLBACKEND=Agg MINIBATCH_HYBRID_GPU=1
+LOG=$OUT/log.txt
+: > "$LOG"
+work=$(mktemp -d /tmp/gpu-check.XXXXXX)
+started=$(date +%s)
+deadline=$((started + ${GPU_CHECK_BUDGET:-540}))
+rows=()
 status=0
 
-# The CPU kernels, if the machine has a C compiler (optional: without them
-# the CPU side of the benchmark measures the NumPy engine only).
-python3 setup.py build_ext --inplace > "$OUT/build.txt" 2>&1 ||
-    echo 'compiled kernels not built here (see build.txt)'
+if [[ $REHEARSE == 1 ]]; then
+    py=${PYTHON:-.venv-gpu-rehearsal/bin/python}
+    [[ -x $py ]] || { echo "no $py: run bash scripts/gpu_wheels.sh" \
+        "--rehearsal first" >&2; exit 1; }
+else
+    py=${PYTHON:-python3}
+fi
+site=$work/site
+# MINIBATCH_HYBRID_GPU=1: the gpu tests fail, not skip, if no GPU is usable.
+# CHAINER_CUDNN is left to the package (it turns a missing cuDNN off).
+export PYTHONPATH="$site:$PWD" MPLBACKEND=Agg MINIBATCH_HYBRID_GPU=1
+export PYTHONDONTWRITEBYTECODE=1 REHEARSE
 
-nvidia-smi 2>&1 | tee "$OUT/nvidia-smi.txt" | head -15
-python3 - <<'PY' 2>&1 | tee "$OUT/runtime.txt"
-import minibatch_hybrid, chainer, numpy
+# step NAME MAX_SECONDS KEY_FUNCTION COMMAND...: runs COMMAND under the
+# smaller of MAX_SECONDS and the time left, appends its output to log.txt,
+# records a row; KEY_FUNCTION, given the output file and the exit status,
+# prints the key figure and returns the verdict (0: ok), so that a step
+# expected to fail (rehearsing) can be ok.
+step() {
+    local name=$1 max=$2 key=$3
+    shift 3
+    local left=$((deadline - $(date +%s)))
+    (( left < max )) && max=$left
+    if (( max < 5 )); then
+        rows+=("$(printf '%-11s %-4s %6s  %s' "$name" FAIL - \
+            'not run: the time budget is spent')")
+        status=1
+        return
+    fi
+    local out=$work/$name.txt t0 rc verdict figure
+    t0=$(date +%s.%N)
+    timeout --kill-after=5 "$max" "$@" > "$out" 2>&1
+    rc=$?
+    local secs
+    secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+    { echo "=== $name ($*): exit $rc, $secs s"; cat "$out"; echo; } >> "$LOG"
+    figure=$("$key" "$out" "$rc")
+    local ok=$?
+    if (( rc == 124 || rc == 137 )); then
+        figure="timed out after $max s; $figure"
+        ok=1
+    fi
+    if (( ok == 0 )); then
+        verdict=ok
+    else
+        verdict=FAIL
+        local why
+        why=$(reason "$out")
+        [[ $figure == *"${why#verdict: }"* ]] ||
+            figure="${figure:+$figure; }$why"
+        status=1
+        echo "----- $name failed (exit $rc); the last 30 lines of its output:"
+        tail -n 30 "$out" | cut -c1-300
+        echo "-----"
+    fi
+    echo "[$verdict] $name, $secs s: $figure"
+    rows+=("$(printf '%-11s %-4s %6s  %s' "$name" "$verdict" "$secs" \
+        "$figure")")
+}
+
+# The reason of a failure, for its row: a GPU test's, or the last line.
+reason() {
+    { grep -m1 -E 'MINIBATCH_HYBRID_GPU=1 asks' "$1" ||
+        grep -m1 -E '^FAILED |^E {3,}[^ ]' "$1" ||
+        grep -v '^\s*$' "$1" | tail -1; } | cut -c1-200
+}
+exit_ok() { return "$2"; }   # the step's own exit status decides
+
+key_install() {
+    echo "$(ls gpu-wheels/*.whl 2>/dev/null | wc -l) wheels into $site"
+    exit_ok "$@"
+}
+key_smi() {
+    grep -m1 -E ', [0-9]+ MiB' "$1"
+    exit_ok "$@"
+}
+key_runtime() {
+    grep -m1 '^verdict:' "$1" | cut -d' ' -f2- | cut -c1-160
+    [[ $2 == 0 ]] || return 1
+    # Rehearsing, CuPy's libraries must load and no GPU be found.
+    [[ $REHEARSE == 1 ]] || return 0
+    grep -q '^verdict: CuPy .* no GPU' "$1"
+}
+pytest_summary() { grep -E '^=*.* in [0-9.]+s' "$1" | tail -1 | tr -d '='; }
+key_pytest() {
+    pytest_summary "$1"
+    [[ $2 == 0 ]] || return 1
+    ! grep -qE '[0-9]+ skipped' <(pytest_summary "$1")
+}
+# Rehearsing without a GPU: every gpu test must fail (none pass or skip),
+# each with the reason; the first reason is shown.
+key_all_fail() {
+    local summary listed bad
+    summary=$(pytest_summary "$1")
+    # A test failed at its setup (conftest.py) is an error: both count.
+    listed=$(grep -cE '^(FAILED|ERROR) ' "$1")
+    bad=$(grep -oE '[0-9]+ (failed|errors?)' <<< "$summary" |
+        awk '{n += $1} END {print n + 0}')
+    echo "$summary; $(grep -m1 -oE 'MINIBATCH_HYBRID_GPU=1 asks .*' "$1" |
+        cut -c1-150)"
+    [[ $2 != 0 ]] && ! grep -qE '[0-9]+ (passed|skipped)' <<< "$summary" &&
+        (( bad == listed && listed > 0 ))
+}
+key_reproduce() {
+    if [[ $REHEARSE == 1 ]]; then  # the GPU refused in one line
+        grep -m1 -E '^minibatch-hybrid: ' "$1" | cut -c1-200
+        [[ $2 != 0 ]] && ! grep -q Traceback "$1" &&
+            grep -q "cannot use device '@cupy:0'" "$1"
+        return
+    fi
+    grep -m1 'normal / hybrid final loss' "$1"
+    [[ $2 == 0 ]] || return 1
+    cp "$work/reproduce/loss.png" "$OUT/reproduce-loss.png" &&
+        cp "$work/reproduce/losses.json" "$OUT/reproduce-losses.json"
+}
+key_throughput() {
+    echo "model-steps/s: $(grep '^K=' "$1" |
+        awk '{printf "%s %s; ", $1, $2}' | sed 's/; $//')"
+    exit_ok "$@"
+}
+
+echo "GPU check$([[ $REHEARSE == 1 ]] && echo ', rehearsal (no GPU)'):" \
+    "$py, logs in $OUT"
+
+step install 60 key_install "$py" -m pip install --quiet --no-index \
+    --no-deps --target "$site" gpu-wheels/*.whl
+
+if [[ $REHEARSE == 1 ]]; then
+    rows+=("$(printf '%-11s %-4s %6s  %s' nvidia-smi skip - \
+        'rehearsal: no GPU')")
+else
+    step nvidia-smi 30 key_smi bash -c 'nvidia-smi; nvidia-smi \
+        --query-gpu=name,driver_version,memory.total --format=csv,noheader'
+fi
+
+step runtime 60 key_runtime "$py" -W error - <<'PY'
+import minibatch_hybrid
+import chainer
+import numpy
 from minibatch_hybrid import _compat
-chainer.print_runtime_info()
-print('numpy', numpy.__version__, 'shims', _compat.APPLIED)
-print('cuda available:', chainer.backends.cuda.available)
-if not chainer.backends.cuda.available:
-    print('reason:', repr(chainer.backends.cuda._resolution_error))
+cuda = chainer.backends.cuda
+print('numpy', numpy.__version__, '| layer applied:', _compat.APPLIED)
+if not cuda.available:
+    print('verdict: CuPy cannot be imported:',
+          repr(getattr(cuda, '_resolution_error', None)))
+    raise SystemExit(1)
+import warnings
+try:
+    count = cuda.cupy.cuda.runtime.getDeviceCount()
+    name = cuda.cupy.cuda.runtime.getDeviceProperties(0)['name']
+    name = name.decode() if isinstance(name, bytes) else name
+except cuda.cupy.cuda.runtime.CUDARuntimeError as e:
+    count, name = 0, '{}'.format(e)
+with warnings.catch_warnings():
+    if not count:  # CuPy says it cannot count the GPUs: that is below
+        warnings.filterwarnings('ignore', 'Failed to detect number of GPUs')
+    chainer.print_runtime_info()
+print('cuDNN enabled:', cuda.cudnn_enabled, '| use_cudnn:',
+      chainer.config.use_cudnn)
+if count:
+    print('verdict: CuPy {}, {} GPU(s): {}'.format(
+        cuda.cupy.__version__, count, name))
+else:
+    print('verdict: CuPy {} imports, no GPU: {}'.format(
+        cuda.cupy.__version__, name))
+    raise SystemExit(0 if __import__('os').environ.get('REHEARSE') == '1'
+                     else 1)
 PY
 
-# addopts cleared: the machine has no nbmake, and only the GPU tests run here.
-timeout 240 python3 -m pytest -q -o addopts= -p no:cacheprovider -m gpu \
-    tests/test_gpu.py \
-    > "$OUT/gpu-tests.txt" 2>&1 || status=1
-tail -3 "$OUT/gpu-tests.txt"
+# addopts cleared: no nbmake there, and only these tests run.
+pytest=("$py" -m pytest -q -o addopts= -p no:cacheprovider -rfEs
+        --tb=short)
+step cupy-stack 90 key_pytest "${pytest[@]}" tests/test_cupy_stack.py
 
-timeout 120 python3 -m minibatch_hybrid.cli reproduce -d @cupy:0 -e 40 \
-    -o "$OUT/reproduce" > "$OUT/reproduce.txt" 2>&1 || status=1
-tail -4 "$OUT/reproduce.txt"
+gpu_key=key_pytest
+[[ $REHEARSE == 1 ]] && gpu_key=key_all_fail
+step gpu-tests 240 "$gpu_key" "${pytest[@]}" -m gpu tests/test_gpu.py \
+    -k 'not users_chain'
+step resume 120 "$gpu_key" "${pytest[@]}" -m gpu tests/test_gpu.py \
+    -k users_chain
 
-# The CuPy ensemble beside the CPU's contenders, late in training (if the
-# kernels built: they prepare that state) and from fresh weights.
-timeout 300 python3 -m minibatch_hybrid.cli bench -d @cupy:0 \
-    -k 64,1024,4096 --warmup 100 --repeat 3 -o "$OUT/bench" \
-    > "$OUT/bench.txt" 2>"$OUT/bench-progress.txt" || status=1
+step reproduce 120 key_reproduce "$py" -m minibatch_hybrid.cli reproduce \
+    -d @cupy:0 -e 40 -o "$work/reproduce"
 
-echo '== table (model-steps/s; x = ratio to the post'"'"'s loop on this CPU) =='
-cat "$OUT/bench.txt"
-echo "gpu tests: $(tail -1 "$OUT/gpu-tests.txt")"
+if [[ $REHEARSE == 1 ]]; then  # the code path, on the CPU, small
+    throughput=(--device @numpy --replicas 64,256 --epochs 2 --repeat 1)
+else
+    throughput=(--device @cupy:0 --replicas 1024,4096,16384,65536
+                --epochs 2 --repeat 3)
+fi
+step throughput 180 key_throughput "$py" - "${throughput[@]}" \
+    --json "$OUT/throughput.json" <<'PY'
+"""Model-steps per second of the numpy engine's ensemble (CuPy on a GPU)."""
+import argparse
+import json
+import statistics
+import time
+
+import numpy
+
+import minibatch_hybrid  # noqa: F401 (chainer through the layer)
+from minibatch_hybrid.core.data import make_sin_dataset
+from minibatch_hybrid.core.device import get_device
+from minibatch_hybrid.core.engine import ChainerEngine
+from minibatch_hybrid.core.loop import train
+from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.model import make_optimizer
+from minibatch_hybrid.engines.stacked import Ensemble
+from minibatch_hybrid.experiments.bench import study_schedules
+from minibatch_hybrid.schedules import parse_schedule
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--device')
+parser.add_argument('--replicas')
+parser.add_argument('--epochs', type=int)
+parser.add_argument('--repeat', type=int)
+parser.add_argument('--json')
+args = parser.parse_args()
+device = get_device(args.device)
+dataset = make_sin_dataset(1000)
+steps = -(-len(dataset) // 10)  # the post's batches of 10
+# 64 distinct replicas, repeated: building 65536 Chainer models would cost
+# minutes of CPU; the orders are each replica's own (the study's).
+rows = []
+
+
+def sync():
+    if device.xp is not numpy:
+        device.device.synchronize()
+
+
+for k in [int(k) for k in args.replicas.split(',')]:
+    t0 = time.perf_counter()
+    ensemble = Ensemble.from_seeds(range(64))
+    for name, param in ensemble.namedparams():
+        reps = (-(-k // 64),) + (1,) * (param.ndim - 1)
+        param.array = numpy.ascontiguousarray(
+            numpy.tile(param.array, reps)[:k])
+    ensemble.to_device(device)
+    engine = ChainerEngine(ensemble, make_optimizer(ensemble))
+    schedules = [parse_schedule(text, seed) for seed, text in
+                 study_schedules(k, epochs=args.epochs)]
+    # A warm-up round, untimed: CuPy compiles its kernels, cuBLAS starts.
+    train(engine, None, dataset, schedules, args.epochs, train_loss='never')
+    sync()
+    setup = time.perf_counter() - t0
+    times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        train(engine, None, dataset, schedules, args.epochs,
+              train_loss='never')
+        sync()
+        times.append(time.perf_counter() - t0)
+    rate = k * steps * args.epochs / statistics.median(times)
+    rows.append({'replicas': k, 'model_steps_per_s': rate,
+                 'seconds': times, 'setup_and_warmup_s': setup})
+    print('K={} {:.3g} model-steps (median of {} rounds of {} epochs: '
+          '{:.3f} s; {:.3f} .. {:.3f}; setup and warm-up {:.1f} s)'.format(
+              k, rate, args.repeat, args.epochs, statistics.median(times),
+              min(times), max(times), setup), flush=True)
+    del engine, ensemble
+with open(args.json, 'w') as f:
+    json.dump({'device': str(device), 'epochs': args.epochs,
+               'rows': rows}, f, indent=1)
+PY
+
+# The files that come back, table.txt (written below) included.
+files=$(($(find "$OUT" -type f ! -name table.txt | wc -l) + 1))
+rows+=("$(printf '%-11s %-4s %6s  %s' files \
+    "$( ((files <= 8)) && echo ok || echo FAIL)" - "$files in $OUT (<= 8)")")
+((files <= 8)) || status=1
+total=$(($(date +%s) - started))
+{
+    echo "== GPU check$([[ $REHEARSE == 1 ]] && echo ' (rehearsal)'):" \
+        "$(date -u +%FT%TZ), $total s =="
+    printf '%-11s %-4s %6s  %s\n' step ok? seconds 'key figure'
+    printf '%s\n' "${rows[@]}"
+    echo "verdict: $( ((status == 0)) && echo ok || echo FAIL)"
+} > "$OUT/table.txt"
+rm -rf "$work"
+cat "$OUT/table.txt"
 exit $status

@@ -31,8 +31,10 @@ def get_device(spec='@numpy'):
     Raises:
         SettingsError: If the specifier is malformed or its device cannot be
             used.  A GPU that is asked for but not usable is an error with
-            Chainer's own reason (a missing or broken CuPy, say); there is
-            no silent fall-back to the CPU.
+            the real reason in one line: why CuPy could not be imported
+            (never a missing cuDNN, which Chainer does without), or CuPy's
+            error when the device is made current (no driver, no such
+            GPU); there is no silent fall-back to the CPU.
 
     """
     if isinstance(spec, str):
@@ -43,14 +45,57 @@ def get_device(spec='@numpy'):
     try:
         device = chainer.get_device(spec)
     except _DEVICE_ERRORS as e:
-        reason = getattr(chainer.backends.cuda, '_resolution_error', None)
-        hint = ''
-        if reason is not None and (spec == 0 or isinstance(spec, int) and
-                                   spec >= 0 or 'cupy' in str(spec)):
-            hint = ' CuPy could not be used: {!r}.'.format(reason)
         raise SettingsError(
-            'cannot use device {!r}: {}.{} Use "@numpy" (or -1) for the CPU, '
+            'cannot use device {!r}: {}. Use "@numpy" (or -1) for the CPU, '
             '"@cupy:N" (or N) for GPU N with CuPy installed.'.format(
-                spec, str(e).replace('\n', ' '), hint)) from e
-    device.use()
+                spec, _detail(spec, e))) from e
+    try:
+        device.use()
+    except RuntimeError as e:  # CuPy's CUDA errors: no driver, no device N
+        named = '' if str(device) == str(spec) else ' ({})'.format(device)
+        raise SettingsError(
+            'cannot use device {!r}{}: CuPy says {}: {}.'.format(
+                spec, named, type(e).__name__, _one_line(e).rstrip('.'))) \
+            from e
     return device
+
+
+def _one_line(error):
+    return ' '.join(str(error).split())
+
+
+def _asks_for_cupy(spec):
+    return isinstance(spec, int) and not isinstance(spec, bool) and \
+        spec >= 0 or isinstance(spec, str) and 'cupy' in spec
+
+
+def _detail(spec, error):
+    # Chainer's message for a CuPy that did not import ends with CuPy's
+    # error, glued on: then the cause alone is said.
+    unusable = _cupy_unusable(spec)
+    reason = getattr(chainer.backends.cuda, '_resolution_error', None)
+    if unusable is None:
+        return _one_line(error).rstrip('.')
+    if reason is not None and str(reason) in str(error):
+        return unusable
+    return '{}; {}'.format(_one_line(error).rstrip('.'), unusable)
+
+
+def _cupy_unusable(spec):
+    """Why CuPy cannot be used, for a specifier that asks for it, or None.
+
+    Chainer keeps in ``_resolution_error`` the last error of its CuPy
+    imports: CuPy's own where ``available`` is False, but cuDNN's where CuPy
+    works and only cuDNN is missing (CuPy 14 has none).  Only the former
+    says why a GPU cannot be used; where CuPy works, Chainer's own message
+    says what is wrong with the specifier.
+
+    """
+    cuda = chainer.backends.cuda
+    if cuda.available or not _asks_for_cupy(spec):
+        return None
+    reason = getattr(cuda, '_resolution_error', None)
+    if reason is None:
+        return 'CuPy could not be used'
+    return 'CuPy could not be used: {}: {}'.format(
+        type(reason).__name__, _one_line(reason))
