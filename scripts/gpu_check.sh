@@ -25,12 +25,23 @@
 #   throughput  the numpy engine's ensemble on CuPy, K = 1024 .. 65536,
 #               fresh weights, the study's schedules over 2 epochs a
 #               round, one round of warm-up, then synchronised, median of 3
+#   native-bits scripts/gpu_native_check.py bits: CudaEnsemble (the native
+#               arithmetic's CUDA kernels) on @cupy:0, a fixed study chunk;
+#               its SHA-256 must be the CPU's (the script's DIGEST), and
+#               it is compared array by array with NativeEnsemble where
+#               the CPU kernels build here (setup.py build_ext, tried)
+#   native-speed  CudaEnsemble's model-steps/s at K = 1024 .. 65536, the
+#               CPU's share (the schedules' orders), and a 4,096-seed
+#               study (K = 8192, 500 epochs) projected
 # Rehearsing (no GPU), the steps that need one check instead that they
 # fail as they must: every GPU test fails (none skips) with its reason,
-# reproduce on @cupy:0 is a one-line error, throughput runs on the CPU.
+# reproduce on @cupy:0 is a one-line error, throughput runs on the CPU,
+# native-bits and native-speed say why the GPU is refused and run
+# CudaEnsemble on the host (NumPy for CuPy): the digest must be the same.
 #
 # Everything goes to $OUT (at most 8 files: log.txt, all the steps' output;
-# table.txt; throughput.json; the reproduction's loss.png and losses.json).
+# table.txt; throughput.json; the reproduction's loss.png and losses.json;
+# native-speed.json).
 # A failing step prints the last 30 lines of its output; the table of
 # verdicts comes last.  Exit status 0 only if every step is ok.
 set -uo pipefail
@@ -71,7 +82,7 @@ step() {
     local left=$((deadline - $(date +%s)))
     (( left < max )) && max=$left
     if (( max < 5 )); then
-        rows+=("$(printf '%-11s %-4s %6s  %s' "$name" FAIL - \
+        rows+=("$(printf '%-12s %-4s %6s  %s' "$name" FAIL - \
             'not run: the time budget is spent')")
         status=1
         return
@@ -103,7 +114,7 @@ step() {
         echo "-----"
     fi
     echo "[$verdict] $name, $secs s: $figure"
-    rows+=("$(printf '%-11s %-4s %6s  %s' "$name" "$verdict" "$secs" \
+    rows+=("$(printf '%-12s %-4s %6s  %s' "$name" "$verdict" "$secs" \
         "$figure")")
 }
 
@@ -175,7 +186,7 @@ step install 60 key_install "$py" -m pip install --quiet --no-index \
     --no-deps --target "$site" gpu-wheels/*.whl
 
 if [[ $REHEARSE == 1 ]]; then
-    rows+=("$(printf '%-11s %-4s %6s  %s' nvidia-smi skip - \
+    rows+=("$(printf '%-12s %-4s %6s  %s' nvidia-smi skip - \
         'rehearsal: no GPU')")
 else
     step nvidia-smi 30 key_smi bash -c 'nvidia-smi; nvidia-smi \
@@ -313,16 +324,77 @@ with open(args.json, 'w') as f:
                'rows': rows}, f, indent=1)
 PY
 
+# The native engine's CUDA port.  The CPU kernels are built here if they
+# can be (for the array-by-array comparison; the digest needs none).
+key_native_bits() {
+    local digest
+    digest=$(grep -m1 -oE '^digest (GPU|host).*: [0-9a-f]{12}' "$1" |
+        awk '{print $NF}')
+    local cpu
+    cpu=$(grep -m1 '^against NativeEnsemble' "$1" | cut -d: -f2- |
+        cut -c2-90)
+    if [[ $REHEARSE == 1 ]]; then  # the GPU refused, the host the same bits
+        echo "$(grep -m1 -oE '^GPU: cannot use .*' "$1" | cut -c6-120);" \
+            "on the host: $(grep -m1 -oE '^verdict: [^(]*' "$1" |
+            cut -c10- | sed 's/ *$//'), $digest..; CPU: $cpu"
+        [[ $2 == 3 ]] && grep -q '^GPU: cannot use' "$1" &&
+            grep -q '^verdict: same bits' "$1"
+        return
+    fi
+    echo "$(grep -m1 -oE '^verdict: [^(]*' "$1" | cut -c10- |
+        sed 's/ *$//'), digest $digest.. (the constant's:" \
+        "$(grep -m1 '^digest constant' "$1" | awk '{print $NF}' |
+        cut -c1-12)..); CPU: $cpu"
+    [[ $2 == 0 ]] && grep -q '^verdict: same bits' "$1"
+}
+# The CPU kernels for this Python, if a compiler is there (never fatal),
+# then the check.
+native_build='"$0" -c "import minibatch_hybrid.kernels as k
+raise SystemExit(0 if k.available() else 1)" 2>/dev/null ||
+    timeout 90 "$0" setup.py -q build_ext --inplace > "$1" 2>&1 ||
+    echo "(the CPU kernels did not build here: $(tail -1 "$1"))"
+shift; exec "$0" scripts/gpu_native_check.py "$@"'
+native=(--device @cupy:0)
+[[ $REHEARSE == 1 ]] && native+=(--fallback-host)
+step native-bits 150 key_native_bits bash -c "$native_build" "$py" \
+    "$work/native-build.txt" bits "${native[@]}"
+
+key_native_speed() {
+    local rates study limit
+    rates=$(grep '^K=' "$1" | awk '{printf "%s %s; ", $1, $2}')
+    study=$(grep -m1 -oE '^study K=.*projected [0-9]+ s' "$1" |
+        sed 's/^study //')
+    limit=$(grep -m1 -oE 'orders on the CPU [0-9]+% of it: limited by [^)]*' \
+        "$1")
+    echo "${rates}${study:-no study projection}${limit:+ ($limit)}"
+    if [[ $REHEARSE == 1 ]]; then
+        [[ $2 == 3 ]] && grep -q '^study K=' "$1"
+        return
+    fi
+    [[ $2 == 0 ]] && grep -q '^study K=' "$1"
+}
+if [[ $REHEARSE == 1 ]]; then  # the host: small K, one epoch
+    speed=(--replicas 16,32 --epochs 1 --repeat 1 --study-replicas 32
+           --study-epochs 2 --budget 40)
+else
+    speed=(--replicas 1024,4096,16384,65536 --epochs 3 --repeat 3
+           --study-replicas 8192 --study-epochs 6)
+    left=$((deadline - $(date +%s) - 25))
+    speed+=(--budget $((left < 170 ? left : 170)))
+fi
+step native-speed 200 key_native_speed "$py" scripts/gpu_native_check.py \
+    speed "${native[@]}" "${speed[@]}" --json "$OUT/native-speed.json"
+
 # The files that come back, table.txt (written below) included.
 files=$(($(find "$OUT" -type f ! -name table.txt | wc -l) + 1))
-rows+=("$(printf '%-11s %-4s %6s  %s' files \
+rows+=("$(printf '%-12s %-4s %6s  %s' files \
     "$( ((files <= 8)) && echo ok || echo FAIL)" - "$files in $OUT (<= 8)")")
 ((files <= 8)) || status=1
 total=$(($(date +%s) - started))
 {
     echo "== GPU check$([[ $REHEARSE == 1 ]] && echo ' (rehearsal)'):" \
         "$(date -u +%FT%TZ), $total s =="
-    printf '%-11s %-4s %6s  %s\n' step ok? seconds 'key figure'
+    printf '%-12s %-4s %6s  %s\n' step ok? seconds 'key figure'
     printf '%s\n' "${rows[@]}"
     echo "verdict: $( ((status == 0)) && echo ok || echo FAIL)"
 } > "$OUT/table.txt"

@@ -38,7 +38,7 @@ ROOT = os.path.join(HERE, os.pardir)
 HARNESS = os.path.join(ROOT, 'scripts', 'cuda_host_harness.c')
 
 #: The flags setup.py builds the CPU kernels with.
-CFLAGS = ['-O3', '-ffp-contract=off', '-fno-math-errno']
+CFLAGS = list(cuda.HOST_CFLAGS)
 
 needs_gcc = pytest.mark.skipif(shutil.which('gcc') is None,
                                reason='needs gcc')
@@ -222,80 +222,6 @@ def test_the_cuda_engine_without_cupy_says_how_to_get_it():
         engine.CudaEnsemble.from_seeds([0, 1], n_units=4)
 
 
-#: The kernels' loops over threads, on the host: what a GPU runs for each
-#: lane, one lane after another, with the CPU kernels' FTZ and DAZ.
-_HOST_KERNELS = r'''
-#include "{source}"
-#include <immintrin.h>
-
-void
-mh_train_epoch(int n, int B, int N, long long lanes, float *params,
-               float *m, float *v, const float *X, const float *Y,
-               const float *alpha_t, const int *order, float c1, float c2,
-               float eps, float neg_eta, double *sum_loss, float *scratch)
-{{
-    const unsigned int saved = _mm_getcsr();
-    const adam_hp h = {{c1, c2, eps, neg_eta}};
-    _mm_setcsr(saved | 0x8040);
-    for (long long lane = 0; lane < lanes; lane++)
-        train_lane(n, B, N, lane, params, m, v, X, Y, alpha_t, order, h,
-                   sum_loss, scratch + lane * MH_SCRATCH(B, n));
-    _mm_setcsr(saved);
-}}
-
-void
-mh_evaluate(int n, int N, long long lanes, const float *params,
-            const float *X, const float *Y, float *out, float *scratch)
-{{
-    const unsigned int saved = _mm_getcsr();
-    _mm_setcsr(saved | 0x8040);
-    for (long long lane = 0; lane < lanes; lane++)
-        evaluate_lane(n, N, lane, params, X, Y, out,
-                      scratch + lane * MH_SCRATCH(EVAL_BATCH, n));
-    _mm_setcsr(saved);
-}}
-'''
-
-
-class _HostXp(object):
-    """NumPy in CuPy's place (``asnumpy``: a copy on the host)."""
-
-    def __getattr__(self, name):
-        return getattr(numpy, name)
-
-    asnumpy = staticmethod(numpy.array)
-
-
-def _host_kernels(tmp_path):
-    """Returns ``{name: callable}``: the kernels, called as CuPy calls a
-    RawKernel (``kernel(grid, block, args)``), run on the host."""
-    import ctypes
-    program = tmp_path / 'host_kernels.c'
-    program.write_text(_HOST_KERNELS.format(
-        source=os.path.join(cuda.HERE, cuda.SOURCE_FILE)))
-    library = str(tmp_path / 'host_kernels.so')
-    subprocess.run(['gcc'] + CFLAGS + ['-shared', '-fPIC', '-o', library,
-                                       str(program), '-lm'], check=True)
-    lib = ctypes.CDLL(library)
-    types = {numpy.int32: ctypes.c_int, numpy.int64: ctypes.c_longlong,
-             numpy.float32: ctypes.c_float}
-
-    def kernel(name):
-        def call(grid, block, args):
-            assert grid[0] * block[0] >= args[3 if name == 'mh_train_epoch'
-                                              else 2]
-            values = []
-            for a in args:
-                if isinstance(a, numpy.ndarray):
-                    assert a.flags.c_contiguous
-                    values.append(ctypes.c_void_p(a.ctypes.data))
-                else:
-                    values.append(types[type(a)](a))
-            getattr(lib, name)(*values)
-        return call
-    return {name: kernel(name) for name in cuda.KERNELS}
-
-
 @pytest.mark.exact
 @needs_gcc
 @pytest.mark.skipif(platform.machine() not in ('x86_64', 'AMD64'),
@@ -308,8 +234,8 @@ def test_the_cuda_engine_emulated_on_the_host_is_the_native_engine(
     from minibatch_hybrid.engines.native import NativeEnsemble
     if not kernels.available():
         pytest.skip('minibatch_hybrid.kernels._native not built')
-    host = _host_kernels(tmp_path)
-    monkeypatch.setattr(engine, '_cupy', _HostXp)
+    host = cuda.host_kernels(tmp_path)
+    monkeypatch.setattr(engine, '_cupy', cuda.HostXp)
     monkeypatch.setattr(engine, '_gpu',
                         lambda device: chainer.get_device('@numpy'))
     monkeypatch.setattr(engine, '_kernel', host.__getitem__)
@@ -335,3 +261,36 @@ def test_the_cuda_engine_emulated_on_the_host_is_the_native_engine(
                                          cpu.evaluate(*data))
     assert gpu.replica(3).l2.W.array.tobytes() == \
         cpu.replica(3).l2.W.array.tobytes()
+
+
+def _gpu_native_check():
+    """Imports ``scripts/gpu_native_check.py`` (not a package module)."""
+    import importlib.util
+    path = os.path.join(ROOT, 'scripts', 'gpu_native_check.py')
+    spec = importlib.util.spec_from_file_location('gpu_native_check', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.exact
+def test_the_gpu_checks_digest_is_the_cpus():
+    # The GPU check (scripts/gpu_native_check.py bits) passes only if the
+    # GPU's run gives DIGEST: the native engine's, on every CPU kernel
+    # set.  A change to the arithmetic, the models, the schedules or the
+    # run shows here first, not as a failure on a GPU.
+    if not kernels.available():
+        pytest.skip('minibatch_hybrid.kernels._native not built')
+    check = _gpu_native_check()
+    for name in kernels.supported_kernels():
+        with kernels.using_kernels(name):
+            arrays = check.native_arrays()
+        assert check.digest(arrays) == check.DIGEST, name
+    # What a difference is reported as: the first array and index.
+    changed = [(n, a.copy()) for n, a in arrays]
+    changed[3][1].reshape(-1)[5] = numpy.nextafter(
+        changed[3][1].reshape(-1)[5], numpy.float32(numpy.inf))
+    assert check.digest(changed) != check.DIGEST
+    where = check.first_difference(changed, arrays)
+    assert where.startswith(changed[3][0] + ' [') and '1 of' in where
+    assert check.first_difference(arrays, arrays) is None

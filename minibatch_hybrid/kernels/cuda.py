@@ -30,13 +30,17 @@ The source is ``_native.cu`` with its two headers inlined
 :func:`compile_ptx` compiles the source to PTX without a GPU, by loading
 NVRTC's library (``libnvrtc.so``) with :mod:`ctypes`; :func:`module`
 builds the :class:`cupy.RawModule` of the kernels ``mh_train_epoch`` and
-``mh_evaluate`` (not yet run on a GPU).
+``mh_evaluate`` (not yet run on a GPU).  :func:`host_kernels` and
+:class:`HostXp` run the kernels' loops over threads on the host, with NumPy
+in CuPy's place (``tests/test_cuda_kernels.py``,
+``scripts/gpu_native_check.py --device host``).
 """
 import ctypes
 import ctypes.util
 import glob
 import os
 import re
+import subprocess
 import sys
 
 from minibatch_hybrid.errors import Error
@@ -272,3 +276,106 @@ def module():
     """
     import cupy
     return cupy.RawModule(code=source(), options=OPTIONS)
+
+
+#: The flags setup.py builds the CPU kernels with (and the host kernels).
+HOST_CFLAGS = ('-O3', '-ffp-contract=off', '-fno-math-errno')
+
+#: The kernels' loops over threads, on the host: what a GPU runs for each
+#: lane, one lane after another, with the CPU kernels' FTZ and DAZ.
+HOST_KERNELS = r"""
+#include "{source}"
+#include <immintrin.h>
+
+void
+mh_train_epoch(int n, int B, int N, long long lanes, float *params,
+               float *m, float *v, const float *X, const float *Y,
+               const float *alpha_t, const int *order, float c1, float c2,
+               float eps, float neg_eta, double *sum_loss, float *scratch)
+{{
+    const unsigned int saved = _mm_getcsr();
+    const adam_hp h = {{c1, c2, eps, neg_eta}};
+    _mm_setcsr(saved | 0x8040);
+    for (long long lane = 0; lane < lanes; lane++)
+        train_lane(n, B, N, lane, params, m, v, X, Y, alpha_t, order, h,
+                   sum_loss, scratch + lane * MH_SCRATCH(B, n));
+    _mm_setcsr(saved);
+}}
+
+void
+mh_evaluate(int n, int N, long long lanes, const float *params,
+            const float *X, const float *Y, float *out, float *scratch)
+{{
+    const unsigned int saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040);
+    for (long long lane = 0; lane < lanes; lane++)
+        evaluate_lane(n, N, lane, params, X, Y, out,
+                      scratch + lane * MH_SCRATCH(EVAL_BATCH, n));
+    _mm_setcsr(saved);
+}}
+"""
+
+
+class HostXp(object):
+    """NumPy in CuPy's place (``asnumpy``: a copy on the host)."""
+
+    def __getattr__(self, name):
+        import numpy
+        return getattr(numpy, name)
+
+    @staticmethod
+    def asnumpy(a):
+        """Returns a copy of ``a`` on the host (:func:`numpy.array`)."""
+        import numpy
+        return numpy.array(a)
+
+
+def host_kernels(folder, cc='gcc'):
+    """Returns the kernels compiled for the host, called as CuPy calls a
+    RawKernel.
+
+    The per-thread code of :func:`source` (``train_lane`` and
+    ``evaluate_lane``) is compiled with :data:`HOST_KERNELS`' loops over
+    the lanes and :data:`HOST_CFLAGS`, as a shared library in ``folder``;
+    each kernel is then called as ``kernel(grid, block, args)`` with NumPy
+    arrays and NumPy scalars.  Needs a C compiler and an x86 CPU (it sets
+    flush-to-zero as the CPU kernels do).
+
+    Args:
+        folder (str): Where the C file and the library are written.
+        cc (str): The C compiler.
+
+    Returns:
+        dict: ``{name: callable}`` for each name of :data:`KERNELS`.
+
+    """
+    import numpy
+    program = os.path.join(str(folder), 'host_kernels.c')
+    with open(program, 'w', encoding='utf-8') as f:
+        f.write(HOST_KERNELS.format(source=os.path.join(HERE, SOURCE_FILE)))
+    library = os.path.join(str(folder), 'host_kernels.so')
+    subprocess.run([cc] + list(HOST_CFLAGS) + [
+        '-shared', '-fPIC', '-o', library, program, '-lm'], check=True)
+    lib = ctypes.CDLL(library)
+    types = {numpy.int32: ctypes.c_int, numpy.int64: ctypes.c_longlong,
+             numpy.float32: ctypes.c_float}
+
+    def kernel(name):
+        lanes = 3 if name == 'mh_train_epoch' else 2
+
+        def call(grid, block, args):
+            if grid[0] * block[0] < args[lanes]:
+                raise ValueError('{}: {} x {} threads for {} lanes'.format(
+                    name, grid[0], block[0], args[lanes]))
+            values = []
+            for a in args:
+                if isinstance(a, numpy.ndarray):
+                    if not a.flags.c_contiguous:
+                        raise ValueError('{}: an array is not C-contiguous'
+                                         .format(name))
+                    values.append(ctypes.c_void_p(a.ctypes.data))
+                else:
+                    values.append(types[type(a)](a))
+            getattr(lib, name)(*values)
+        return call
+    return {name: kernel(name) for name in KERNELS}
