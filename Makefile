@@ -42,7 +42,7 @@ CHECK_NATIVE := from minibatch_hybrid import kernels; kernels.check_available()
 # requirements/CONSTRAINTS says, after the GUARD target;
 # test-NAME: the check that the kernels were built, then pytest.
 define leg
-$(2)/.installed: setup.py requirements/*.txt minibatch_hybrid/kernels/_native.c minibatch_hybrid/kernels/_native_body.h | $(6)
+$(2)/.installed: setup.py requirements/*.txt minibatch_hybrid/kernels/_native*.[ch] | $(6)
 	$$($(3)) -m venv $(2)
 	PIP_CONSTRAINT="$$(BUILD) $$(CURDIR)/requirements/$(4)" \
 	    $(2)/bin/python -m pip install -e '.[$(7)]'

@@ -39,7 +39,8 @@ class BuildExt(build_ext):
 # on NumPy alone.
 native = Extension('minibatch_hybrid.kernels._native',
                    sources=['minibatch_hybrid/kernels/_native.c'],
-                   depends=['minibatch_hybrid/kernels/_native_body.h'],
+                   depends=['minibatch_hybrid/kernels/_native_body.h',
+                            'minibatch_hybrid/kernels/_native_layout.h'],
                    optional=True)
 
 
@@ -64,7 +65,8 @@ setup(
     packages=find_packages(include=['minibatch_hybrid', 'minibatch_hybrid.*']),
     # The CUDA kernels' source, compiled at run time (kernels/cuda.py).
     package_data={'minibatch_hybrid.kernels': [
-        '_native.cu', '_cuda_vocab.h', '_native_body.h']},
+        '_native.cu', '_native_layout.h', '_cuda_vocab.h',
+        '_native_body.h']},
     ext_modules=[native],
     cmdclass={'build_ext': BuildExt},
     install_requires=[

@@ -9,9 +9,9 @@
  * multiply-adds, in the same order, as on the CPU, and Adam the same
  * float32 operations: the same bits as every CPU kernel set.
  *
- * The layout of a group's parameters is _native.c's (GROUP lanes wide,
- * element e of lane l at [e * GROUP + l]); a thread works on lane
- * l = lane % GROUP of group lane / GROUP.  Its scratch (h1, h2, g1: B n
+ * The layout of a group's parameters is _native_layout.h's, as on the
+ * CPU (GROUP lanes wide, element e of lane l at [e * GROUP + l]); a
+ * thread works on lane l = lane % GROUP of group lane / GROUP.  Its scratch (h1, h2, g1: B n
  * floats; x, t, d, gy: B; loss: 1, contiguous) is MH_SCRATCH(B, n)
  * floats of global memory at scratch + lane * MH_SCRATCH(B, n).
  *
@@ -29,32 +29,7 @@ typedef long long idx;
 typedef ptrdiff_t idx;
 #endif
 
-/* As _native.c: replicas per group and a group's parameters, one after
- * another, in elements of GROUP lanes. */
-#define GROUP 16
-#define OFF_W1(n) ((idx)0)
-#define OFF_B1(n) ((idx)(n))
-#define OFF_W2(n) ((idx)2 * (n))
-#define OFF_B2(n) ((idx)2 * (n) + (idx)(n) * (n))
-#define OFF_W3(n) (OFF_B2(n) + (n))
-#define OFF_B3(n) (OFF_W3(n) + (n))
-#define PARAMS(n) (OFF_B3(n) + 1)
-
-typedef struct {
-    float one_minus_beta1, one_minus_beta2, eps, neg_eta;
-} adam_hp;
-
-enum { PUT_STORE, PUT_BIAS_RELU, PUT_ADAM };
-
-typedef struct {
-    int kind;
-    float *out;
-    idx or_, oc;
-    const float *bias;
-    float *P, *M, *V;
-    idx e0, er;
-    const adam_hp *h;
-} put;
+#include "_native_layout.h"
 
 #include "_cuda_vocab.h"
 #include "_native_body.h"

@@ -49,7 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: The CUDA translation unit, and the headers it includes (package data).
 SOURCE_FILE = '_native.cu'
-HEADERS = ('_cuda_vocab.h', '_native_body.h')
+HEADERS = ('_native_layout.h', '_cuda_vocab.h', '_native_body.h')
 
 #: The NVRTC options the kernels' bits rely on (see the module's text).
 OPTIONS = ('--fmad=false', '--ftz=true', '--prec-div=true',
