@@ -69,7 +69,8 @@ def test_one_unfused_multiply_add_changes_the_checksum(tmp_path):
     (tree / 'scripts').mkdir(parents=True)
     kernels = tree / 'minibatch_hybrid' / 'kernels'
     kernels.mkdir(parents=True)
-    shutil.copy(HARNESS, str(tree / 'scripts'))
+    for name in (HARNESS, os.path.join(ROOT, 'scripts', 'harness_run.h')):
+        shutil.copy(name, str(tree / 'scripts'))
     for name in (cuda.SOURCE_FILE,) + cuda.HEADERS:
         shutil.copy(os.path.join(cuda.HERE, name), str(kernels))
     vocab = kernels / '_cuda_vocab.h'
