@@ -35,7 +35,7 @@ main(int argc, char **argv)
         harness_add();
     }
     if (evaluate_groups(&kernel_sets[set], N_UNITS, POINTS, params, EX, EY,
-                        mse, 0, GROUPS) < 0)
+                        mse, NULL, NULL, 0, GROUPS) < 0)
         return 1;
     harness_print();
     return 0;

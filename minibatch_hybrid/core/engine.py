@@ -19,6 +19,7 @@ from chainer import backend
 from chainer import serializer
 import numpy
 
+from minibatch_hybrid.core.diagnosis import params_activity
 from minibatch_hybrid.core.model import PARAMS
 from minibatch_hybrid.core.model import replica_model
 from minibatch_hybrid.errors import SettingsError
@@ -66,6 +67,12 @@ class Engine(object):
     def evaluate(self, x, y):
         """Returns the mean squared error on a data set (float or ``(K,)``),
         in test mode, on the CPU."""
+        raise NotImplementedError
+
+    def activity(self, x):
+        """Returns the hidden units' activity on inputs ``x`` ``(N, 1)``
+        (a :class:`~minibatch_hybrid.core.diagnosis.Activity` of ``K``
+        replicas, 1 for one model)."""
         raise NotImplementedError
 
     def arrays(self, which='params'):
@@ -170,6 +177,12 @@ class ChainerEngine(Engine):
     def evaluate(self, x, y):
         return evaluate_link(self.link, x, y)
 
+    def activity(self, x):
+        params = self.arrays()
+        if self.replicas is None:
+            params = {name: a[None] for name, a in params.items()}
+        return params_activity(params, x)
+
     def arrays(self, which='params'):
         check_which(which)
         if which == 'params':
@@ -246,6 +259,9 @@ class OneReplica(Engine):
 
     def evaluate(self, x, y):
         return float(self.ensemble.evaluate(x, y)[0])
+
+    def activity(self, x):
+        return self.ensemble.activity(x)
 
     def arrays(self, which='params'):
         return {name: a[0] for name, a in self.ensemble.arrays(which).items()}

@@ -88,7 +88,8 @@ def evaluate(model, dataset):
 
 
 def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
-          heldout=None, callback=None, train_loss='every'):
+          heldout=None, callback=None, train_loss='every',
+          interventions=()):
     """Trains ``model`` for ``epochs`` epochs in the order ``schedule`` gives.
 
     This is the post's loop: for each mini-batch of the epoch's order,
@@ -127,6 +128,11 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
             forward pass over the data set per epoch), or ``'never'`` (the
             benchmark, which times the steps alone).  Epochs not measured
             get NaN.
+        interventions: Callables with an ``epoch`` attribute, each called
+            as ``intervention(engine, x)`` (``x``: the training inputs, on
+            the engine's device) once ``epoch`` epochs are done, before
+            that epoch's loss is measured: a
+            :class:`~minibatch_hybrid.core.revival.Revival`, say.
 
     Returns:
         TrainResult: The per-epoch losses and the held-out error.
@@ -135,6 +141,13 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     engine = as_engine(model, optimizer)
     schedules = _check(engine, dataset, schedule, epochs, batchsize,
                        train_loss)
+    interventions = list(interventions)
+    for intervention in interventions:
+        if not 1 <= intervention.epoch < epochs:
+            raise SettingsError(
+                'an intervention acts after epoch {}, outside this run of '
+                '{} epochs: choose an epoch from 1 to {}'.format(
+                    intervention.epoch, epochs, epochs - 1))
     size = len(dataset)
     dataset = dataset.to_device(engine.device)
     single = engine.replicas is None
@@ -149,6 +162,9 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
                                     else numpy.stack(orders))
         losses[epoch] = engine.train_epoch(dataset.x, dataset.y, orders,
                                            batchsize) / size
+        for intervention in interventions:
+            if intervention.epoch == epoch + 1:
+                intervention(engine, dataset.x)
         if train_loss == 'every' or (train_loss == 'last' and
                                      epoch == epochs - 1):
             train_losses[epoch] = engine.evaluate(dataset.x, dataset.y)

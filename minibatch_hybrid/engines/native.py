@@ -18,6 +18,7 @@ from minibatch_hybrid import kernels
 from minibatch_hybrid.checks import check_batchsize
 from minibatch_hybrid.core.engine import Engine
 from minibatch_hybrid.core.engine import check_which
+from minibatch_hybrid.core.diagnosis import Activity
 from minibatch_hybrid.core.model import PARAMS
 from minibatch_hybrid.core.model import MyChain
 from minibatch_hybrid.core.model import make_model
@@ -306,3 +307,27 @@ class NativeEnsemble(PackedEnsemble):
             start=part.start, stop=part.stop),
             threads.slices(self.groups, threads.workers()))
         return out[:self.size]
+
+    def activity(self, x):
+        """Returns each replica's hidden units' activity on inputs ``x``.
+
+        Counted by the kernels in their own forward pass (the one
+        arithmetic), so the same on every CPU.
+
+        Args:
+            x: ``(N, 1)`` inputs shared by the replicas.
+
+        Returns:
+            ~minibatch_hybrid.core.diagnosis.Activity
+
+        """
+        x, y = self._lane_data(x, numpy.zeros_like(numpy.asarray(x)))
+        out = numpy.empty(self.lanes, numpy.float32)
+        counts = numpy.empty((self.lanes, 2, self.n_units), numpy.int32)
+        reach = numpy.empty((self.lanes, 2, self.n_units), numpy.float32)
+        native = kernels.module()
+        threads.run(lambda part: native.activity(
+            params=self.params, x=x, y=y, out=out, n_units=self.n_units,
+            start=part.start, stop=part.stop, counts=counts, reach=reach),
+            threads.slices(self.groups, threads.workers()))
+        return Activity(counts[:self.size], reach[:self.size])

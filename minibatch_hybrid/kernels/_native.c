@@ -399,12 +399,36 @@ train_groups(const kernel_set *ks, const epoch_args *a, idx g0, idx g1)
 
 /* Mean squared error of groups g0 <= g < g1 on per-replica data X, Y
  * (groups * GROUP, N), in batches of EVAL_BATCH points; one chain of
- * d^2 over all points. */
+ * d^2 over all points.  With count and reach (both NULL or neither),
+ * also each hidden unit's activity, from the very activations of that
+ * forward pass: count[lane * 2n + layer * n + i], the points at which
+ * unit i of hidden layer 0 or 1 is positive, and reach[...], the largest
+ * such x (-inf where none).  Comparisons only: the same on every set. */
 #define EVAL_BATCH 10
+
+static void
+scan_activity(int B, int n, int L, const float *h1, const float *h2,
+              const float *x, int32_t *count, float *reach)
+{
+    for (int layer = 0; layer < 2; layer++) {
+        const float *h = layer == 0 ? h1 : h2;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < n; i++)
+                for (int l = 0; l < L; l++) {
+                    if (!(h[((idx)b * n + i) * L + l] > 0.f))
+                        continue;
+                    const idx at = (idx)l * 2 * n + (idx)layer * n + i;
+                    count[at]++;
+                    if (x[b * L + l] > reach[at])
+                        reach[at] = x[b * L + l];
+                }
+    }
+}
 
 static int
 evaluate_groups(const kernel_set *ks, int n, int N, const float *params,
-                const float *X, const float *Y, float *out, idx g0, idx g1)
+                const float *X, const float *Y, float *out, int32_t *count,
+                float *reach, idx g0, idx g1)
 {
     const int L = ks->lanes;
     const idx size = PARAMS(n) * GROUP;
@@ -420,6 +444,11 @@ evaluate_groups(const kernel_set *ks, int n, int N, const float *params,
             const float *P = params + g * size + l0;
             for (int l = 0; l < L; l++)
                 sum[l] = 0.f;
+            if (count != NULL)
+                for (idx j = 0; j < (idx)L * 2 * n; j++) {
+                    count[lane * 2 * n + j] = 0;
+                    reach[lane * 2 * n + j] = -INFINITY;
+                }
             for (int pos = 0; pos < N; pos += EVAL_BATCH) {
                 const int Bs = N - pos < EVAL_BATCH ? N - pos : EVAL_BATCH;
                 for (int l = 0; l < L; l++)
@@ -428,6 +457,9 @@ evaluate_groups(const kernel_set *ks, int n, int N, const float *params,
                         t[b * L + l] = Y[(lane + l) * N + pos + b];
                     }
                 ks->sq_error(Bs, n, P, x, t, h1, h2, d, sum);
+                if (count != NULL)
+                    scan_activity(Bs, n, L, h1, h2, x,
+                                  count + lane * 2 * n, reach + lane * 2 * n);
             }
             for (int l = 0; l < L; l++)
                 out[lane + l] = sum[l] / (float)N;
@@ -916,9 +948,65 @@ evaluate(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     status = evaluate_groups(ks, n, N, a[V_PARAMS].view.buf,
                              a[V_X].view.buf, a[V_Y].view.buf,
-                             a[V_OUT].view.buf, g0, g1);
+                             a[V_OUT].view.buf, NULL, NULL, g0, g1);
     Py_END_ALLOW_THREADS
     release_args(a, V_COUNT);
+    if (status < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* activity takes evaluate's arguments and two more outputs. */
+enum { H_COUNTS = V_COUNT, H_REACH, H_COUNT };
+
+PyDoc_STRVAR(activity_doc,
+"activity($module, /, *, params, x, y, out, n_units, start, stop, counts,\n"
+"         reach)\n"
+"--\n\n"
+"evaluate, and each hidden unit's activity in that very forward pass.\n"
+"\n"
+"The arguments of evaluate, and: counts, int32 (groups * 16, 2, n_units),\n"
+"written: the points at which each unit of hidden layer 1 and 2 is\n"
+"positive; reach, float32 of the same shape, written: the largest such x\n"
+"(-inf for a unit never active).  Comparisons of the forward's values\n"
+"only, so the same on every kernel set.");
+
+static PyObject *
+activity(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static const char fn[] = "activity";
+    kernel_arg a[H_COUNT] = {
+        [V_PARAMS] = {"params", 'f'}, [V_X] = {"x", 'f'},
+        [V_Y] = {"y", 'f'}, [V_OUT] = {"out", 'F'},
+        [V_N_UNITS] = {"n_units", 'n'}, [V_START] = {"start", 'n'},
+        [V_STOP] = {"stop", 'n'}, [H_COUNTS] = {"counts", 'I'},
+        [H_REACH] = {"reach", 'F'}};
+    if (check_cpu() < 0 || kernel_args(fn, args, kwargs, a, H_COUNT) < 0)
+        return NULL;
+    int bad = check_evaluate(fn, a) < 0;
+    if (!bad) {
+        const Py_ssize_t units[3] = {a[V_OUT].view.shape[0], 2,
+                                     a[V_N_UNITS].integer};
+        bad = check_shape(fn, &a[H_COUNTS], 3, units, NULL,
+                          "(16 * groups, 2, n_units)") < 0 ||
+              check_shape(fn, &a[H_REACH], 3, units, NULL,
+                          "(16 * groups, 2, n_units)") < 0;
+    }
+    if (bad) {
+        release_args(a, H_COUNT);
+        return NULL;
+    }
+    const kernel_set *ks = &kernel_sets[current_set];
+    const int n = (int)a[V_N_UNITS].integer, N = (int)a[V_X].view.shape[1];
+    const idx g0 = a[V_START].integer, g1 = a[V_STOP].integer;
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = evaluate_groups(ks, n, N, a[V_PARAMS].view.buf,
+                             a[V_X].view.buf, a[V_Y].view.buf,
+                             a[V_OUT].view.buf, a[H_COUNTS].view.buf,
+                             a[H_REACH].view.buf, g0, g1);
+    Py_END_ALLOW_THREADS
+    release_args(a, H_COUNT);
     if (status < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
@@ -1092,6 +1180,8 @@ static PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS, train_epoch_doc},
     {"evaluate", (PyCFunction)(void (*)(void))evaluate,
      METH_VARARGS | METH_KEYWORDS, evaluate_doc},
+    {"activity", (PyCFunction)(void (*)(void))activity,
+     METH_VARARGS | METH_KEYWORDS, activity_doc},
     {"adam", (PyCFunction)(void (*)(void))adam, METH_VARARGS | METH_KEYWORDS,
      adam_doc},
     {"set_kernels", set_kernels, METH_O, set_kernels_doc},
