@@ -12,8 +12,8 @@ before the data do, the network is a constant beyond it
 engine (``engine.activity(x)``: the native engine counts them in its own
 forward pass, so the same on every CPU), from replica-stacked weights
 (:func:`params_activity`) or from any Chainer chain of ``Linear`` layers
-with ReLUs between them (:func:`chain_activity`).  :mod:`~minibatch_hybrid.core.revival` is
-the cure that acts on it.
+with ReLUs between them (:func:`chain_activity`).
+:mod:`~minibatch_hybrid.core.revival` is the cure that acts on it.
 """
 import chainer
 from chainer import backend
