@@ -152,7 +152,7 @@ def _add_study_options(p, out, chunk=None):
     replaces the settings' default chunk size."""
     settings.add_options(
         p, ('seeds', 'first_seed', 'epochs', 'batchsize', 'n_units',
-            'device', 'engine', 'chunk'), StudyConfig,
+            'device', 'engine', 'chunk', 'revive'), StudyConfig,
         quick={'seeds': QUICK_SEEDS, 'epochs': QUICK_EPOCHS},
         defaults={} if chunk is None else {'chunk': chunk})
     p.add_argument('--out', '-o', default=os.path.join('results', out),

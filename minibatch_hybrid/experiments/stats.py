@@ -1,4 +1,6 @@
 """Statistics of a study: quartiles, paired comparisons, plateaus."""
+import math
+
 import numpy
 
 from minibatch_hybrid.errors import SettingsError
@@ -94,3 +96,26 @@ def paired(a, b, rng, resamples=10000):
         'median_ratio': float(numpy.median(ratio)),
         'ratio_ci': list(bootstrap_median_ci(ratio, rng, resamples)),
     }
+
+
+def rate_interval(k, n, z=1.959963984540054):
+    """Returns the Wilson score interval of a rate ``k / n``: 95% by
+    default (``z``, the normal quantile), as ``(low, high)`` fractions.
+
+    It stays inside [0, 1] and is sound for rates near 0, where the
+    normal approximation is not (the revived arms' plateau rates).
+
+    .. doctest::
+
+        >>> low, high = rate_interval(0, 64)
+        >>> low, round(high, 4)
+        (0.0, 0.0565)
+
+    """
+    if n <= 0:
+        raise ValueError('a rate needs n > 0, got {}'.format(n))
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -45,6 +45,53 @@ def check_distinct_schedules(texts, epochs):
         seen[form] = text
 
 
+#: The ``--revive`` value that revives each schedule at its first switch.
+AT_SWITCH = 'switch'
+
+
+def revive_value(text):
+    """Converts ``--revive``'s text: an epoch, or ``'switch'``."""
+    if text is None or text == AT_SWITCH:
+        return text
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise SettingsError(
+            '--revive takes an epoch (a whole number) or {!r}, not '
+            '{!r}'.format(AT_SWITCH, text)) from None
+
+
+def first_switch(text):
+    """Returns the epoch at which a schedule first changes order (its
+    second phase's first epoch), or None for a schedule of one phase."""
+    starts = getattr(parse_schedule(text, 0), 'starts', [0])
+    return starts[1] if len(starts) > 1 else None
+
+
+def revive_label(text, epoch):
+    """Returns the name of the arm ``text`` revived after ``epoch``."""
+    return '{} revive@{}'.format(text, epoch)
+
+
+def study_arms(schedules, revive=None):
+    """Returns a study's arms: ``(label, schedule text, revival epoch or
+    None)``, the schedules first, then their revived arms.
+
+    Args:
+        schedules (list of str): The schedules' text forms.
+        revive (int or str): The ``revive`` setting (:class:`StudyConfig`).
+
+    """
+    arms = [(text, text, None) for text in schedules]
+    if revive is None:
+        return arms
+    for text in schedules:
+        epoch = first_switch(text) if revive == AT_SWITCH else revive
+        if epoch is not None:
+            arms.append((revive_label(text, epoch), text, epoch))
+    return arms
+
+
 def switch_epoch(fraction, epochs):
     """Returns the epochs in fixed order of a sweep's ``fraction``: the
     fraction of ``epochs`` rounded to a whole epoch."""
@@ -163,6 +210,12 @@ class StudyConfig(Settings, _Runs):
         32, 'seeds trained at once and saved together (default: '
         '{default}); changes speed, not results (a folder is continued '
         'with the same)', ('--chunk',), int)
+    revive: object = setting(
+        None, 'also train each schedule with its dead second-layer units '
+        'revived after epoch REVIVE, from the same weights (an arm named '
+        '"<schedule> revive@REVIVE"); "switch": at each schedule\'s first '
+        'change of order (default: no revived arms)', ('--revive',),
+        revive_value)
 
     def __post_init__(self):
         super().__post_init__()
@@ -196,6 +249,27 @@ class StudyConfig(Settings, _Runs):
             raise SettingsError('schedules are listed twice: {}'.format(
                 texts))
         check_distinct_schedules(self.schedules, self.epochs)
+        self.revive = revive_value(self.revive)
+        if isinstance(self.revive, int) and \
+                not 1 <= self.revive < self.epochs:
+            raise SettingsError(
+                '--revive {} is outside the run: revive after an epoch from '
+                '1 to {} (runs of {} epochs)'.format(
+                    self.revive, self.epochs - 1, self.epochs))
+        if self.revive == AT_SWITCH and len(self.arms()) == \
+                len(self.schedules):
+            raise SettingsError(
+                '--revive switch revives each schedule at its first change '
+                'of order, and none of {} changes; give an epoch '
+                'instead'.format(', '.join(self.schedules)))
+
+    def arms(self):
+        """Returns the study's arms (:func:`study_arms`)."""
+        return study_arms(self.schedules, self.revive)
+
+    def labels(self):
+        """Returns the arms' labels (the rows of the results)."""
+        return [label for label, _, _ in self.arms()]
 
     def seed_list(self):
         return list(range(self.first_seed, self.first_seed + self.seeds))
@@ -215,6 +289,8 @@ class StudyConfig(Settings, _Runs):
         """
         settings = self.to_dict()
         del settings['device'], settings['engine']
+        if settings.get('revive') is None:  # as folders before --revive
+            settings.pop('revive', None)
         return settings
 
     def memory_needed(self, parallel=1):
@@ -226,8 +302,8 @@ class StudyConfig(Settings, _Runs):
         held-out error in float64 (twice, while they are put together);
         each replica of the chunks' ensembles is a model in training.
         """
-        runs = len(self.schedules) * self.seeds
-        replicas = len(self.schedules) * min(self.chunk, self.seeds)
+        runs = len(self.arms()) * self.seeds
+        replicas = len(self.arms()) * min(self.chunk, self.seeds)
         return self.memory(replicas=parallel * replicas,
                            records=runs * (self.epochs + 2),
                            record_bytes=ARRAY_BYTES)
@@ -237,36 +313,47 @@ class StudyConfig(Settings, _Runs):
         check_memory(
             self.memory_needed(parallel),
             'this study ({} runs of {} epochs, {} hidden units, chunks of {} '
-            'seeds)'.format(len(self.schedules) * self.seeds, self.epochs,
+            'seeds)'.format(len(self.arms()) * self.seeds, self.epochs,
                             self.n_units, min(self.chunk, self.seeds)),
             'use fewer --seeds, --epoch or --units, or a smaller --chunk',
             available)
 
 
 class StudyResult(object):
-    """The results of a study, one row per (schedule, seed).
+    """The results of a study, one row per arm (:meth:`StudyConfig.arms`:
+    the schedules, then their revived arms) and seed.
 
     Attributes:
         config (StudyConfig): Its settings.
-        loss (numpy.ndarray): ``(schedules, seeds, epochs)``: the post's
+        labels (list of str): The arms' names, one per row.
+        loss (numpy.ndarray): ``(arms, seeds, epochs)``: the post's
             per-epoch loss of each run.
-        final_train_loss (numpy.ndarray): ``(schedules, seeds)``: the
+        final_train_loss (numpy.ndarray): ``(arms, seeds)``: the
             mean squared error on the whole training set after the last
             epoch (not ``loss[..., -1]``, the post's running mean of that
             epoch's mini-batch losses).  Chunk files call it
             ``final_loss``, as does :attr:`final_loss`, its older name.
-        heldout_mse (numpy.ndarray): ``(schedules, seeds)``.
+        heldout_mse (numpy.ndarray): ``(arms, seeds)``.
         engine (str): The engine that ran: ``'native'``, ``'numpy'`` or
             ``'cupy'``.
+        coverage (numpy.ndarray): ``(arms, seeds)``: the largest training
+            x at which a unit of the second hidden layer is active after
+            the last epoch (NaN if none is;
+            :mod:`~minibatch_hybrid.core.diagnosis`).
 
     """
 
-    def __init__(self, config, loss, final_train_loss, heldout_mse, engine):
+    def __init__(self, config, loss, final_train_loss, heldout_mse, engine,
+                 coverage=None):
         self.config = config
+        self.labels = config.labels()
         self.engine = engine
         self.loss = loss
         self.final_train_loss = final_train_loss
         self.heldout_mse = heldout_mse
+        self.coverage = numpy.full(final_train_loss.shape, numpy.nan,
+                                   numpy.float32) if coverage is None \
+            else coverage
 
     @property
     def final_loss(self):
@@ -274,6 +361,6 @@ class StudyResult(object):
         return self.final_train_loss
 
     def stuck(self):
-        """``(schedules, seeds)`` booleans: runs that ended on a plateau."""
+        """``(arms, seeds)`` booleans: runs that ended on a plateau."""
         return numpy.array([[stats.plateau(c) for c in runs]
                             for runs in self.loss])

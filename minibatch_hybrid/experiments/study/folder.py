@@ -29,9 +29,10 @@ from minibatch_hybrid.errors import FileError
 from minibatch_hybrid.io import results
 from minibatch_hybrid.io import snapshots
 from minibatch_hybrid._version import __version__
+from minibatch_hybrid.experiments.study.config import study_arms
 
 #: Arrays a chunk file holds, besides its record ('meta').
-CHUNK_ARRAYS = ('seeds', 'loss', 'final_loss', 'heldout_mse')
+CHUNK_ARRAYS = ('seeds', 'loss', 'final_loss', 'heldout_mse', 'coverage')
 
 # Zip members get this fixed time, so that equal results are equal bytes.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -101,11 +102,13 @@ def _expected(record):
     """``{name: (shape, allowed dtype kinds, itemsizes)}`` of a chunk's
     arrays, from the record it must carry."""
     config = record['config']
-    shape = (len(config['schedules']), len(record['seeds']))
+    arms = study_arms(config['schedules'], config.get('revive'))
+    shape = (len(arms), len(record['seeds']))
     return {'seeds': (shape[1:], 'iu', (1, 2, 4, 8)),
             'loss': (shape + (config['epochs'],), 'f', (4, 8)),
             'final_loss': (shape, 'f', (4, 8)),
-            'heldout_mse': (shape, 'f', (4, 8))}
+            'heldout_mse': (shape, 'f', (4, 8)),
+            'coverage': (shape, 'f', (4, 8))}
 
 
 def _meta_limit(record):

@@ -19,6 +19,7 @@ from minibatch_hybrid.core.data import make_heldout_dataset
 from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.revival import Revival
 from minibatch_hybrid.errors import Error
 from minibatch_hybrid.io.progress import Progress
 from minibatch_hybrid.schedules import parse_schedule
@@ -37,7 +38,7 @@ def _heldout(config, chunk_seeds):
     # ``reproduce``: a (K, N, 1) data set, one slice per replica.
     sets = [make_heldout_dataset(config.n_heldout, seed)
             for seed in chunk_seeds]
-    sets = sets * len(config.schedules)
+    sets = sets * len(config.arms())
     return SinDataset(numpy.stack([h.x for h in sets]),
                       numpy.stack([h.y for h in sets]))
 
@@ -57,9 +58,12 @@ def train_chunk(config, engine, chunk_seeds, version=__version__,
             :data:`~minibatch_hybrid.core.loop.EpochLog`.
 
     Returns:
-        dict: ``seeds``, ``loss`` ``(schedules, seeds, epochs)``,
-        ``final_loss`` and ``heldout_mse`` ``(schedules, seeds)``, and
-        ``record``: the settings, engine, version and seeds it trained with.
+        dict: ``seeds``, ``loss`` ``(arms, seeds, epochs)``,
+        ``final_loss``, ``heldout_mse`` and ``coverage`` (the second
+        hidden layer's at the end: :mod:`~minibatch_hybrid.core.diagnosis`)
+        ``(arms, seeds)``, and ``record``: the settings, engine, version
+        and seeds it trained with.  The arms are
+        :meth:`StudyConfig.arms`: the schedules, then their revived arms.
 
     """
     if version != __version__:
@@ -68,17 +72,20 @@ def train_chunk(config, engine, chunk_seeds, version=__version__,
             'numbers may differ, so it does not train for it; install the '
             'same version everywhere'.format(__version__, version))
     device = get_device(config.device)
-    replica_seeds = [seed for _ in config.schedules for seed in chunk_seeds]
+    arms = config.arms()
+    replica_seeds = [seed for _ in arms for seed in chunk_seeds]
     ensemble = engines.make_ensemble(
         engine, [make_model(config.n_units, seed) for seed in replica_seeds],
         device)
     schedules = [parse_schedule(text, seed)
-                 for text in config.schedules for seed in chunk_seeds]
+                 for _, text, _ in arms for seed in chunk_seeds]
     dataset = make_sin_dataset(config.n_data).to_device(device)
     result = train(ensemble, None, dataset, schedules, config.epochs,
                    config.batchsize, heldout=_heldout(config, chunk_seeds),
-                   callback=callback, train_loss='last')
-    shape = (len(config.schedules), len(chunk_seeds))
+                   callback=callback, train_loss='last',
+                   interventions=_revivals(arms, replica_seeds))
+    shape = (len(arms), len(chunk_seeds))
+    coverage = ensemble.activity(dataset.x).coverage()[:, 1]
     return {
         'record': {'config': config.identity(), 'engine': engine,
                    'version': __version__, 'seeds': list(chunk_seeds)},
@@ -86,7 +93,20 @@ def train_chunk(config, engine, chunk_seeds, version=__version__,
         'loss': result.loss.T.reshape(shape + (config.epochs,)),
         'final_loss': result.train_loss[-1].reshape(shape),
         'heldout_mse': result.heldout_mse.reshape(shape),
+        'coverage': coverage.reshape(shape),
     }
+
+
+def _revivals(arms, replica_seeds):
+    """Returns the revivals of a chunk's revived arms, one per epoch."""
+    seeds_per_arm = len(replica_seeds) // len(arms)
+    at = {}
+    for a, (_, _, epoch) in enumerate(arms):
+        if epoch is not None:
+            at.setdefault(epoch, []).extend(
+                range(a * seeds_per_arm, (a + 1) * seeds_per_arm))
+    return [Revival(epoch, replicas, replica_seeds)
+            for epoch, replicas in sorted(at.items())]
 
 
 def _run_here(config, engine, folder, todo, progress):
@@ -158,7 +178,8 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None,
             numpy.concatenate([p['loss'] for p in parts], axis=1),
             numpy.concatenate([p['final_loss'] for p in parts], axis=1),
             numpy.concatenate([p['heldout_mse'] for p in parts], axis=1),
-            engine)
+            engine,
+            numpy.concatenate([p['coverage'] for p in parts], axis=1))
         if finish is not None:
             finish(result)
     return result

@@ -34,16 +34,21 @@ def summarize(result):
                              stats.PLATEAU_FLATNESS, stats.PLATEAU_FRACTION,
                              stats.PLATEAU_LOSS)},
         'schedules': {}, 'pairs': []}
-    for i, text in enumerate(config.schedules):
+    labels = result.labels
+    for i, text in enumerate(labels):
         summary['schedules'][text] = {
             'final_loss': dict(zip(('q25', 'median', 'q75'),
                                    stats.quartiles(result.final_train_loss[i]))),
             'heldout_mse': dict(zip(('q25', 'median', 'q75'),
                                     stats.quartiles(result.heldout_mse[i]))),
             'stuck': int(stuck[i].sum()),
+            'stuck_ci95': list(stats.rate_interval(int(stuck[i].sum()),
+                                                   len(stuck[i]))),
+            'coverage_median': float(numpy.nanmedian(result.coverage[i]))
+            if numpy.isfinite(result.coverage[i]).any() else None,
         }
-    for i, j in itertools.combinations(range(len(config.schedules)), 2):
-        pair = {'a': config.schedules[i], 'b': config.schedules[j]}
+    for i, j in itertools.combinations(range(len(labels)), 2):
+        pair = {'a': labels[i], 'b': labels[j]}
         pair.update(stats.paired(result.final_train_loss[i],
                                  result.final_train_loss[j], rng))
         summary['pairs'].append(pair)
@@ -55,12 +60,14 @@ def summary_table(summary):
     lines = ['{} seeds, {} epochs, {} engine; final training loss (full '
              'data):'.format(summary['seeds'], summary['epochs'],
                              summary['engine'])]
-    lines.append('{:<28} {:>10} {:>10} {:>10} {:>8}'.format(
-        'schedule', 'q25', 'median', 'q75', 'stuck'))
+    lines.append('{:<28} {:>10} {:>10} {:>10} {:>8} {:>13}'.format(
+        'schedule', 'q25', 'median', 'q75', 'stuck', 'stuck 95% CI'))
     for text, row in summary['schedules'].items():
         q = row['final_loss']
-        lines.append('{:<28} {:>10.3e} {:>10.3e} {:>10.3e} {:>8}'.format(
-            text, q['q25'], q['median'], q['q75'], row['stuck']))
+        lines.append('{:<28} {:>10.3e} {:>10.3e} {:>10.3e} {:>8} {:>13}'
+                     .format(text, q['q25'], q['median'], q['q75'],
+                             row['stuck'], '{:.1%}-{:.1%}'.format(
+                                 *row['stuck_ci95'])))
     if summary['pairs']:
         lines.append('{:<28} {:<28} {:>7} {:>9} {:>19}'.format(
             'a', 'b', 'b wins', 'a/b med', '95% CI'))
@@ -86,12 +93,12 @@ def study_writers(result, summary, paired_figure=True):
     rows = [[seed, text, float(result.loss[i, k, -1]),
              float(result.final_train_loss[i, k]),
              float(result.heldout_mse[i, k]),
-             int(stuck[i, k])]
-            for i, text in enumerate(config.schedules)
+             int(stuck[i, k]), float(result.coverage[i, k])]
+            for i, text in enumerate(result.labels)
             for k, seed in enumerate(seeds)]
     saved = {'summary': summary, 'config': config.to_dict(),
              'environment': results.environment(get_device(config.device))}
-    labels = config.schedules
+    labels = result.labels
     writers = {
         # No time stamps: the same results give the same bytes.
         'curves.npz': lambda path: save_npz(
@@ -100,7 +107,7 @@ def study_writers(result, summary, paired_figure=True):
                    'seeds': numpy.array(seeds)}, compress=True),
         'final.csv': lambda path: results.write_csv(
             path, ['seed', 'schedule', 'last_epoch_loss', 'final_train_loss',
-                   'heldout_mse', 'stuck'], rows),
+                   'heldout_mse', 'stuck', 'coverage'], rows),
         'summary.json': lambda path: results.write_json(path, saved),
         'curves.png': lambda path: results.save_figure(
             plots.band_figure({text: result.loss[i]

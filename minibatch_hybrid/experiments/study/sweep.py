@@ -68,10 +68,10 @@ def sweep_writers(result, sweep):
     """Returns ``(writers, rows)``: the sweep's table and figure (final
     loss against fraction) as ``{file name: writer(path)}``, and the
     table's rows."""
-    index = {text: i for i, text in enumerate(result.config.schedules)}
+    index = {text: i for i, text in enumerate(result.labels)}
     rows, quartiles, fractions, stuck_rate = [], {}, {}, {}
     stuck = result.stuck()
-    for direction, entries in sweep.items():
+    for direction, entries in _with_revived(sweep, result.config).items():
         qs = [stats.quartiles(result.final_train_loss[index[text]])
               for _, text in entries]
         fractions[direction] = [f for f, _ in entries]
@@ -89,6 +89,20 @@ def sweep_writers(result, sweep):
             plots.sweep_figure(fractions, quartiles, stuck_rate), path),
     }
     return writers, rows
+
+
+def _with_revived(sweep, config):
+    """Returns the sweep's directions, each followed by its revived arms
+    (``'fixed first, revived'``: the arms of ``--revive``) if any."""
+    revived = {text: label for label, text, epoch in config.arms()
+               if epoch is not None}
+    out = {}
+    for direction, entries in sweep.items():
+        out[direction] = entries
+        arms = [(f, revived[text]) for f, text in entries if text in revived]
+        if arms:
+            out[direction + ', revived'] = arms
+    return out
 
 
 def write_sweep_outputs(result, sweep, out):
@@ -154,9 +168,9 @@ def sweep_table(result, rows):
     config = result.config
     lines = ['{} seeds, {} epochs, {} engine; final training loss:'.format(
         config.seeds, config.epochs, result.engine)]
-    lines.append('{:<13} {:>9} {:<28} {:>10} {:>10} {:>10} {:>6}'.format(
+    lines.append('{:<22} {:>5} {:<40} {:>10} {:>10} {:>10} {:>6}'.format(
         'order', 'fixed', 'schedule', 'q25', 'median', 'q75', 'stuck'))
     for row in rows:
-        lines.append('{:<13} {:>9.2f} {:<28} {:>10.3e} {:>10.3e} {:>10.3e} '
+        lines.append('{:<22} {:>5.2f} {:<40} {:>10.3e} {:>10.3e} {:>10.3e} '
                      '{:>6}'.format(*row))
     return lines
