@@ -1,10 +1,13 @@
-"""Trainer extensions for schedules (public name).
+"""Trainer extensions for schedules, and the plateau's cure (public name).
 
-They live in :mod:`minibatch_hybrid.chainer_ext.extensions`; this name is
-kept for code that imports them from here.
+They live in :mod:`minibatch_hybrid.chainer_ext.extensions` and
+:mod:`minibatch_hybrid.chainer_ext.revive`; import them from here.
 """
 from minibatch_hybrid.chainer_ext.extensions import CheckSchedules  # NOQA
 from minibatch_hybrid.chainer_ext.extensions import RunSettings  # NOQA
 from minibatch_hybrid.chainer_ext.extensions import SettingsMismatch  # NOQA
+from minibatch_hybrid.chainer_ext.revive import ReviveDeadUnits  # NOQA
+from minibatch_hybrid.chainer_ext.revive import revive_chain  # NOQA
 
-__all__ = ['CheckSchedules', 'RunSettings', 'SettingsMismatch']
+__all__ = ['CheckSchedules', 'ReviveDeadUnits', 'RunSettings',
+           'SettingsMismatch', 'revive_chain']

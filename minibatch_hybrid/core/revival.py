@@ -78,19 +78,18 @@ def revive_units(w_in, b_in, w_out, dead, rows, states=()):
     return int(dead.sum())
 
 
-def check_layers(layers, hidden=2):
-    """Returns ``layers`` as a sorted tuple of hidden-layer numbers
-    (1-based), or raises SettingsError."""
-    try:
-        out = tuple(sorted(set(int(layer) for layer in layers)))
-    except (TypeError, ValueError):
-        out = ()
-    if not out or any(not 1 <= layer <= hidden for layer in out) or \
-            any(int(layer) != layer for layer in layers):
+def check_layers(layers, hidden=None):
+    """Returns ``layers`` as a sorted tuple of hidden-layer numbers, from
+    1 to ``hidden`` (no upper bound if None), or raises SettingsError."""
+    values = list(layers) if isinstance(layers, (list, tuple)) else None
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or
+                         v < 1 or (hidden is not None and v > hidden)
+                         for v in values):
         raise SettingsError(
-            'layers to revive are hidden-layer numbers from 1 to {}, got '
-            '{!r}'.format(hidden, layers))
-    return out
+            'layers to revive are hidden-layer numbers from 1{}, given as '
+            'a tuple such as (2,); got {!r}'.format(
+                '' if hidden is None else ' to {}'.format(hidden), layers))
+    return tuple(sorted(set(values)))
 
 
 #: MyChain's names of hidden layer l's incoming weights and bias, and of
@@ -126,7 +125,7 @@ class Revival(object):
         self.epoch = epoch
         self.replicas = sorted(set(int(k) for k in replicas))
         self.seeds = [int(s) for s in seeds]
-        self.layers = check_layers(layers)
+        self.layers = check_layers(layers, hidden=2)
         if self.replicas and not (
                 0 <= self.replicas[0] and
                 self.replicas[-1] < len(self.seeds)):

@@ -51,7 +51,8 @@ AT_SWITCH = 'switch'
 
 def revive_value(text):
     """Converts ``--revive``'s text: an epoch, or ``'switch'``."""
-    if text is None or text == AT_SWITCH:
+    if text is None or text == AT_SWITCH or (
+            isinstance(text, int) and not isinstance(text, bool)):
         return text
     try:
         return int(text)
@@ -214,8 +215,7 @@ class StudyConfig(Settings, _Runs):
         None, 'also train each schedule with its dead second-layer units '
         'revived after epoch REVIVE, from the same weights (an arm named '
         '"<schedule> revive@REVIVE"); "switch": at each schedule\'s first '
-        'change of order (default: no revived arms)', ('--revive',),
-        revive_value)
+        'change of order (default: no revived arms)', ('--revive',))
 
     def __post_init__(self):
         super().__post_init__()

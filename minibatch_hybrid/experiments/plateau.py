@@ -1,0 +1,110 @@
+"""The plateau: which function the stuck hybrids compute, and its loss.
+
+A stuck hybrid's second hidden layer has no unit active beyond some
+x = c (its *coverage*, :mod:`~minibatch_hybrid.core.diagnosis`).  Beyond c
+every unit of that layer is zero, so the network's output is its last
+bias ``b3``: a constant.  The best the network can then do is fit sin(x)
+on [0, c] and the constant that minimises the squared error on (c, 2π],
+the mean of sin there, ``m(c) = (cos c - 1) / (2π - c)``.  Its output is
+continuous, so at x = c the fitted left part meets the constant:
+``sin c = m(c)``.  That equation has one root in (π, 2π), c* ≈ 3.95, and
+the loss of the best such function is the variance of sin on (c*, 2π]
+weighted by the share of the data there:
+
+    L* = (1 / 2π) ∫_{c*}^{2π} (sin x - m(c*))² dx ≈ 0.0307.
+
+It is also where the loss, as a function of c, stands still
+(dL/dc = (sin c - m(c))² / 2π ≥ 0 vanishes at c*), so gradient descent has
+no reason to move the boundary: a plateau.  :func:`plateau_boundary` and
+:func:`plateau_loss` compute both, for the continuous interval and for the
+post's 1,000 points; ``docs/findings.md`` sets them beside the measured
+plateau.  :func:`coverage_history` and :func:`replica_functions` give the
+figures of how it forms and what it looks like.
+"""
+import math
+
+import numpy
+
+from minibatch_hybrid.core.data import make_sin_dataset
+from minibatch_hybrid.core.loop import train
+from minibatch_hybrid.engines.native import NativeEnsemble
+from minibatch_hybrid.schedules import parse_schedule
+
+TWO_PI = 2 * math.pi
+
+
+def tail_mean(c):
+    """Returns the mean of sin over (c, 2π]."""
+    return (math.cos(c) - 1) / (TWO_PI - c)
+
+
+def plateau_boundary(tol=1e-13):
+    """Returns c*, the root of ``sin c = tail_mean(c)`` in (π, 2π)
+    (bisection: the difference changes sign once there)."""
+    def gap(c):
+        return math.sin(c) - tail_mean(c)
+    lo, hi = math.pi + 1e-9, 3 * math.pi / 2
+    assert gap(lo) * gap(hi) < 0
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        if gap(lo) * gap(mid) <= 0:
+            hi = mid
+        else:
+            lo = mid
+    return (lo + hi) / 2
+
+
+def plateau_loss(c=None, x=None):
+    """Returns the loss of sin fitted exactly on [0, c] and by its best
+    constant on (c, 2π].
+
+    Args:
+        c (float): The coverage; c* (:func:`plateau_boundary`) if None.
+        x: If given, the data's x (the post's: ``make_sin_dataset().x``):
+            the loss is then the mean over those points, as the training
+            loss is; otherwise the continuous integral over [0, 2π].
+
+    """
+    c = plateau_boundary() if c is None else c
+    if x is None:
+        m = tail_mean(c)
+        # ∫ (sin x - m)^2 = ∫ sin^2 - 2 m ∫ sin + m^2 (2π - c)
+        width = TWO_PI - c
+        sin2 = width / 2 - (math.sin(2 * TWO_PI) - math.sin(2 * c)) / 4
+        sin1 = math.cos(c) - 1
+        return (sin2 - 2 * m * sin1 + m * m * width) / TWO_PI
+    x = numpy.asarray(x, numpy.float64).reshape(-1)
+    tail = numpy.sin(x[x > c])
+    return float(((tail - tail.mean()) ** 2).sum() / len(x))
+
+
+def coverage_history(seeds, schedule='fixed:250+random:250', epochs=None,
+                     n_units=100):
+    """Trains one schedule from each seed with the native engine and
+    returns ``(losses, coverage)``: ``(epochs, K)`` post's losses and
+    ``(epochs + 1, K, 2)`` coverage of both hidden layers, before training
+    and after each epoch."""
+    dataset = make_sin_dataset()
+    schedules = [parse_schedule(schedule, seed) for seed in seeds]
+    epochs = schedules[0].epochs if epochs is None else epochs
+    ensemble = NativeEnsemble.from_seeds(seeds, n_units)
+    coverage = [ensemble.activity(dataset.x).coverage()]
+
+    def record(entry):
+        coverage.append(ensemble.activity(dataset.x).coverage())
+    result = train(ensemble, None, dataset, schedules, epochs,
+                   train_loss='never', callback=record)
+    return result.loss, numpy.stack(coverage)
+
+
+def replica_functions(engine, x):
+    """Returns what each replica of an engine computes at ``x`` ``(N,)``:
+    ``(K, N)`` float64, from its weights (NumPy in float64)."""
+    params = engine.arrays('params')
+    x = numpy.asarray(x, numpy.float64).reshape(1, -1, 1)
+    p = {k: numpy.asarray(v, numpy.float64) for k, v in params.items()}
+    h1 = numpy.maximum(x * p['l1/W'][:, None, :, 0] + p['l1/b'][:, None], 0)
+    h2 = numpy.maximum(numpy.matmul(h1, p['l2/W'].transpose(0, 2, 1)) +
+                       p['l2/b'][:, None], 0)
+    return (numpy.matmul(h2, p['l3/W'].transpose(0, 2, 1))[..., 0] +
+            p['l3/b'])
