@@ -43,6 +43,7 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
     from minibatch_hybrid import engines
     from minibatch_hybrid import errors
     from minibatch_hybrid.experiments import bench
+    from minibatch_hybrid.experiments import remedies
     from minibatch_hybrid.experiments import reproduce
     from minibatch_hybrid.experiments import study
     from minibatch_hybrid.experiments.study import StudyConfig
@@ -117,6 +118,27 @@ def build_parser():
     p.add_argument('--no-reverse', action='store_true',
                    help='leave out the reverse hybrids (random first)')
     p.set_defaults(func=_sweep)
+
+    p = commands.add_parser(
+        'remedies', help='cures for the stuck hybrid compared over the '
+        'same seeds',
+        description='Trains the post\'s hybrid from every seed once per '
+        'remedy applied at its switch (none; dead units revived in layer '
+        '1, 2 or both; Adam reset; a learning-rate restart) and counts, '
+        'against the plain hybrid, the stuck runs freed, the healthy runs '
+        'made stuck and the median ratio on healthy runs. Writes '
+        'remedies.csv and remedies.json.')
+    settings.add_options(p, ('seeds', 'first_seed', 'epochs', 'n_units',
+                             'engine'), StudyConfig,
+                         quick={'seeds': QUICK_SEEDS,
+                                'epochs': QUICK_EPOCHS})
+    p.add_argument('--out', '-o', default=os.path.join('results',
+                                                       'remedies'),
+                   help='output folder (default: results/remedies)')
+    p.add_argument('--quick', action='store_true',
+                   help='a quick look: {} epochs, {} seeds unless given'
+                   .format(QUICK_EPOCHS, QUICK_SEEDS))
+    p.set_defaults(func=_remedies)
 
     p = commands.add_parser(
         'bench', help='speed of the post\'s loop, the package\'s loop and '
@@ -270,6 +292,24 @@ def _sweep(args):
                         show=print)
     print('wrote {}'.format(', '.join(os.path.join(args.out, name)
                                       for name in study.SWEEP_FILES)))
+
+
+def _remedies(args):
+    _apply_quick(args)
+    # The study's checks of seeds, epochs, width and engine.
+    config = StudyConfig([settings.hybrid_halves(args.epoch)],
+                         **settings.from_args(args, StudyConfig))
+    config.check_memory()
+    results.check_output_dir(args.out)
+    seeds = config.seed_list()
+    runs = remedies.run_remedies(
+        seeds, config.epochs, n_units=config.n_units, engine=config.engine,
+        log=lambda line: print(line, file=sys.stderr))
+    rows = remedies.compare(runs)
+    for line in remedies.table(rows, len(seeds)):
+        print(line)
+    args.written = remedies.write_outputs(runs, rows, seeds, args.out)
+    print('wrote ' + ', '.join(args.written))
 
 
 def _bench(args):

@@ -27,6 +27,7 @@ from minibatch_hybrid.engines.native import NativeEnsemble
 from minibatch_hybrid.engines.stacked import Ensemble
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.experiments import plateau
+from minibatch_hybrid.experiments import remedies
 from minibatch_hybrid.experiments import stats
 from minibatch_hybrid.experiments.study.config import StudyConfig
 from minibatch_hybrid.experiments.study.run import train_chunk
@@ -421,3 +422,45 @@ def test_rate_interval():
     assert stats.rate_interval(10, 10)[1] == 1.0
     with pytest.raises(ValueError):
         stats.rate_interval(0, 0)
+
+
+@_marks.needs_native
+@pytest.mark.exact
+def test_remedies_start_from_the_studys_hybrid(tmp_path, capsys):
+    # The arm 'none' is the study's hybrid arm, bit for bit; a remedy
+    # changes nothing before the switch.
+    seeds = [3, 4]
+    runs = remedies.run_remedies(seeds, 12, n_units=10, engine='native')
+    chunk = train_chunk(small_config(revive=None), 'native', seeds)
+    numpy.testing.assert_array_equal(
+        runs['none']['final'].astype(f32), chunk['final_loss'][1])
+    numpy.testing.assert_array_equal(runs['none']['coverage'],
+                                     chunk['coverage'][1])
+    rows = {r['remedy']: r for r in remedies.compare(runs)}
+    assert rows['none']['freed'] == rows['none']['made_stuck'] == 0
+    assert rows['none']['median_ratio_healthy'] == 1
+    for remedy in remedies.REMEDIES[1:]:
+        assert not numpy.array_equal(runs[remedy]['final'],
+                                     runs['none']['final']), remedy
+    status, out, err = run_main(capsys, 'remedies', '--seeds', '2',
+                                '--epoch', '12', '--units', '10', '--out',
+                                str(tmp_path / 'r'))
+    assert status == 0, err
+    with open(tmp_path / 'r' / 'remedies.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * len(remedies.REMEDIES)
+
+
+def test_adam_reset_and_step_size_act_on_every_engine():
+    seeds = [0, 1]
+    dataset = mh.make_sin_dataset(50)
+    ensemble = Ensemble([make_model(8, s) for s in seeds])
+    engine = ChainerEngine(ensemble, make_optimizer(ensemble))
+    mh.train(ensemble, engine.optimizer, dataset,
+             [mh.parse_schedule('random', s) for s in seeds], 2,
+             train_loss='never')
+    remedies.AdamReset(2)(engine, dataset.x)
+    assert engine.t == 0
+    assert all((a == 0).all() for a in engine.arrays('m').values())
+    remedies.StepSize(2, 0.01)(engine, dataset.x)
+    assert engine.optimizer.alpha == 0.01

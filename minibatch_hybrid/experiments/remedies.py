@@ -1,0 +1,191 @@
+"""Remedies for the stuck hybrid, compared over the same seeds.
+
+Each remedy acts once, at the hybrid's switch, on every run of its arm:
+
+* ``revive layer 1``, ``revive layer 2``, ``revive both``: dead units of
+  those hidden layers revived
+  (:class:`~minibatch_hybrid.core.revival.Revival`);
+* ``Adam reset``: Adam's moments and step count set back to zero (its
+  bias correction then restarts too);
+* ``learning-rate restart``: Adam's step size ``alpha`` ten times the
+  post's for ten epochs, then the post's again.
+
+Every arm trains the same seeds from the same initial weights in the same
+orders with the native engine (so the same bits on every CPU); the arm
+``none`` is the plain hybrid, bit for bit the study's.  :func:`compare`
+counts, against ``none``, the stuck runs freed, the healthy runs made
+stuck and the median ratio of final losses on the healthy runs.
+"""
+import numpy
+
+from minibatch_hybrid.core.data import make_sin_dataset
+from minibatch_hybrid.core.loop import train
+from minibatch_hybrid.core.model import make_model
+from minibatch_hybrid.core.revival import Revival
+from minibatch_hybrid.engines import make_ensemble
+from minibatch_hybrid.engines import resolve_engine
+from minibatch_hybrid.core.device import get_device
+from minibatch_hybrid.experiments import stats
+from minibatch_hybrid.io import results
+from minibatch_hybrid.schedules import parse_schedule
+from minibatch_hybrid.schedules.text import hybrid_halves
+
+#: The remedies compared, in the order of the table.
+REMEDIES = ('none', 'revive layer 1', 'revive layer 2', 'revive both',
+            'Adam reset', 'learning-rate restart')
+#: The learning-rate restart: alpha times this, for this many epochs.
+RESTART_FACTOR, RESTART_EPOCHS = 10, 10
+
+
+class AdamReset(object):
+    """An intervention: Adam's moments and step count back to zero after
+    ``epoch`` epochs, for every replica (the native engine's step count is
+    shared by its replicas)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def __call__(self, engine, x):
+        for which in ('m', 'v'):
+            engine.load(which, {name: numpy.zeros_like(numpy.asarray(a))
+                                for name, a in engine.arrays(which).items()})
+        engine.t = 0
+
+
+class StepSize(object):
+    """An intervention: Adam's ``alpha`` set to ``alpha`` after ``epoch``
+    epochs (the native engine's hyperparameters, or a Chainer
+    optimizer's)."""
+
+    def __init__(self, epoch, alpha):
+        self.epoch = epoch
+        self.alpha = alpha
+
+    def __call__(self, engine, x):
+        hyperparams = getattr(engine, 'hyperparams', None)
+        if hyperparams is not None:
+            hyperparams['alpha'] = self.alpha
+        else:
+            engine.optimizer.hyperparam.alpha = self.alpha
+
+
+def interventions(remedy, switch, seeds, epochs, alpha=0.001):
+    """Returns the interventions of ``remedy`` at epoch ``switch`` for an
+    ensemble of one replica per seed, in runs of ``epochs`` (a restart
+    ends :data:`RESTART_EPOCHS` later, or before the last epoch)."""
+    replicas = range(len(seeds))
+    layers = {'revive layer 1': (1,), 'revive layer 2': (2,),
+              'revive both': (1, 2)}
+    if remedy in layers:
+        return [Revival(switch, replicas, seeds, layers[remedy])]
+    if remedy == 'Adam reset':
+        return [AdamReset(switch)]
+    if remedy == 'learning-rate restart':
+        return [StepSize(switch, alpha * RESTART_FACTOR),
+                StepSize(min(switch + RESTART_EPOCHS, epochs - 1), alpha)]
+    return []
+
+
+def run_remedies(seeds, epochs=500, remedies=REMEDIES, n_units=100,
+                 engine='auto', log=None):
+    """Trains the post's hybrid from each seed with each remedy.
+
+    Args:
+        seeds (list of int): The seeds.
+        epochs (int): Epochs of each run; the hybrid switches at half.
+        remedies (tuple of str): Among :data:`REMEDIES`.
+        n_units (int): Hidden width.
+        engine (str): ``'auto'``, ``'native'`` or ``'numpy'``.
+        log (callable): Takes a line per remedy done.
+
+    Returns:
+        dict: ``remedy`` to ``{'final': (seeds,) final training losses,
+        'stuck': (seeds,) booleans, 'coverage': (seeds,) second-layer
+        coverage}``, and ``'schedule'``, ``'engine'``.
+
+    """
+    schedule = hybrid_halves(epochs)
+    switch = parse_schedule(schedule, 0).starts[1]
+    device = get_device('@numpy')
+    engine = resolve_engine(engine, device)
+    dataset = make_sin_dataset()
+    out = {'schedule': schedule, 'engine': engine, 'switch': switch}
+    for remedy in remedies:
+        ensemble = make_ensemble(
+            engine, [make_model(n_units, s) for s in seeds], device)
+        result = train(ensemble, None, dataset,
+                       [parse_schedule(schedule, s) for s in seeds], epochs,
+                       train_loss='last',
+                       interventions=interventions(remedy, switch, seeds,
+                                                   epochs))
+        out[remedy] = {
+            'final': result.train_loss[-1].astype(numpy.float64),
+            'stuck': numpy.array([stats.plateau(c) for c in result.loss.T]),
+            'coverage': ensemble.activity(dataset.x).coverage()[:, 1]}
+        if log is not None:
+            log('{}: {} of {} stuck'.format(
+                remedy, int(out[remedy]['stuck'].sum()), len(seeds)))
+    return out
+
+
+def compare(runs, remedies=REMEDIES):
+    """Returns one row per remedy against ``none``: stuck runs, stuck runs
+    freed, healthy runs made stuck, healthy runs ending higher, and the
+    median over healthy runs of (loss without / loss with the remedy)."""
+    base = runs['none']
+    healthy = ~base['stuck']
+    rows = []
+    for remedy in remedies:
+        r = runs[remedy]
+        ratio = base['final'][healthy] / r['final'][healthy]
+        rows.append({
+            'remedy': remedy, 'stuck': int(r['stuck'].sum()),
+            'freed': int((base['stuck'] & ~r['stuck']).sum()),
+            'made_stuck': int((healthy & r['stuck']).sum()),
+            'healthy_higher': int((r['final'][healthy] >
+                                   base['final'][healthy]).sum()),
+            'healthy': int(healthy.sum()),
+            'median_ratio_healthy': float(numpy.median(ratio))
+            if len(ratio) else float('nan'),
+            'median_final': float(numpy.median(r['final']))})
+    return rows
+
+
+def table(rows, seeds):
+    """Returns the comparison as lines of text."""
+    lines = ['{} seeds; against the plain hybrid ("none"):'.format(seeds),
+             '{:<22} {:>6} {:>6} {:>11} {:>15} {:>12} {:>12}'.format(
+                 'remedy', 'stuck', 'freed', 'made stuck',
+                 'healthy higher', 'ratio (hlt)', 'median')]
+    for r in rows:
+        lines.append('{:<22} {:>6} {:>6} {:>11} {:>9}/{:<5} {:>12.3g} '
+                     '{:>12.3e}'.format(
+                         r['remedy'], r['stuck'], r['freed'],
+                         r['made_stuck'], r['healthy_higher'], r['healthy'],
+                         r['median_ratio_healthy'], r['median_final']))
+    lines.append('ratio (hlt): median over the runs healthy without a '
+                 'remedy of final loss without / with it (> 1: better)')
+    return lines
+
+
+#: Files that :func:`write_outputs` writes.
+FILES = ('remedies.csv', 'remedies.json')
+
+
+def write_outputs(runs, rows, seeds, out):
+    """Writes the per-run table and the comparison, together (elsewhere
+    if ``out`` cannot take them: :func:`results.save_results`)."""
+    per_run = [[seed, remedy, float(runs[remedy]['final'][k]),
+                int(runs[remedy]['stuck'][k]),
+                float(runs[remedy]['coverage'][k])]
+               for remedy in [r['remedy'] for r in rows]
+               for k, seed in enumerate(seeds)]
+    saved = {'schedule': runs['schedule'], 'engine': runs['engine'],
+             'switch': runs['switch'], 'seeds': list(seeds),
+             'comparison': rows}
+    return results.save_results(out, {
+        'remedies.csv': lambda path: results.write_csv(
+            path, ['seed', 'remedy', 'final_train_loss', 'stuck',
+                   'coverage'], per_run),
+        'remedies.json': lambda path: results.write_json(path, saved)},
+        prefix='minibatch-hybrid-remedies-')
