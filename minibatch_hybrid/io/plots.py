@@ -135,3 +135,72 @@ def sweep_figure(fractions, quartiles, stuck=None, title='final loss against '
         bottom = low
     bottom.set_xlabel('fraction of epochs in fixed order')
     return figure
+
+
+def functions_figure(x, panels, boundary=None, level=None):
+    """Returns what networks compute over the data, panel by panel, with
+    sin(x) underneath.
+
+    Args:
+        x: The points, ``(N,)``.
+        panels (list): ``(title, {label: (N,) outputs})`` per panel.
+        boundary (float): If given, an x marked in every panel (the
+            plateau's c*).
+        level (float): If given, the constant drawn right of ``boundary``
+            (the plateau's best constant).
+
+    """
+    figure = Figure(figsize=(4.2 * len(panels), 4), layout='constrained')
+    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    x = numpy.asarray(x)
+    for ax, (title, curves) in zip(axes, panels):
+        ax.plot(x, numpy.sin(x), color='black', linewidth=3, alpha=0.25,
+                label='sin(x)')
+        for label, y in curves.items():
+            ax.plot(x, y, linewidth=1.2, label=label)
+        if boundary is not None:
+            ax.axvline(boundary, color='gray', linestyle='--', linewidth=1,
+                       label='c* = {:.3f}'.format(boundary))
+            if level is not None:
+                ax.hlines(level, boundary, x.max(), color='red',
+                          linestyle=':', label='mean of sin beyond c*')
+        ax.set_title(title)
+        ax.set_xlabel('x')
+        ax.grid(True)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel('network output')
+    return figure
+
+
+def coverage_figure(coverage, labels, boundary=None, switch=None,
+                    title='second hidden layer: largest x at which a unit '
+                    'is active'):
+    """Returns coverage per epoch, one line per run.
+
+    Args:
+        coverage: ``(epochs + 1, K)``: before training, then after each
+            epoch.
+        labels (list of str): One per run.
+        boundary (float): If given, a level marked (the plateau's c*).
+        switch (int): If given, the epoch marked where order changes.
+
+    """
+    figure = Figure(figsize=(8, 4.5), layout='constrained')
+    ax = figure.subplots()
+    coverage = numpy.asarray(coverage)
+    epochs = numpy.arange(len(coverage))
+    for k, label in enumerate(labels):
+        ax.plot(epochs, coverage[:, k], linewidth=1.2, label=label)
+    if boundary is not None:
+        ax.axhline(boundary, color='gray', linestyle='--', linewidth=1,
+                   label='c* = {:.3f}'.format(boundary))
+    if switch is not None:
+        ax.axvline(switch, color='black', linestyle=':', linewidth=1,
+                   label='switch to random (epoch {})'.format(switch))
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('coverage (x)')
+    ax.set_ylim(0, 2 * numpy.pi + 0.2)
+    ax.set_title(title)
+    ax.grid(True)
+    ax.legend(fontsize=7, ncol=2)
+    return figure
