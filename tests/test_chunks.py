@@ -289,6 +289,10 @@ DAMAGES = {
                       'loss holds negative values'),
     'infinite MSE': (set_item('heldout_mse', numpy.inf),
                      'heldout_mse holds infinite values'),
+    'negative coverage': (set_item('coverage', -1.0),
+                          'coverage holds negative values'),
+    'infinite coverage': (set_item('coverage', numpy.inf),
+                          'coverage holds infinite values'),
     'huge header': (huge_header, 'loss.npy has shape (100000, 100000)'),
     'extra member': (extra, 'members that no chunk has: extra.npy'),
 }

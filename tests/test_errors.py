@@ -366,7 +366,8 @@ def test_a_chunk_whose_record_is_not_json(tmp_path):
               'seeds': numpy.array([0]),
               'loss': numpy.zeros((1, 1, 2)),
               'final_loss': numpy.zeros((1, 1)),
-              'heldout_mse': numpy.zeros((1, 1))}
+              'heldout_mse': numpy.zeros((1, 1)),
+              'coverage': numpy.zeros((1, 1))}
     folder.save_npz(folder.chunk_path(out, 0), arrays)
     with pytest.raises(folder.StudyFolderError, match=r'is damaged \(its '
                        'record: Expecting value'):
@@ -379,7 +380,8 @@ def test_a_chunk_member_that_is_not_npy_is_named(tmp_path):
     os.makedirs(os.path.join(out, 'chunks'))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, 'w') as zf:
-        for name in ('meta', 'seeds', 'loss', 'final_loss', 'heldout_mse'):
+        for name in ('meta', 'seeds', 'loss', 'final_loss', 'heldout_mse',
+                     'coverage'):
             zf.writestr(name + '.npy', b'not an array')
     with open(folder.chunk_path(out, 0), 'wb') as f:
         f.write(buffer.getvalue())

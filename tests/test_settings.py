@@ -98,11 +98,15 @@ def test_the_files_keep_their_settings_and_order():
     config = StudyConfig(['random', 'hybrid:250'], 4)
     assert list(config.to_dict()) == [
         'schedules', 'seeds', 'first_seed', 'epochs', 'batchsize',
-        'n_units', 'n_data', 'n_heldout', 'chunk', 'device', 'engine']
+        'n_units', 'n_data', 'n_heldout', 'chunk', 'revive', 'device',
+        'engine']
+    # Without revived arms the identity is that of earlier folders.
     assert config.identity() == {
         'schedules': ['random', 'fixed:250+random'], 'seeds': 4,
         'first_seed': 0, 'epochs': 500, 'batchsize': 10, 'n_units': 100,
         'n_data': 1000, 'n_heldout': 1000, 'chunk': 32}
+    revived = StudyConfig(['random', 'hybrid:250'], 4, revive=250)
+    assert revived.identity()['revive'] == 250
     # The first arguments are where they were.
     assert ReproductionConfig(3, 8).seed == 3
     assert StudyConfig(['random'], 5, 7, 8).first_seed == 7

@@ -179,7 +179,7 @@ def test_a_study_continues_on_another_kernel_set_to_the_same_bytes(
     fastest = kernels.supported_kernels()[-1]
     with kernels.using_kernels(fastest):
         resumed = study.run_study(config(), out, log=quiet)
-    for name in ('loss', 'final_loss', 'heldout_mse'):
+    for name in ('loss', 'final_loss', 'heldout_mse', 'coverage'):
         numpy.testing.assert_array_equal(getattr(resumed, name),
                                          getattr(result, name))
 

@@ -109,7 +109,7 @@ def rate_interval(k, n, z=1.959963984540054):
 
         >>> low, high = rate_interval(0, 64)
         >>> low, round(high, 4)
-        (0.0, 0.0565)
+        (0.0, 0.0566)
 
     """
     if n <= 0:

@@ -140,15 +140,18 @@ def open_regular(path, damaged=None):
 
 
 def _bad_values(arrays):
-    """What makes a chunk's losses and errors impossible, or None."""
+    """What makes a chunk's losses, errors and coverage impossible, or
+    None.  A coverage is an x of the data, or NaN (no unit active)."""
     for name in CHUNK_ARRAYS[1:]:
         values = numpy.asarray(arrays[name])
+        if name == 'coverage':
+            values = values[~numpy.isnan(values)]
         if not numpy.isfinite(values).all():
             return '{} holds {} values'.format(
                 name, 'NaN' if numpy.isnan(values).any() else 'infinite')
         if (values < 0).any():
-            return '{} holds negative values, which no loss or squared ' \
-                'error can be'.format(name)
+            return '{} holds negative values, which no loss, squared ' \
+                'error or coverage can be'.format(name)
     return None
 
 
