@@ -77,6 +77,22 @@ def test_a_distributed_study_is_the_same_bytes(here, cluster, tmp_path):
         assert got[name] == here[name], name
 
 
+@needs_native
+def test_a_distributed_study_with_revived_arms_is_the_same_bytes(
+        cluster, tmp_path):
+    revived = config(revive=4)
+    local = finish(study.run_study(revived, str(tmp_path / 'here'),
+                                   log=quiet), str(tmp_path / 'here'))
+    result = study.run_study(revived, str(tmp_path / 'dask'), log=quiet,
+                             cluster=cluster)
+    assert result.labels[2:] == ['random revive@4',
+                                 'fixed:4+random:4 revive@4']
+    got = finish(result, str(tmp_path / 'dask'))
+    assert sorted(got) == sorted(local)
+    for name in local:
+        assert got[name] == local[name], name
+
+
 def slow_config():
     # Chunks of about half a second, so that a worker dies in the middle of
     # one.
