@@ -308,6 +308,12 @@ def _remedies(args):
     rows = remedies.compare(runs)
     for line in remedies.table(rows, len(seeds)):
         print(line)
+    for name, part in remedies.at_switch(runs).items():
+        print('at the switch, the {} {} runs: dead units (median, least, '
+              'most) layer 1 {}, layer 2 {}; {} with no second-layer unit '
+              'active at the last x'.format(
+                  part['runs'], name, part['dead_layer1'],
+                  part['dead_layer2'], part['uncovered']))
     args.written = remedies.write_outputs(runs, rows, seeds, args.out)
     print('wrote ' + ', '.join(args.written))
 

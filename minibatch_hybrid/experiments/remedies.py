@@ -69,6 +69,19 @@ class StepSize(object):
             engine.optimizer.hyperparam.alpha = self.alpha
 
 
+class Probe(object):
+    """An intervention that changes nothing: it records the engine's
+    :class:`~minibatch_hybrid.core.diagnosis.Activity` after ``epoch``
+    epochs (as :attr:`activity`)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+        self.activity = None
+
+    def __call__(self, engine, x):
+        self.activity = engine.activity(x)
+
+
 def interventions(remedy, switch, seeds, epochs, alpha=0.001):
     """Returns the interventions of ``remedy`` at epoch ``switch`` for an
     ensemble of one replica per seed, in runs of ``epochs`` (a restart
@@ -101,7 +114,9 @@ def run_remedies(seeds, epochs=500, remedies=REMEDIES, n_units=100,
     Returns:
         dict: ``remedy`` to ``{'final': (seeds,) final training losses,
         'stuck': (seeds,) booleans, 'coverage': (seeds,) second-layer
-        coverage}``, and ``'schedule'``, ``'engine'``.
+        coverage}``; ``'at_switch'``: the runs' Activity at the switch,
+        before any remedy (the same for every remedy); ``'schedule'``,
+        ``'engine'``, ``'switch'``.
 
     """
     schedule = hybrid_halves(epochs)
@@ -113,11 +128,13 @@ def run_remedies(seeds, epochs=500, remedies=REMEDIES, n_units=100,
     for remedy in remedies:
         ensemble = make_ensemble(
             engine, [make_model(n_units, s) for s in seeds], device)
+        probe = Probe(switch)
         result = train(ensemble, None, dataset,
                        [parse_schedule(schedule, s) for s in seeds], epochs,
                        train_loss='last',
-                       interventions=interventions(remedy, switch, seeds,
-                                                   epochs))
+                       interventions=[probe] + interventions(
+                           remedy, switch, seeds, epochs))
+        out['at_switch'] = probe.activity
         out[remedy] = {
             'final': result.train_loss[-1].astype(numpy.float64),
             'stuck': numpy.array([stats.plateau(c) for c in result.loss.T]),
@@ -151,6 +168,27 @@ def compare(runs, remedies=REMEDIES):
     return rows
 
 
+def at_switch(runs):
+    """Returns what the runs looked like at the switch, apart for those
+    that end stuck and those that do not (without a remedy): dead units
+    per hidden layer (median, least, most) and how many runs had no
+    second-layer unit active at the last training x."""
+    activity, stuck = runs['at_switch'], runs['none']['stuck']
+    dead, coverage = activity.dead(), activity.coverage()[:, 1]
+    top = float(activity.reach.max())
+    out = {}
+    for name, rows in (('stuck', stuck), ('healthy', ~stuck)):
+        part = {'runs': int(rows.sum())}
+        for layer in (0, 1):
+            values = dead[rows, layer]
+            part['dead_layer{}'.format(layer + 1)] = [
+                float(numpy.median(values)), int(values.min()),
+                int(values.max())] if len(values) else None
+        part['uncovered'] = int((~(coverage[rows] >= top)).sum())
+        out[name] = part
+    return out
+
+
 def table(rows, seeds):
     """Returns the comparison as lines of text."""
     lines = ['{} seeds; against the plain hybrid ("none"):'.format(seeds),
@@ -175,17 +213,21 @@ FILES = ('remedies.csv', 'remedies.json')
 def write_outputs(runs, rows, seeds, out):
     """Writes the per-run table and the comparison, together (elsewhere
     if ``out`` cannot take them: :func:`results.save_results`)."""
+    switch = runs['at_switch']
+    dead, coverage = switch.dead(), switch.coverage()[:, 1]
     per_run = [[seed, remedy, float(runs[remedy]['final'][k]),
                 int(runs[remedy]['stuck'][k]),
-                float(runs[remedy]['coverage'][k])]
+                float(runs[remedy]['coverage'][k]), int(dead[k, 0]),
+                int(dead[k, 1]), float(coverage[k])]
                for remedy in [r['remedy'] for r in rows]
                for k, seed in enumerate(seeds)]
     saved = {'schedule': runs['schedule'], 'engine': runs['engine'],
              'switch': runs['switch'], 'seeds': list(seeds),
-             'comparison': rows}
+             'comparison': rows, 'at_switch': at_switch(runs)}
     return results.save_results(out, {
         'remedies.csv': lambda path: results.write_csv(
             path, ['seed', 'remedy', 'final_train_loss', 'stuck',
-                   'coverage'], per_run),
+                   'coverage', 'dead1_at_switch', 'dead2_at_switch',
+                   'coverage_at_switch'], per_run),
         'remedies.json': lambda path: results.write_json(path, saved)},
         prefix='minibatch-hybrid-remedies-')
