@@ -33,13 +33,10 @@ def main():
     out = parser.parse_args().out
     results.check_output_dir(out)
     seeds = STUCK + HEALTHY
-    _, coverage = plateau.coverage_history(seeds, SCHEDULE)
+    plain, plain_result, coverage = plateau.coverage_history(seeds,
+                                                             SCHEDULE)
     dataset = make_sin_dataset()
-    # The same runs again to the end, and the stuck ones revived.
-    plain = NativeEnsemble.from_seeds(seeds)
-    plain_result = train(plain, None, dataset,
-                         [parse_schedule(SCHEDULE, s) for s in seeds], 500,
-                         train_loss='last')
+    # The stuck ones again, revived at the switch.
     revived = NativeEnsemble.from_seeds(STUCK)
     revived_result = train(
         revived, None, dataset,

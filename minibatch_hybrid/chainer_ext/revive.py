@@ -21,14 +21,18 @@ class ReviveDeadUnits(training.Extension):
     (:func:`~minibatch_hybrid.core.revival.revive_units`): new incoming
     weights drawn from ``seed`` and the epoch
     (:func:`~minibatch_hybrid.core.revival.fresh_weights`: Chainer's LeCun
-    normal), a zero bias, zero outgoing weights, so that the model
-    computes exactly the same function at that moment, and the optimizer's
-    state of those entries (Adam's ``m`` and ``v``) set to zero.
+    normal), a zero bias and zero outgoing weights, so that the model's
+    outputs at ``x`` are the same at that moment, and the optimizer's
+    state of those entries (every state array of a changed parameter's
+    shape: Adam's ``m`` and ``v``, AMSGrad's ``vhat``, ...) set to zero.
+    Adam's step count is kept.
 
     Any chain of ``chainer.links.Linear`` layers with a ReLU after each
     hidden one works, the post's ``MyChain`` or your own: the layers are
     found by running the forward pass
-    (:func:`~minibatch_hybrid.core.diagnosis.chain_activity`).  The
+    (:func:`~minibatch_hybrid.core.diagnosis.chain_activity`), once before
+    the first update too, so that a chain, ``x`` or ``layers`` that cannot
+    serve fails then, not at the revival.  The
     extension keeps no state of its own and its trigger is saved in
     snapshots, so a run resumed from a snapshot revives as the
     uninterrupted run did, bit for bit.
@@ -69,12 +73,17 @@ class ReviveDeadUnits(training.Extension):
                                 'integers, got {!r}'.format(epochs))
         self.x = x
         self.seed = seed
-        self.layers = layers if layers == 'all' else check_layers(layers)
+        self.layers = layers if layers == ALL else check_layers(layers)
         self.forward = forward
         self.optimizer = optimizer
         self.trigger = triggers.ManualScheduleTrigger(sorted(set(epochs)),
                                                       'epoch')
         self.revived = {}
+
+    def initialize(self, trainer):
+        model = trainer.updater.get_optimizer(self.optimizer).target
+        links, _ = chain_activity(model, self.x, self.forward)
+        _layers(self.layers, len(links) - 1)
 
     def __call__(self, trainer):
         optimizer = trainer.updater.get_optimizer(self.optimizer)
@@ -102,9 +111,7 @@ def revive_chain(model, x, seed, epoch, layers=DEFAULT_LAYERS,
 
     """
     links, activity = chain_activity(model, x, forward)
-    hidden = len(links) - 1
-    layers = tuple(range(1, hidden + 1)) if layers == 'all' \
-        else check_layers(layers, hidden)
+    layers = _layers(layers, len(links) - 1)
     dead = activity.dead_units()[0]
     revived = []
     for layer in layers:
@@ -114,17 +121,43 @@ def revive_chain(model, x, seed, epoch, layers=DEFAULT_LAYERS,
                                 'layer; {} has none'.format(into.name))
         n, n_in = into.W.shape
         rows = fresh_weights(seed, epoch, layer, n, n_in)
-        states = [tuple(_state(p, key) for p in (into.W, into.b, out.W))
-                  for key in ('m', 'v')]
+        states = _states((into.W, into.b, out.W))
         revived.append(revive_units(into.W.array, into.b.array,
                                     out.W.array, dead[layer - 1], rows,
                                     states))
     return tuple(revived)
 
 
-def _state(param, key):
-    """The optimizer's state array ``key`` of ``param``, or None."""
-    rule = param.update_rule
-    state = None if rule is None else rule.state
-    value = None if state is None else state.get(key)
-    return value if isinstance(value, chainer.get_array_types()) else None
+#: ``layers`` that means every hidden layer.
+ALL = 'all'
+
+
+def _layers(layers, hidden):
+    """The hidden layers (1-based) that ``layers`` names in a chain of
+    ``hidden`` hidden layers."""
+    if layers == ALL:
+        return tuple(range(1, hidden + 1))
+    return check_layers(layers, hidden)
+
+
+def _states(params):
+    """``(s0, s1, s2)`` triples, one per optimizer state key: each
+    parameter's state array of that key where it has one of its own shape
+    (Adam's ``m``, ``v``; AMSGrad's ``vhat``; RMSprop's ``ms``), else
+    None."""
+    keys = set()
+    for param in params:
+        rule = param.update_rule
+        keys.update((rule.state or {}) if rule is not None else ())
+    triples = []
+    for key in sorted(keys):
+        triple = []
+        for param in params:
+            rule = param.update_rule
+            value = (rule.state or {}).get(key) if rule is not None \
+                else None
+            ok = isinstance(value, chainer.get_array_types()) and \
+                value.shape == param.shape
+            triple.append(value if ok else None)
+        triples.append(tuple(triple))
+    return triples

@@ -34,7 +34,7 @@ class Activity(object):
     """
 
     def __init__(self, counts, reach):
-        self.counts = numpy.asarray(counts)
+        self.counts = numpy.asarray(counts, numpy.int64)
         self.reach = numpy.asarray(reach, numpy.float32)
         if self.counts.ndim != 3 or self.counts.shape != self.reach.shape:
             raise SettingsError(
@@ -95,14 +95,32 @@ def params_activity(params, x):
 
     """
     x = _inputs_1d(x)
+    return _from_hidden(list(mychain_layers(params, x)[:2]), x)
+
+
+def mychain_layers(params, x, dtype=numpy.float32):
+    """Returns ``(h1, h2, y)``: both hidden layers ``(K, N, n)`` and the
+    outputs ``(K, N)`` of replica-stacked ``MyChain`` weights at inputs
+    ``x`` (``(N, 1)`` or ``(N,)``), in NumPy, in ``dtype``."""
     cpu = backend.CpuDevice()
-    p = {name: numpy.asarray(cpu.send(a), numpy.float32)
+    p = {name: numpy.asarray(cpu.send(a), dtype)
          for name, a in params.items()}
-    h1 = numpy.maximum(x[None] * p['l1/W'][:, :, 0][:, None, :]
+    x = numpy.asarray(cpu.send(x), dtype).reshape(1, -1, 1)
+    h1 = numpy.maximum(x * p['l1/W'][:, :, 0][:, None, :]
                        + p['l1/b'][:, None, :], 0)
     h2 = numpy.maximum(numpy.matmul(h1, p['l2/W'].transpose(0, 2, 1))
                        + p['l2/b'][:, None, :], 0)
-    return _from_hidden([h1, h2], x)
+    y = numpy.matmul(h2, p['l3/W'].transpose(0, 2, 1))[..., 0] + p['l3/b']
+    return h1, h2, y
+
+
+def _default_forward(model):
+    """``model.predictor`` (a ``Classifier``'s: its ``predict`` if it has
+    one, as ``MyChain`` does), else ``model.predict``, else ``model``."""
+    predictor = getattr(model, 'predictor', None)
+    if predictor is not None:
+        return getattr(predictor, 'predict', None) or predictor
+    return getattr(model, 'predict', None) or model
 
 
 class _LinearInputs(chainer.LinkHook):
@@ -132,8 +150,9 @@ def chain_activity(model, x, forward=None):
         model (chainer.Link): The chain.
         x: Inputs ``(N, 1)`` (the training x).
         forward (callable): Maps inputs to outputs.  By default
-            ``model.predictor`` (a ``Classifier``'s), else ``model.predict``
-            (``MyChain``'s), else ``model`` itself.
+            ``model.predictor`` (a ``Classifier``'s; its ``predict`` if it
+            has one), else ``model.predict`` (``MyChain``'s), else
+            ``model`` itself.
 
     Returns:
         tuple: ``(links, activity)``: the ``Linear`` links in call order,
@@ -147,8 +166,7 @@ def chain_activity(model, x, forward=None):
     """
     x = _inputs_1d(x)
     if forward is None:
-        forward = getattr(model, 'predictor', None) or \
-            getattr(model, 'predict', None) or model
+        forward = _default_forward(model)
     recorder = _LinearInputs()
     device_x = model.device.send(x)
     with chainer.using_config('train', False), \

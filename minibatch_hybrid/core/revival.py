@@ -3,9 +3,17 @@
 At a chosen epoch, each dead unit of a hidden layer (zero at every
 training point, :mod:`~minibatch_hybrid.core.diagnosis`) gets fresh
 incoming weights, drawn from the seed and the epoch, and a zero bias; its
-outgoing weights become zero, so the network computes exactly the same
-function at that moment; Adam's moments of every changed entry are zeroed.
-The next updates then give the unit a use.  ``docs/findings.md`` measures
+outgoing weights become zero, so the network's outputs at the training
+points are unchanged at that moment (bit for bit where the dead units are
+found by the engine's own forward pass, as the native engine's are; to
+float32 rounding for the numpy engine, whose diagnosis recomputes the
+forward pass in NumPy).  Between training points a unit dead at every one
+of them may have been positive: its small share of the output there goes.
+The optimizer's state of every changed entry (Adam's ``m`` and ``v``) is
+zeroed, and Adam's step count is kept: the revived entries' first steps are
+then larger than ``alpha``, by Adam's bias correction, about 3 to 6 times
+over their first hundred updates at the switch of the post's hybrid.  The
+next updates give the unit a use.  ``docs/findings.md`` measures
 it against the other remedies tried.
 
 :class:`Revival` does this to chosen replicas of any engine of the loop
@@ -46,8 +54,8 @@ def revive_units(w_in, b_in, w_out, dead, rows, states=()):
     Dead unit ``i`` gets ``rows[i]`` as its incoming weights and a zero
     bias; its outgoing weights (column ``i`` of the next layer) become
     zero, so the network computes the same function until the next update.
-    The optimizer's state of every changed entry (Adam's ``m`` and ``v``)
-    is zeroed.
+    The optimizer's state of every changed entry (Adam's ``m`` and ``v``,
+    or whatever arrays ``states`` names) is zeroed.
 
     Args:
         w_in, b_in: The layer's ``(n, n_in)`` weights and ``(n,)`` bias.
@@ -55,8 +63,8 @@ def revive_units(w_in, b_in, w_out, dead, rows, states=()):
         dead: ``(n,)`` booleans (NumPy).
         rows: ``(n, n_in)`` new incoming weights (:func:`fresh_weights`).
         states: ``(s_w_in, s_b_in, s_w_out)`` triples of state arrays of
-            the same shapes (Adam's ``m``, then ``v``), or ``None`` for a
-            parameter without state.
+            the same shapes as the parameters (Adam's ``m``, then ``v``),
+            ``None`` for a parameter without that state.
 
     Returns:
         int: The number of units revived.
@@ -105,7 +113,10 @@ class Revival(object):
     units of each hidden layer in ``layers`` (on the training inputs, as
     the engine computes them) are revived (:func:`revive_units`), with new
     weights drawn from ``seeds[k]`` and ``epoch`` (:func:`fresh_weights`).
-    The engine's other replicas are untouched, bit for bit.
+    The engine's other replicas are untouched, bit for bit.  Layers are
+    revived in order: with both, a revived second-layer unit's fresh
+    incoming weights include those from revived first-layer units (its own
+    outgoing weights are zero, so the outputs stay the same).
 
     Args:
         epoch (int): Epochs done when it acts (1 or more).
@@ -126,20 +137,27 @@ class Revival(object):
         self.replicas = sorted(set(int(k) for k in replicas))
         self.seeds = [int(s) for s in seeds]
         self.layers = check_layers(layers, hidden=2)
-        if self.replicas and not (
-                0 <= self.replicas[0] and
-                self.replicas[-1] < len(self.seeds)):
-            raise SettingsError('replicas to revive must be among the {} '
-                                'seeded ones'.format(len(self.seeds)))
+        outside = [k for k in self.replicas
+                   if not 0 <= k < len(self.seeds)]
+        if outside:
+            raise SettingsError(
+                'replicas to revive must be numbered 0 to {} (one seed '
+                'each), got {}'.format(len(self.seeds) - 1, outside))
         self.revived = None
 
     def __call__(self, engine, x):
         """Revives the replicas' dead units in ``engine`` (whose training
         inputs are ``x``)."""
+        if engine.replicas is None:
+            raise SettingsError(
+                'Revival acts on an ensemble (K replicas); for one Chainer '
+                'model use minibatch_hybrid.extensions.revive_chain, or '
+                'the ReviveDeadUnits extension in a Trainer')
         if engine.replicas != len(self.seeds):
-            raise SettingsError('the revival has {} seeds for an engine of '
-                                '{} replicas'.format(len(self.seeds),
-                                                     engine.replicas))
+            raise SettingsError(
+                'the revival has {} seeds for an ensemble of {} replicas: '
+                'give one seed per replica'.format(len(self.seeds),
+                                                   engine.replicas))
         dead = engine.activity(x).dead_units()
         cpu = backend.CpuDevice()
         state = {which: {name: numpy.array(cpu.send(a))

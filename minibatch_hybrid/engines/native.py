@@ -321,7 +321,12 @@ class NativeEnsemble(PackedEnsemble):
             ~minibatch_hybrid.core.diagnosis.Activity
 
         """
-        x, y = self._lane_data(x, numpy.zeros_like(numpy.asarray(x)))
+        x = numpy.asarray(x)
+        if x.ndim != 2 or x.shape[1:] != (1,) or not len(x):
+            raise SettingsError('activity takes inputs of shape (N, 1), '
+                                'shared by the replicas; got {}'.format(
+                                    x.shape))
+        x, y = self._lane_data(x, numpy.zeros_like(x))
         out = numpy.empty(self.lanes, numpy.float32)
         counts = numpy.empty((self.lanes, 2, self.n_units), numpy.int32)
         reach = numpy.empty((self.lanes, 2, self.n_units), numpy.float32)

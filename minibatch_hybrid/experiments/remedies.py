@@ -22,6 +22,7 @@ from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.loop import train
 from minibatch_hybrid.core.model import make_model
 from minibatch_hybrid.core.revival import Revival
+from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.engines import make_ensemble
 from minibatch_hybrid.engines import resolve_engine
 from minibatch_hybrid.core.device import get_device
@@ -94,8 +95,14 @@ def interventions(remedy, switch, seeds, epochs, alpha=0.001):
     if remedy == 'Adam reset':
         return [AdamReset(switch)]
     if remedy == 'learning-rate restart':
+        end = min(switch + RESTART_EPOCHS, epochs - 1)
+        if end <= switch:
+            raise SettingsError(
+                'a learning-rate restart needs an epoch after the switch '
+                '(epoch {}) before the run ends: give --epoch {} or '
+                'more'.format(switch, 2 * (switch + 2)))
         return [StepSize(switch, alpha * RESTART_FACTOR),
-                StepSize(min(switch + RESTART_EPOCHS, epochs - 1), alpha)]
+                StepSize(end, alpha)]
     return []
 
 
@@ -175,7 +182,7 @@ def at_switch(runs):
     second-layer unit active at the last training x."""
     activity, stuck = runs['at_switch'], runs['none']['stuck']
     dead, coverage = activity.dead(), activity.coverage()[:, 1]
-    top = float(activity.reach.max())
+    top = float(numpy.max(make_sin_dataset().x))  # the last training x
     out = {}
     for name, rows in (('stuck', stuck), ('healthy', ~stuck)):
         part = {'runs': int(rows.sum())}

@@ -55,6 +55,8 @@ def revive_value(text):
             isinstance(text, int) and not isinstance(text, bool)):
         return text
     try:
+        if not isinstance(text, str):  # 2.5 or True: not an epoch
+            raise TypeError
         return int(text)
     except (TypeError, ValueError):
         raise SettingsError(
