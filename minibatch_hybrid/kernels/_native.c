@@ -926,38 +926,56 @@ PyDoc_STRVAR(evaluate_doc,
 "out: float32 (groups * 16,), written.  n_units: 1 to 8192.  start,\n"
 "stop: the groups to evaluate, 0 <= start <= stop <= groups.");
 
+/* activity takes evaluate's arguments and two more outputs. */
+enum { H_COUNTS = V_COUNT, H_REACH, H_COUNT };
+
+/* evaluate (V_COUNT arguments) or activity (H_COUNT), named fn. */
 static PyObject *
-evaluate(PyObject *self, PyObject *args, PyObject *kwargs)
+evaluate_call(const char *fn, int count, PyObject *args, PyObject *kwargs)
 {
-    static const char fn[] = "evaluate";
-    kernel_arg a[V_COUNT] = {
+    kernel_arg a[H_COUNT] = {
         [V_PARAMS] = {"params", 'f'}, [V_X] = {"x", 'f'},
         [V_Y] = {"y", 'f'}, [V_OUT] = {"out", 'F'},
         [V_N_UNITS] = {"n_units", 'n'}, [V_START] = {"start", 'n'},
-        [V_STOP] = {"stop", 'n'}};
-    if (check_cpu() < 0 || kernel_args(fn, args, kwargs, a, V_COUNT) < 0)
+        [V_STOP] = {"stop", 'n'}, [H_COUNTS] = {"counts", 'I'},
+        [H_REACH] = {"reach", 'F'}};
+    if (check_cpu() < 0 || kernel_args(fn, args, kwargs, a, count) < 0)
         return NULL;
-    if (check_evaluate(fn, a) < 0) {
-        release_args(a, V_COUNT);
+    int bad = check_evaluate(fn, a) < 0;
+    if (!bad && count == H_COUNT) {
+        const Py_ssize_t units[3] = {a[V_OUT].view.shape[0], 2,
+                                     a[V_N_UNITS].integer};
+        bad = check_shape(fn, &a[H_COUNTS], 3, units, NULL,
+                          "(16 * groups, 2, n_units)") < 0 ||
+              check_shape(fn, &a[H_REACH], 3, units, NULL,
+                          "(16 * groups, 2, n_units)") < 0;
+    }
+    if (bad) {
+        release_args(a, count);
         return NULL;
     }
     const kernel_set *ks = &kernel_sets[current_set];
     const int n = (int)a[V_N_UNITS].integer, N = (int)a[V_X].view.shape[1];
     const idx g0 = a[V_START].integer, g1 = a[V_STOP].integer;
+    int32_t *counts = count == H_COUNT ? a[H_COUNTS].view.buf : NULL;
+    float *reach = count == H_COUNT ? a[H_REACH].view.buf : NULL;
     int status;
     Py_BEGIN_ALLOW_THREADS
     status = evaluate_groups(ks, n, N, a[V_PARAMS].view.buf,
                              a[V_X].view.buf, a[V_Y].view.buf,
-                             a[V_OUT].view.buf, NULL, NULL, g0, g1);
+                             a[V_OUT].view.buf, counts, reach, g0, g1);
     Py_END_ALLOW_THREADS
-    release_args(a, V_COUNT);
+    release_args(a, count);
     if (status < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
-/* activity takes evaluate's arguments and two more outputs. */
-enum { H_COUNTS = V_COUNT, H_REACH, H_COUNT };
+static PyObject *
+evaluate(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return evaluate_call("evaluate", V_COUNT, args, kwargs);
+}
 
 PyDoc_STRVAR(activity_doc,
 "activity($module, /, *, params, x, y, out, n_units, start, stop, counts,\n"
@@ -974,42 +992,7 @@ PyDoc_STRVAR(activity_doc,
 static PyObject *
 activity(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static const char fn[] = "activity";
-    kernel_arg a[H_COUNT] = {
-        [V_PARAMS] = {"params", 'f'}, [V_X] = {"x", 'f'},
-        [V_Y] = {"y", 'f'}, [V_OUT] = {"out", 'F'},
-        [V_N_UNITS] = {"n_units", 'n'}, [V_START] = {"start", 'n'},
-        [V_STOP] = {"stop", 'n'}, [H_COUNTS] = {"counts", 'I'},
-        [H_REACH] = {"reach", 'F'}};
-    if (check_cpu() < 0 || kernel_args(fn, args, kwargs, a, H_COUNT) < 0)
-        return NULL;
-    int bad = check_evaluate(fn, a) < 0;
-    if (!bad) {
-        const Py_ssize_t units[3] = {a[V_OUT].view.shape[0], 2,
-                                     a[V_N_UNITS].integer};
-        bad = check_shape(fn, &a[H_COUNTS], 3, units, NULL,
-                          "(16 * groups, 2, n_units)") < 0 ||
-              check_shape(fn, &a[H_REACH], 3, units, NULL,
-                          "(16 * groups, 2, n_units)") < 0;
-    }
-    if (bad) {
-        release_args(a, H_COUNT);
-        return NULL;
-    }
-    const kernel_set *ks = &kernel_sets[current_set];
-    const int n = (int)a[V_N_UNITS].integer, N = (int)a[V_X].view.shape[1];
-    const idx g0 = a[V_START].integer, g1 = a[V_STOP].integer;
-    int status;
-    Py_BEGIN_ALLOW_THREADS
-    status = evaluate_groups(ks, n, N, a[V_PARAMS].view.buf,
-                             a[V_X].view.buf, a[V_Y].view.buf,
-                             a[V_OUT].view.buf, a[H_COUNTS].view.buf,
-                             a[H_REACH].view.buf, g0, g1);
-    Py_END_ALLOW_THREADS
-    release_args(a, H_COUNT);
-    if (status < 0)
-        return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    return evaluate_call("activity", H_COUNT, args, kwargs);
 }
 
 enum {
