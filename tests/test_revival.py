@@ -549,3 +549,13 @@ def test_adam_reset_and_step_size_act_on_both_engines(engine):
 def test_a_restart_that_cannot_end_is_refused():
     with pytest.raises(SettingsError, match='--epoch 6 or more'):
         remedies.interventions('learning-rate restart', 1, [0], 2)
+
+
+def test_freed_counts_seed_by_seed():
+    base = numpy.array([0.03, 0.03, 1e-4, 2e-4, 4e-4])
+    base_stuck = numpy.array([True, True, False, False, False])
+    other = numpy.array([1e-5, 0.03, 0.03, 1e-4, 8e-4])
+    other_stuck = numpy.array([False, True, True, False, False])
+    assert stats.freed(base, base_stuck, other, other_stuck) == {
+        'stuck': 2, 'freed': 1, 'healthy': 3, 'made_stuck': 1,
+        'healthy_higher': 2, 'median_ratio_healthy': 0.5}

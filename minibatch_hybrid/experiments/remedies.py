@@ -157,21 +157,16 @@ def compare(runs, remedies=REMEDIES):
     freed, healthy runs made stuck, healthy runs ending higher, and the
     median over healthy runs of (loss without / loss with the remedy)."""
     base = runs['none']
-    healthy = ~base['stuck']
     rows = []
     for remedy in remedies:
         r = runs[remedy]
-        ratio = base['final'][healthy] / r['final'][healthy]
-        rows.append({
-            'remedy': remedy, 'stuck': int(r['stuck'].sum()),
-            'freed': int((base['stuck'] & ~r['stuck']).sum()),
-            'made_stuck': int((healthy & r['stuck']).sum()),
-            'healthy_higher': int((r['final'][healthy] >
-                                   base['final'][healthy]).sum()),
-            'healthy': int(healthy.sum()),
-            'median_ratio_healthy': float(numpy.median(ratio))
-            if len(ratio) else float('nan'),
-            'median_final': float(numpy.median(r['final']))})
+        row = {'remedy': remedy, 'stuck': int(r['stuck'].sum())}
+        compared = stats.freed(base['final'], base['stuck'], r['final'],
+                               r['stuck'])
+        del compared['stuck']
+        row.update(compared)
+        row['median_final'] = float(numpy.median(r['final']))
+        rows.append(row)
     return rows
 
 

@@ -121,3 +121,30 @@ def rate_interval(k, n, z=1.959963984540054):
     # The ends are exact where the rate is: 0 at k = 0, 1 at k = n.
     return (0.0 if k == 0 else max(0.0, centre - half),
             1.0 if k == n else min(1.0, centre + half))
+
+
+def freed(base, base_stuck, other, other_stuck):
+    """Compares runs with a remedy (``other``) to the same runs without it
+    (``base``), seed by seed: final losses and plateau flags.
+
+    Returns:
+        dict: ``stuck`` (runs stuck without it), ``freed`` (of those, not
+        stuck with it), ``healthy`` (not stuck without it),
+        ``made_stuck`` (of those, stuck with it), ``healthy_higher`` (of
+        those, ending higher with it) and ``median_ratio_healthy``: the
+        median over healthy runs of ``base / other`` (> 1: the remedy ends
+        lower; NaN without healthy runs).
+
+    """
+    base, other = numpy.asarray(base), numpy.asarray(other)
+    base_stuck = numpy.asarray(base_stuck, bool)
+    other_stuck = numpy.asarray(other_stuck, bool)
+    healthy = ~base_stuck
+    ratio = base[healthy] / other[healthy]
+    return {'stuck': int(base_stuck.sum()),
+            'freed': int((base_stuck & ~other_stuck).sum()),
+            'healthy': int(healthy.sum()),
+            'made_stuck': int((healthy & other_stuck).sum()),
+            'healthy_higher': int((other[healthy] > base[healthy]).sum()),
+            'median_ratio_healthy': float(numpy.median(ratio))
+            if len(ratio) else float('nan')}

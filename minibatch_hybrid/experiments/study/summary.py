@@ -52,6 +52,15 @@ def summarize(result):
         pair.update(stats.paired(result.final_train_loss[i],
                                  result.final_train_loss[j], rng))
         summary['pairs'].append(pair)
+    index = {label: i for i, label in enumerate(labels)}
+    revivals = [(index[text], index[label])
+                for label, text, epoch in config.arms() if epoch is not None]
+    if revivals:
+        summary['revivals'] = [
+            dict(schedule=labels[i], revived=labels[j],
+                 **stats.freed(result.final_train_loss[i], stuck[i],
+                               result.final_train_loss[j], stuck[j]))
+            for i, j in revivals]
     return summary
 
 
@@ -75,6 +84,11 @@ def summary_table(summary):
         lines.append('{:<28} {:<28} {:>6.0%} {:>9.3g} [{:>7.3g}, {:>7.3g}]'
                      .format(pair['a'], pair['b'], pair['b_wins'],
                              pair['median_ratio'], *pair['ratio_ci']))
+    for row in summary.get('revivals', ()):
+        lines.append(
+            '{revived}: {freed} of {stuck} stuck runs freed, {made_stuck} '
+            'of {healthy} healthy made stuck, healthy median ratio '
+            '{median_ratio_healthy:.3g} (> 1: revived lower)'.format(**row))
     lines.append('stuck: ' + summary['plateau']['criterion'])
     return lines
 
