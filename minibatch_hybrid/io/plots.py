@@ -69,7 +69,8 @@ def paired_figure(baseline, others, stuck):
             drawn as crosses.
 
     """
-    figure = Figure(figsize=(5 * len(others), 5), layout='constrained')
+    # Square axes under two-line titles: a little taller than wide.
+    figure = Figure(figsize=(5 * len(others), 5.6), layout='constrained')
     axes = numpy.atleast_1d(figure.subplots(1, len(others)))
     label_a, a = baseline
     for ax, (label_b, b) in zip(axes, others):
