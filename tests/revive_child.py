@@ -10,13 +10,13 @@ import json
 import os
 import sys
 
-import chainer
+# minibatch_hybrid first: it makes chainer import on NumPy 2.
+import minibatch_hybrid as mh
+from minibatch_hybrid import iterators
+import chainer  # NOQA: I100
 import chainer.functions as F
 import chainer.links as L
 import numpy
-
-import minibatch_hybrid as mh
-from minibatch_hybrid import iterators
 from minibatch_hybrid.extensions import ReviveDeadUnits
 from chainer import training
 from chainer.training import extensions
