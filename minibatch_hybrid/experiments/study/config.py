@@ -217,7 +217,8 @@ class StudyConfig(Settings, _Runs):
         None, 'also train each schedule with its dead second-layer units '
         'revived after epoch REVIVE, from the same weights (an arm named '
         '"<schedule> revive@REVIVE"); "switch": at each schedule\'s first '
-        'change of order (default: no revived arms)', ('--revive',))
+        'change of order (default: {default}, no revived arms)',
+        ('--revive',))
 
     def __post_init__(self):
         super().__post_init__()
