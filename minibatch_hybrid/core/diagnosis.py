@@ -61,7 +61,9 @@ class Activity(object):
                            numpy.float32(numpy.nan)).astype(numpy.float32)
 
 
-def _inputs_1d(x):
+def as_inputs(x):
+    """Returns inputs ``(N, 1)`` as float32 on the CPU, or raises
+    SettingsError for any other shape."""
     x = numpy.asarray(backend.CpuDevice().send(x), numpy.float32)
     if x.ndim != 2 or x.shape[1] != 1 or not len(x):
         raise SettingsError('the diagnosis takes inputs of shape (N, 1) '
@@ -94,7 +96,7 @@ def params_activity(params, x):
         x: Inputs, ``(N, 1)``.
 
     """
-    x = _inputs_1d(x)
+    x = as_inputs(x)
     return _from_hidden(list(mychain_layers(params, x)[:2]), x)
 
 
@@ -164,7 +166,7 @@ def chain_activity(model, x, forward=None):
             links, one twice, or hidden layers of different widths.
 
     """
-    x = _inputs_1d(x)
+    x = as_inputs(x)
     if forward is None:
         forward = _default_forward(model)
     recorder = _LinearInputs()

@@ -19,6 +19,7 @@ from minibatch_hybrid.checks import check_batchsize
 from minibatch_hybrid.core.engine import Engine
 from minibatch_hybrid.core.engine import check_which
 from minibatch_hybrid.core.diagnosis import Activity
+from minibatch_hybrid.core.diagnosis import as_inputs
 from minibatch_hybrid.core.model import PARAMS
 from minibatch_hybrid.core.model import MyChain
 from minibatch_hybrid.core.model import make_model
@@ -321,11 +322,7 @@ class NativeEnsemble(PackedEnsemble):
             ~minibatch_hybrid.core.diagnosis.Activity
 
         """
-        x = numpy.asarray(x)
-        if x.ndim != 2 or x.shape[1:] != (1,) or not len(x):
-            raise SettingsError('activity takes inputs of shape (N, 1), '
-                                'shared by the replicas; got {}'.format(
-                                    x.shape))
+        x = as_inputs(x)
         x, y = self._lane_data(x, numpy.zeros_like(x))
         out = numpy.empty(self.lanes, numpy.float32)
         counts = numpy.empty((self.lanes, 2, self.n_units), numpy.int32)

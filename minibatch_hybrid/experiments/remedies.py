@@ -27,6 +27,7 @@ from minibatch_hybrid.engines import make_ensemble
 from minibatch_hybrid.engines import resolve_engine
 from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.experiments import stats
+from minibatch_hybrid.experiments.study.config import first_switch
 from minibatch_hybrid.io import results
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.schedules.text import hybrid_halves
@@ -123,15 +124,16 @@ def run_remedies(seeds, epochs=500, remedies=REMEDIES, n_units=100,
         'stuck': (seeds,) booleans, 'coverage': (seeds,) second-layer
         coverage}``; ``'at_switch'``: the runs' Activity at the switch,
         before any remedy (the same for every remedy); ``'schedule'``,
-        ``'engine'``, ``'switch'``.
+        ``'engine'``, ``'switch'`` and ``'last_x'`` (the last training x).
 
     """
     schedule = hybrid_halves(epochs)
-    switch = parse_schedule(schedule, 0).starts[1]
+    switch = first_switch(schedule)
     device = get_device('@numpy')
     engine = resolve_engine(engine, device)
     dataset = make_sin_dataset()
-    out = {'schedule': schedule, 'engine': engine, 'switch': switch}
+    out = {'schedule': schedule, 'engine': engine, 'switch': switch,
+           'last_x': float(numpy.max(dataset.x))}
     for remedy in remedies:
         ensemble = make_ensemble(
             engine, [make_model(n_units, s) for s in seeds], device)
@@ -177,7 +179,7 @@ def at_switch(runs):
     second-layer unit active at the last training x."""
     activity, stuck = runs['at_switch'], runs['none']['stuck']
     dead, coverage = activity.dead(), activity.coverage()[:, 1]
-    top = float(numpy.max(make_sin_dataset().x))  # the last training x
+    top = runs['last_x']
     out = {}
     for name, rows in (('stuck', stuck), ('healthy', ~stuck)):
         part = {'runs': int(rows.sum())}

@@ -274,6 +274,11 @@ class StudyConfig(Settings, _Runs):
         """Returns the arms' labels (the rows of the results)."""
         return [label for label, _, _ in self.arms()]
 
+    def revived_arms(self):
+        """Returns ``{schedule text: label of its revived arm}``."""
+        return {text: label for label, text, epoch in self.arms()
+                if epoch is not None}
+
     def seed_list(self):
         return list(range(self.first_seed, self.first_seed + self.seeds))
 
@@ -347,16 +352,14 @@ class StudyResult(object):
     """
 
     def __init__(self, config, loss, final_train_loss, heldout_mse, engine,
-                 coverage=None):
+                 coverage):
         self.config = config
         self.labels = config.labels()
         self.engine = engine
         self.loss = loss
         self.final_train_loss = final_train_loss
         self.heldout_mse = heldout_mse
-        self.coverage = numpy.full(final_train_loss.shape, numpy.nan,
-                                   numpy.float32) if coverage is None \
-            else coverage
+        self.coverage = coverage
 
     @property
     def final_loss(self):

@@ -54,7 +54,7 @@ def summarize(result):
         summary['pairs'].append(pair)
     index = {label: i for i, label in enumerate(labels)}
     revivals = [(index[text], index[label])
-                for label, text, epoch in config.arms() if epoch is not None]
+                for text, label in config.revived_arms().items()]
     if revivals:
         summary['revivals'] = [
             dict(schedule=labels[i], revived=labels[j],

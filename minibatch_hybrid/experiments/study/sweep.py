@@ -94,8 +94,7 @@ def sweep_writers(result, sweep):
 def _with_revived(sweep, config):
     """Returns the sweep's directions, each followed by its revived arms
     (``'fixed first, revived'``: the arms of ``--revive``) if any."""
-    revived = {text: label for label, text, epoch in config.arms()
-               if epoch is not None}
+    revived = config.revived_arms()
     out = {}
     for direction, entries in sweep.items():
         out[direction] = entries
