@@ -48,8 +48,12 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
     from minibatch_hybrid.experiments import study
     from minibatch_hybrid.experiments.study import StudyConfig
     from minibatch_hybrid.core.device import get_device
+    from minibatch_hybrid.io import console
     from minibatch_hybrid.io import results
     from minibatch_hybrid import settings
+
+#: The command's name, as its messages give it.
+PROG = 'minibatch-hybrid'
 
 #: The environment variable that names a Dask scheduler (--scheduler).
 SCHEDULER_VARIABLE = 'MINIBATCH_HYBRID_SCHEDULER'
@@ -64,7 +68,7 @@ QUICK_SEEDS = 4
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog='minibatch-hybrid',
+        prog=PROG,
         description='Mini-batch order schedules for Chainer, and the '
         '"fixed then random" sin(x) experiment.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
@@ -300,7 +304,7 @@ def _remedies(args):
     config = StudyConfig([settings.hybrid_halves(args.epoch)],
                          **settings.from_args(args, StudyConfig))
     config.check_memory()
-    results.check_output_dir(args.out)
+    results.check_output_dir(args.out, targets=remedies.OUTPUT_FILES)
     seeds = config.seed_list()
     runs = remedies.run_remedies(
         seeds, config.epochs, n_units=config.n_units, engine=config.engine,
@@ -328,7 +332,8 @@ def _bench(args):
             '--replicas must be comma-separated positive integers, got '
             '{!r}'.format(args.replicas))
     bench.check_settings(replicas, args.warmup, args.window, args.repeat)
-    if 'bench.json' in results.check_output_dir(args.out):
+    if 'bench.json' in results.check_output_dir(args.out,
+                                                targets=('bench.json',)):
         print('{} holds an earlier bench.json; this run replaces it'.format(
             args.out))
     result = bench.run_benchmark(replicas, args.warmup, args.window,
@@ -352,7 +357,8 @@ def _reproduce(args):
     config.check_memory()
     # A bad device or output folder fails before anything starts.
     get_device(config.device)
-    earlier = set(results.check_output_dir(args.out)) & set(
+    earlier = set(results.check_output_dir(
+        args.out, targets=reproduce.OUTPUT_FILES)) & set(
         reproduce.OUTPUT_FILES)
     if earlier:
         print('{} holds the results of an earlier run ({}); this run '
@@ -389,7 +395,20 @@ def main(argv=None):
     A Ctrl-C at any moment ends it with exit status 130 and one line: one
     that comes before the command runs (while the options are read, say)
     is taken here, one while it runs by the command's own handler.
+
+    Standard output that fails (a closed pipe, a full disk) does not stop
+    the command: it runs to its end and writes its files, then says so in
+    one line, with exit status 2 (:mod:`~minibatch_hybrid.io.console`).
     """
+    with console.kept_going() as stdout:
+        status = _main_guarded(argv)
+    if stdout.failure is not None and status == 0:
+        sys.stderr.write(console.lost_output_line(PROG, stdout.failure))
+        return 2
+    return status
+
+
+def _main_guarded(argv):
     finished = []
     try:
         _take_interrupts()

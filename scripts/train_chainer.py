@@ -76,8 +76,10 @@ except KeyboardInterrupt:  # the moment before: one line too
     raise SystemExit(130) from None
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
+import zipfile  # noqa: E402
 
 from minibatch_hybrid import _startup  # noqa: E402
 
@@ -177,6 +179,24 @@ def what_failed(error, trainer):
     return 'a file ' + error.filename if error.filename else 'a file'
 
 
+def close_archives(error):
+    """Closes the zip archives that a failed write left open.
+
+    A snapshot that fails halfway (a full disk) leaves NumPy's
+    ``zipfile.ZipFile`` open on a file that Chainer has closed; when it is
+    collected, its ``__del__`` prints "Exception ignored ... seek of closed
+    file".  Closed here (the second failure is the same full disk), it
+    prints nothing.
+    """
+    tb = error.__traceback__
+    while tb is not None:
+        for value in list(tb.tb_frame.f_locals.values()):
+            if isinstance(value, zipfile.ZipFile):
+                with contextlib.suppress(OSError, ValueError):
+                    value.close()
+        tb = tb.tb_next
+
+
 def run(trainer, out, prog):
     """Runs ``trainer``; a failed write ends it in one line, status 2."""
     before = _snapshot_files(out)
@@ -184,6 +204,7 @@ def run(trainer, out, prog):
         # No loop traceback from Chainer: a write that fails is one line.
         trainer.run(show_loop_exception_msg=False)
     except OSError as e:
+        close_archives(e)
         last = last_complete_snapshot(out, before)
         sys.stderr.write(
             '{}: error: could not write {} into {}: {}; training stopped '
@@ -241,7 +262,7 @@ def _main(argv):
             args.schedule, seed=args.seed, out=args.out,
             snapshot_every=args.snapshot_every, iterator=args.iterator,
             report=not args.no_report, **settings.from_args(args))
-        if args.resume:
+        if args.resume is not None:
             trainer_module.resume(trainer, args.resume)
     if earlier:
         print('{} holds an earlier run\'s log and snapshots ({} files); '

@@ -1,6 +1,7 @@
 """Values that make no sense are refused by the command's own checks, in
 one line, at once; and Ctrl-C is never lost between start-up and the
 command (the issue's rows 15, 16, 22, 23; items 5 and 6)."""
+import itertools
 import os
 import signal
 import subprocess
@@ -113,12 +114,58 @@ def test_library_callers_get_a_value_error(monkeypatch):
     ('random,random:12', 'random', 'random:12', 'random'),
     ('fixed:6+random,fixed:6+random:3+random:3', 'fixed:6+random',
      'fixed:6+random:3+random:3', 'fixed:6+random:6'),
+    # shuffle_once's permutation is random's first: compared as a pair
+    # (a ratio of exactly 1) before it was known.
+    ('random,shuffle_once:1+random', 'random', 'shuffle_once:1+random',
+     'random'),
+    ('random:1+fixed:11,shuffle_once:1+fixed', 'random:1+fixed:11',
+     'shuffle_once:1+fixed', 'random:1+fixed:11'),
 ])
 def test_schedules_equal_in_effect_are_refused(capsys, tmp_path, schedules,
                                                first, second, form):
     line = refused(capsys, tmp_path, 'study', '-e', '12', '-s', schedules)
     assert "schedules {!r} and {!r} give the same runs at 12 epochs (both " \
         "are {})".format(first, second, form) in line
+
+
+def test_one_epoch_of_random_and_of_shuffle_once_are_refused(capsys,
+                                                            tmp_path):
+    line = refused(capsys, tmp_path, 'study', '-e', '1', '-s',
+                   'random,shuffle_once')
+    assert "schedules 'random' and 'shuffle_once' give the same runs at 1 " \
+        "epochs" in line
+
+
+def _texts(epochs):
+    """Every schedule of 1 to ``epochs`` phases of the named schedules
+    that cover ``epochs`` epochs (the last phase open or not)."""
+    names = ('fixed', 'random', 'shuffle_once', 'with_replacement')
+    out = list(names)
+    for cuts in itertools.chain.from_iterable(
+            itertools.combinations(range(1, epochs), k)
+            for k in range(1, epochs)):
+        lengths = numpy.diff((0,) + cuts + (epochs,)).tolist()
+        for chosen in itertools.product(names, repeat=len(lengths)):
+            phases = ['{}:{}'.format(n, k) for n, k in zip(chosen, lengths)]
+            out.append('+'.join(phases))
+            out.append('+'.join(phases[:-1] + [chosen[-1]]))
+    return out
+
+
+def test_the_same_canonical_form_if_and_only_if_the_same_orders():
+    # Over every schedule of up to 4 phases at 4 epochs: the check refuses
+    # exactly the pairs that visit the data in the same order every epoch.
+    epochs, size = 4, 20
+    by_form, by_orders = {}, {}
+    for text in _texts(epochs):
+        orders = tuple(
+            tuple(parse_schedule(text, seed).order(epoch, size).tolist())
+            for seed in (7, 8) for epoch in range(epochs))
+        by_form.setdefault(canonical_schedule(text, epochs), set()).add(text)
+        by_orders.setdefault(orders, set()).add(text)
+    assert len(by_form) > 100
+    assert sorted(map(sorted, by_form.values())) == \
+        sorted(map(sorted, by_orders.values()))
 
 
 def test_equal_canonical_forms_mean_equal_orders():

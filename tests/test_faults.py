@@ -269,11 +269,16 @@ def run_trainer(*args):
     (['-e', '0'], 'epochs must be a positive integer'),
     (['--seed', '-2'], 'seed must be a non-negative integer'),
     (['-u', '0'], 'n_units must be a positive integer'),
+    # Not taken as "no --resume": that trained from scratch over the folder.
+    (['-r', ''], '--resume needs a snapshot file'),
 ])
 def test_the_trainer_example_checks_its_options(args, message, tmp_path):
-    proc = run_trainer(*(args + ['-o', str(tmp_path / 'x')]))
+    # Short runs, in case a check let one through; ``args`` come last.
+    proc = run_trainer(*(['-e', '4', '-u', '8', '--no-report'] + args +
+                         ['-o', str(tmp_path / 'x')]))
     assert proc.returncode == 2
     one_line_error(proc.stderr, message)
+    assert not os.path.exists(tmp_path / 'x' / 'log')  # nothing trained
 
 
 @pytest.fixture(scope='module')
@@ -325,8 +330,10 @@ def test_a_damaged_snapshot_is_one_line(snapshot, damage, tmp_path):
     proc = run_trainer('-e', '4', '-u', '8', '--seed', '3', '-o',
                        str(tmp_path / 'x'), '-r', path, '--no-report')
     assert proc.returncode == 2
-    one_line_error(proc.stderr, path)
+    line = one_line_error(proc.stderr, path)
     assert 'Traceback' not in proc.stderr
+    if damage == 'not a snapshot':  # not "written by an older version"
+        assert 'it is not a snapshot of this experiment' in line
 
 
 def test_a_resume_with_the_reports_on_is_refused_with_the_reason(
@@ -363,3 +370,91 @@ def test_the_trainer_example_checks_output_and_sizes(args, message, a_file,
     proc = run_trainer(*args)
     assert proc.returncode == 2
     one_line_error(proc.stderr, message)
+
+
+@pytest.mark.parametrize('command,name', [
+    (['reproduce'] + SHORT, 'losses.json'),
+    (['bench', '--replicas', '2', '--warmup', '2', '--repeat', '1'],
+     'bench.json'),
+    (['remedies', '--quick', '--seeds', '1', '-e', '4', '-u', '8'],
+     'remedies.csv'),
+])
+def test_a_folder_where_a_result_file_goes_is_refused_first(
+        command, name, tmp_path, capsys):
+    # Found only after training, the results went to the fallback folder.
+    out = tmp_path / 'out'
+    (out / name).mkdir(parents=True)
+    status, stdout, err = run_main(capsys, *(command + ['-o', str(out)]))
+    assert status == 2
+    one_line_error(err, os.path.join(str(out), name), 'is a folder, where '
+                   'a result file goes')
+    assert 'start...' not in stdout and 'epoch' not in err
+    assert sorted(os.listdir(tmp_path)) == ['out']  # no fallback folder
+
+
+def test_an_output_on_a_loop_of_links_says_so(tmp_path, capsys):
+    loop = tmp_path / 'loop'
+    os.symlink('loop', str(loop))
+    status, out, err = run_main(capsys, 'reproduce', *SHORT, '-o',
+                                str(loop))
+    assert status == 2
+    one_line_error(err, str(loop), 'a link that leads nowhere (a loop of '
+                   'links)')
+    assert 'File exists' not in err
+
+
+def test_literal_gives_the_least_epochs_that_run(tmp_path, capsys):
+    # The post's code gives each phase (E + 1) // 2 - 1 epochs: 3 is the
+    # least that runs, and the message said 4.
+    status, out, err = run_main(capsys, 'reproduce', '--literal', '-e', '2',
+                                '-u', '8', '-o', str(tmp_path / 'a'))
+    assert status == 2
+    one_line_error(err, 'run at least 3 epochs with --literal')
+    status, out, err = run_main(capsys, 'reproduce', '--literal', '-e', '3',
+                                '-u', '8', '-o', str(tmp_path / 'b'))
+    assert status == 0, err
+    assert 'hybrid' in out
+
+
+def run_cli_to(stdout, *args):
+    """The command in a child process with standard output ``stdout``:
+    ``'closed pipe'`` (its reader gone at once) or a path to open."""
+    command = [sys.executable, '-m', 'minibatch_hybrid.cli'] + list(args)
+    if stdout == 'closed pipe':
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        return proc.wait(timeout=300), err
+    with open(stdout, 'w') as f:
+        proc = subprocess.run(command, stdout=f, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize('stdout', [
+    'closed pipe',
+    pytest.param('/dev/full', marks=pytest.mark.skipif(
+        not os.path.exists('/dev/full'), reason='no /dev/full here'))])
+@pytest.mark.parametrize('command,files', [
+    (['study', '--seeds', '2'], ('final.csv', 'summary.json',
+                                 'curves.npz')),
+    (['sweep', '--seeds', '1', '--fractions', '0.5,1', '--no-reverse'],
+     ('sweep.csv', 'summary.json', 'curves.npz')),
+    (['reproduce'], OUTPUT_FILES),
+])
+def test_results_are_written_whatever_becomes_of_stdout(stdout, command,
+                                                        files, tmp_path):
+    # A table printed to a closed pipe or a full disk was a traceback,
+    # and the study's result files were never written.
+    out = str(tmp_path / 'out')
+    status, err = run_cli_to(stdout, *(command + SHORT + ['-o', out]))
+    assert status == 2, err
+    line = one_line_error(err, 'could not write to standard output',
+                          'its files are written')
+    assert ('Broken pipe' if stdout == 'closed pipe' else
+            'No space left on device') in line
+    assert 'Traceback' not in err and 'Exception ignored' not in err
+    for name in files:
+        assert os.path.getsize(os.path.join(out, name)) > 0, name

@@ -1,9 +1,11 @@
 """No snapshot runs code: mh.load_npz, the Trainer example, the docs."""
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import chainer
 import numpy
@@ -221,3 +223,87 @@ def test_nothing_the_package_or_its_examples_read_uses_pickle():
     found += [('README.md', m.group()) for m in unsafe.finditer(readme)]
     assert found == []
     assert 'mh.load_npz(' in readme
+
+
+def npy_v3(shape, data):
+    """An ``.npy`` member of format version 3.0 declaring float64 ``shape``
+    and holding the bytes ``data``."""
+    header = "{{'descr': '<f8', 'fortran_order': False, 'shape': {}, }}" \
+        .format(repr(tuple(shape)))
+    start = len(b'\x93NUMPY') + 2 + 4
+    header += ' ' * (-(start + len(header) + 1) % 64) + '\n'
+    return (b'\x93NUMPY\x03\x00' + len(header).to_bytes(4, 'little') +
+            header.encode('utf-8') + data)
+
+
+def replaced(snapshot, folder, key, member, compression=zipfile.ZIP_STORED):
+    """A copy of ``snapshot`` whose member ``key``.npy is ``member``."""
+    path = str(folder / 'snapshot_epoch_2')
+    with zipfile.ZipFile(snapshot) as src, \
+            zipfile.ZipFile(path, 'w', compression) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, member if info.filename == key +
+                         '.npy' else src.read(info))
+    return path
+
+
+def test_a_version_3_array_with_a_huge_shape_is_refused(snapshot, tmp_path):
+    # Version 3.0 headers were not checked: the load tried to allocate
+    # 7.28 TiB and raised MemoryError (a traceback when resuming).
+    path = replaced(snapshot, tmp_path, WEIGHT,
+                    npy_v3((10 ** 12,), b'\0' * 64))
+    with pytest.raises(snapshots.SnapshotError, match=re.escape(
+            WEIGHT + '.npy declares 8000000000000 bytes of data, and its zip '
+            'entry holds 64')):
+        mh.load_npz(path, build(tmp_path / 'out'))
+    proc = subprocess.run(
+        [sys.executable, TRAINER, '-e', '4', '-u', '8', '--seed', '3',
+         '--snapshot-every', '2', '--no-report', '-o', str(tmp_path / 'x'),
+         '-r', path], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert path in one_line(proc.stderr) and 'damaged' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+@pytest.mark.per_stack
+def test_a_sound_version_3_array_loads_as_version_1(snapshot, tmp_path):
+    with numpy.load(snapshot, allow_pickle=False) as f:
+        weight = f[WEIGHT]
+    assert weight.dtype == numpy.float32
+    buffer = io.BytesIO()
+    numpy.lib.format.write_array(buffer, weight, version=(3, 0))
+    path = replaced(snapshot, tmp_path, WEIGHT, buffer.getvalue())
+    model = mh.make_model(8, seed=0)
+    mh.load_npz(path, model, path='updater/model:main/')
+    numpy.testing.assert_array_equal(model.l2.W.array, weight)
+
+
+def test_an_array_larger_than_the_free_memory_is_refused_unread(
+        snapshot, tmp_path, monkeypatch):
+    # A zip bomb: 64 MiB of zeros deflated to 64 KiB, its sizes all true.
+    # Its data is never decompressed: refused from its header alone.
+    size = 64 << 20
+    path = replaced(snapshot, tmp_path, WEIGHT,
+                    npy_v3((size // 8,), bytes(size)), zipfile.ZIP_DEFLATED)
+    assert os.path.getsize(path) < size // 100
+    monkeypatch.setattr(snapshots.checks, 'available_memory',
+                        lambda: size // 2)
+    read = []  # bytes of the bomb's data read
+
+    def counted(self, n=-1):
+        data = real(self, n)
+        if self.name == WEIGHT + '.npy':
+            read.append(len(data))
+        return data
+    real = zipfile.ZipExtFile.read
+    monkeypatch.setattr(zipfile.ZipExtFile, 'read', counted)
+    with pytest.raises(snapshots.SnapshotError, match=re.escape(
+            'its array {}.npy takes 0.0671 GB, and this machine has 0.0336 '
+            'GB free; nothing was loaded'.format(WEIGHT))):
+        mh.load_npz(path, build(tmp_path / 'out'))
+    assert 0 < sum(read) < 1024  # its header only
+    # With the memory free, the same file is checked to its end (and
+    # refused by Chainer's shape check, as any wrong array is).
+    monkeypatch.setattr(snapshots.checks, 'available_memory', lambda: None)
+    with pytest.raises(ValueError):
+        mh.load_npz(path, build(tmp_path / 'out2'))

@@ -144,6 +144,10 @@ def resume(trainer, path):
             snapshot, made by a run with other settings.
 
     """
+    if not path:
+        raise FileError('--resume needs a snapshot file, such as '
+                        'result/snapshot_epoch_50; leave it out to start '
+                        'from scratch')
     if not os.path.exists(path):
         raise FileError('snapshot {} does not exist; snapshots are written '
                         'as <out>/snapshot_epoch_<N>'.format(path))
@@ -158,6 +162,8 @@ def resume(trainer, path):
         with snapshots.open_npz(path) as snapshot:
             key = 'extensions/RunSettings/settings'
             saved = snapshot[key] if key in snapshot.files else None
+            if saved is None and 'updater/iteration' not in snapshot.files:
+                raise KeyError('updater/iteration')  # not a Trainer's
             reported = any(k.startswith('extensions/PlotReport/')
                            for k in snapshot.files)
         trainer.get_extension('RunSettings').check(saved)

@@ -211,7 +211,7 @@ def table(rows, seeds):
 
 
 #: Files that :func:`write_outputs` writes.
-FILES = ('remedies.csv', 'remedies.json')
+OUTPUT_FILES = ('remedies.csv', 'remedies.json')
 
 
 def write_outputs(runs, rows, seeds, out):
@@ -228,10 +228,11 @@ def write_outputs(runs, rows, seeds, out):
     saved = {'schedule': runs['schedule'], 'engine': runs['engine'],
              'switch': runs['switch'], 'seeds': list(seeds),
              'comparison': rows, 'at_switch': at_switch(runs)}
+    csv_name, json_name = OUTPUT_FILES
     return results.save_results(out, {
-        'remedies.csv': lambda path: results.write_csv(
+        csv_name: lambda path: results.write_csv(
             path, ['seed', 'remedy', 'final_train_loss', 'stuck',
                    'coverage', 'dead1_at_switch', 'dead2_at_switch',
                    'coverage_at_switch'], per_run),
-        'remedies.json': lambda path: results.write_json(path, saved)},
+        json_name: lambda path: results.write_json(path, saved)},
         prefix='minibatch-hybrid-remedies-')

@@ -77,9 +77,12 @@ class ReproductionConfig(Settings, _Seed):
         check_seed(self.seed)
         fixed, _ = self.hybrid_phases()
         if fixed < 1:
+            # The post's code, (E + 1) // 2 - 1 epochs a phase, needs 3.
             raise SettingsError(
                 'the hybrid needs at least one epoch in each phase; run at '
-                'least {} epochs'.format(4 if self.literal else 2))
+                'least {} epochs{}'.format(
+                    3 if self.literal else 2,
+                    ' with --literal' if self.literal else ''))
 
     def memory_needed(self):
         """Bytes the run needs, roughly (:meth:`Settings.memory`): one

@@ -130,23 +130,36 @@ class OutputError(Error, ValueError):
     """An output folder cannot take a run's results (the message says why)."""
 
 
-def check_output_dir(out, clean=True):
+def check_output_dir(out, clean=True, targets=()):
     """Makes sure results can be written into folder ``out``, before work.
 
     Creates the folder if needed and writes (and removes) a small file in
-    it, so that a path naming a file, a path under a file, a place nobody
-    may write and a read-only or full file system are reported before a
-    run starts, in one line.  Staging folders that a killed run left there
-    are removed (:func:`remove_stale_staging`), unless ``clean`` is False
-    (a study removes them once it holds its folder's lock).
+    it, so that a path naming a file, a path under a file, a link that
+    leads nowhere, a place nobody may write and a read-only or full file
+    system are reported before a run starts, in one line.  Staging folders
+    that a killed run left there are removed
+    (:func:`remove_stale_staging`), unless ``clean`` is False (a study
+    removes them once it holds its folder's lock).
+
+    Args:
+        out (str): The output folder.
+        clean (bool): Remove the staging folders of killed runs.
+        targets (tuple of str): Names of the result files the run will
+            write there: a folder (or anything but a file) in the place of
+            one is refused too (:func:`check_output_targets`).
 
     Returns:
         list of str: Names of files already in the folder.
 
     """
+    if os.path.islink(out) and not os.path.exists(out):
+        raise OutputError(
+            'the output folder {} is a link that leads nowhere ({}); give '
+            'a folder (--out)'.format(out, _broken_link(out)))
     if os.path.exists(out) and not os.path.isdir(out):
         raise OutputError('the output folder {} is a file; give a folder '
                           '(--out)'.format(out))
+    check_output_targets(out, targets)
     try:
         os.makedirs(out, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix='.write-test-')
@@ -163,6 +176,17 @@ def check_output_dir(out, clean=True):
         raise OutputError('cannot write into the output folder {}: {}; give '
                           'another --out'.format(out, e.strerror or e)) \
             from None
+
+
+def _broken_link(path):
+    """Why the link ``path`` cannot be followed: a loop, or no target."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return 'a loop of links'
+        return 'its target {} does not exist'.format(os.readlink(path))
+    return 'it can be followed'
 
 
 def check_output_targets(out, names):

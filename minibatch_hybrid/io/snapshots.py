@@ -31,6 +31,7 @@ the file, never an error of the zip or ``.npy`` readers halfway through
 a load.
 """
 import contextlib
+import io
 import os
 import tokenize
 import zipfile
@@ -39,6 +40,7 @@ import zlib
 import numpy
 from chainer import serializers
 
+from minibatch_hybrid import checks
 from minibatch_hybrid.errors import FileError
 from minibatch_hybrid.io import results
 
@@ -75,7 +77,7 @@ def read_npy_header(f, version=None):
         tuple: ``(shape, fortran_order, dtype)``.
 
     Raises:
-        NpyVersionError: A format version other than 1.0 and 2.0.
+        NpyVersionError: A format version other than 1.0, 2.0 and 3.0.
         ~minibatch_hybrid.errors.FileError: ``f`` holds no ``.npy`` array
             (or one cut short), or a malformed header.
 
@@ -85,6 +87,9 @@ def read_npy_header(f, version=None):
             version = numpy.lib.format.read_magic(f)
     except ValueError as e:  # NumPy's word for another file, or too short
         raise FileError(str(e)) from None
+    if version == (3, 0):
+        f = _npy_3_as_2(f)
+        version = (2, 0)
     reader = _NPY_HEADER_READERS.get(version)
     if reader is None:
         raise NpyVersionError(version)
@@ -99,6 +104,38 @@ def read_npy_header(f, version=None):
         # spelling it retries with.
         raise FileError('malformed .npy header ({}: {})'.format(
             type(e).__name__, e)) from None
+
+
+#: The longest ``.npy`` header NumPy reads without ``allow_pickle``, in
+#: characters (its ``max_header_size``); UTF-8 takes at most 4 bytes each.
+_NPY_HEADER_LIMIT = 10000
+
+
+def _npy_3_as_2(f):
+    """The header of an ``.npy`` array of format version 3.0 (``f`` just
+    after its version), as the same header in version 2.0.
+
+    Version 3.0 differs from 2.0 only in its header's encoding, UTF-8 for
+    Latin-1, which NumPy needs for field names outside Latin-1; such a
+    header is refused (a Chainer snapshot holds numbers and strings, no
+    fields).  Returns a file that holds the header alone.
+    """
+    size = f.read(4)
+    if len(size) < 4:
+        raise FileError('the .npy header is cut short')
+    length = int.from_bytes(size, 'little')
+    if length > 4 * _NPY_HEADER_LIMIT:
+        raise FileError('the .npy header declares {} bytes, more than NumPy '
+                        'reads without pickle'.format(length))
+    header = f.read(length)
+    if len(header) < length:
+        raise FileError('the .npy header is cut short')
+    try:
+        header = header.decode('utf-8').encode('latin-1')
+    except UnicodeError:
+        raise FileError('the .npy header (version 3.0) names fields outside '
+                        'Latin-1, which a snapshot never holds') from None
+    return io.BytesIO(len(header).to_bytes(4, 'little') + header)
 
 
 #: The first byte of a pickle of protocol 2 or later (PROTO), and those
@@ -190,6 +227,7 @@ def _check_member(archive, info, name):
             declared = None
             if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
                 declared = _declared_bytes(f, info, name, key)
+                _check_size(f.tell(), declared, info, name)
             read = 0
             while True:
                 chunk = f.read(_CHECK_CHUNK)
@@ -205,13 +243,28 @@ def _check_member(archive, info, name):
                        'declares {}'.format(info.filename, read, declared))
 
 
+def _check_size(header, declared, info, name):
+    """Refuses an array, before its data is read, whose header declares
+    other bytes than the zip directory gives for its member, or more than
+    this machine has free: a load holds one array at a time (Chainer
+    copies each into its place), so that bounds its memory.  Zip's own
+    reader stops at the member's declared size, a compressed one too."""
+    if header + declared != info.file_size:
+        raise _damaged(name, '{} declares {} bytes of data, and its zip '
+                       'entry holds {}'.format(info.filename, declared,
+                                               info.file_size - header))
+    free = checks.available_memory()
+    if free is not None and declared > free:
+        raise SnapshotError(
+            'cannot load {}: its array {} takes {:.3g} GB, and this machine '
+            'has {:.3g} GB free; nothing was loaded'.format(
+                name, info.filename, declared / 1e9, free / 1e9))
+
+
 def _declared_bytes(f, info, name, key):
     """Reads an ``.npy`` member's version and header (``f`` is just after
-    its magic prefix); returns the bytes of data the header declares, or
-    None for a version whose header NumPy checks itself."""
+    its magic prefix); returns the bytes of data the header declares."""
     version = tuple(f.read(2))
-    if version == (3, 0):  # UTF-8 field names: NumPy reads it whole
-        return None
     try:
         shape, _, dtype = read_npy_header(f, version)
     except NpyVersionError:

@@ -169,13 +169,17 @@ def hybrid_halves(epochs, epoch_option='--epoch',
 def canonical_schedule(text, epochs):
     """Returns the canonical text form of a schedule in a run of ``epochs``.
 
-    Two schedules with the same canonical form give every epoch of the run
-    the same order: the open last phase is given the epochs left, and
-    neighbouring phases of the same schedule are joined (every schedule
-    that has a text form draws the order of an epoch from its seed and the
-    epoch alone, whatever the phase).  ``hybrid:6``, ``fixed:6+random`` and
-    ``fixed:6+random:3+random:3`` are all ``fixed:6+random:6`` at 12 epochs;
-    a single schedule over the whole run is its name.
+    Two schedules give every epoch of the run the same order if and only
+    if they have the same canonical form: the open last phase is given the
+    epochs left, and neighbouring phases of the same schedule are joined
+    (every schedule that has a text form draws the order of an epoch from
+    its seed and the epoch alone, whatever the phase).  ``hybrid:6``,
+    ``fixed:6+random`` and ``fixed:6+random:3+random:3`` are all
+    ``fixed:6+random:6`` at 12 epochs; a single schedule over the whole run
+    is its name.  ``shuffle_once`` draws its one permutation as ``random``
+    draws its first (``default_rng([seed])`` is ``default_rng([seed,
+    0])``), so a ``shuffle_once`` phase at the start gives its first epoch
+    to ``random``: ``shuffle_once:1+random`` is ``random``.
 
     Args:
         text (str): A schedule's text form.
@@ -188,18 +192,27 @@ def canonical_schedule(text, epochs):
         'fixed:6+random:6'
         >>> canonical_schedule('random:4+random:8', 12)
         'random'
+        >>> canonical_schedule('shuffle_once:1+random', 12)
+        'random'
+        >>> canonical_schedule('shuffle_once', 12)
+        'random:1+shuffle_once:11'
 
     """
     schedule = parse_schedule(text, 0)
     schedule.check_epochs(epochs)
-    if not isinstance(schedule, Phased):
-        return str(schedule)
+    if isinstance(schedule, Phased):
+        phases = [(str(phase), epochs - start if length is None else length)
+                  for start, (phase, length) in zip(schedule.starts,
+                                                    schedule.phases)]
+    else:
+        phases = [(str(schedule), epochs)]
+    if phases[0][0] == ShuffleOnce.name:
+        phases[:1] = [(Random.name, 1), (ShuffleOnce.name,
+                                         phases[0][1] - 1)]
     merged = []
-    for start, (phase, length) in zip(schedule.starts, schedule.phases):
-        length = epochs - start if length is None else length
-        name = str(phase)
+    for name, length in phases:
         if merged and merged[-1][0] == name:
             merged[-1][1] += length
-        else:
+        elif length:
             merged.append([name, length])
     return phases_text(merged)

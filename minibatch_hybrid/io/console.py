@@ -1,0 +1,97 @@
+"""Standard output that a closed pipe or a full disk cannot stop.
+
+A command prints its tables before it writes its files (so that the
+numbers are seen even where no file can be written).  If standard output
+is a pipe whose reader has gone (``minibatch-hybrid study | head -1``), a
+full disk or ``/dev/full``, that print raises, and the files would never be
+written.  While :func:`kept_going` runs, a failed write to standard output
+or error is recorded instead, and everything later on that stream is
+dropped: the command runs to its end and writes its files, then says in one
+line what was lost.
+"""
+import contextlib
+import io
+import os
+import sys
+
+
+class KeptStream(object):
+    """A text stream whose first failed write is recorded, not raised.
+
+    Each write is flushed at once, so that a failure shows where it
+    happens, not at some later print or at exit.  After the first failure
+    the stream's descriptor is pointed at ``os.devnull``: neither later
+    writes nor Python's own flush at exit can fail again.
+
+    Args:
+        stream: The stream to write to (``sys.stdout``, ``sys.stderr``).
+
+    Attributes:
+        failure (OSError): The first write that failed, or None.
+
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.failure = None
+
+    def write(self, text):
+        if self.failure is None:
+            try:
+                written = self.stream.write(text)
+                self.stream.flush()
+                return written
+            except (OSError, ValueError) as e:
+                self._lose(e)
+        return len(text)
+
+    def flush(self):
+        if self.failure is None:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError) as e:
+                self._lose(e)
+
+    def _lose(self, error):
+        self.failure = error if isinstance(error, OSError) else \
+            OSError(0, str(error))
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self.stream.fileno())
+            finally:
+                os.close(null)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # no descriptor (a test's capture): later writes dropped
+
+    def __getattr__(self, name):  # isatty, fileno, encoding, ...
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def kept_going():
+    """Keeps ``sys.stdout`` and ``sys.stderr`` from stopping the block.
+
+    Yields:
+        KeptStream: Standard output, to ask whether it failed
+        (``failure``) once the block is done.  A failure of standard error
+        is not told: there is nowhere left to tell it.
+
+    """
+    saved = sys.stdout, sys.stderr
+    out = KeptStream(sys.stdout) if sys.stdout is not None else None
+    err = KeptStream(sys.stderr) if sys.stderr is not None else None
+    sys.stdout = out if out is not None else sys.stdout
+    sys.stderr = err if err is not None else sys.stderr
+    try:
+        yield out if out is not None else KeptStream(io.StringIO())
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def lost_output_line(prog, failure):
+    """The one line that says standard output failed, for standard error."""
+    return ('{}: error: could not write to standard output ({}), so part of '
+            'what the command prints is missing; it ran to its end and its '
+            'files are written: rerun with the output sent to a file to see '
+            'it all\n'.format(prog, failure.strerror or failure))
