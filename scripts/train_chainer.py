@@ -89,6 +89,7 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
     from minibatch_hybrid import errors
     from minibatch_hybrid import kernels
     from minibatch_hybrid.kernels import threads
+    from minibatch_hybrid.io import console
     from minibatch_hybrid.io import results
     from minibatch_hybrid.io import snapshots
     from minibatch_hybrid.chainer_ext import trainer as trainer_module
@@ -101,6 +102,19 @@ WRITERS = {'_Snapshot': 'the snapshot', 'LogReport': 'the log',
 
 
 def main(argv=None):
+    # A closed or full standard output does not stop the run: it ends,
+    # then says so in one line.
+    with console.kept_going() as stdout:
+        status = _interruptible_main(argv)
+    if stdout.failure is not None and status == 0:
+        sys.stderr.write(console.lost_output_line(
+            os.path.basename(sys.argv[0]) or 'train_chainer.py',
+            stdout.failure))
+        return 2
+    return status
+
+
+def _interruptible_main(argv):
     installed = INTERRUPTS.install()
     try:
         return _main(argv)

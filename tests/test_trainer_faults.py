@@ -267,3 +267,20 @@ def test_a_real_full_disk_is_one_line_and_nothing_ignored(tmp_path):
     line = one_line(proc.stderr)
     assert 'could not write the snapshot snapshot_epoch_1' in line
     assert 'no snapshot of this run is complete' in line
+
+
+def test_a_closed_standard_output_does_not_stop_the_run(tmp_path):
+    # Chainer's report and progress bar wrote to a pipe whose reader had
+    # gone: the run stopped at its first line, as if the disk were full.
+    proc = subprocess.Popen(
+        [sys.executable, TRAINER, '-e', '6', '-u', '8', '--snapshot-every',
+         '3', '-o', str(tmp_path / 'x')], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 2, err
+    line = one_line(err)
+    assert 'could not write to standard output (Broken pipe)' in line
+    assert sorted(os.listdir(tmp_path / 'x')) == [
+        'log', 'loss.png', 'snapshot_epoch_3', 'snapshot_epoch_6']

@@ -7,6 +7,7 @@ extensions; ``scripts/train_chainer.py`` is its command line.  Its per-epoch
 the epoch), as the package's own loop records it.
 """
 import os
+import sys
 
 import chainer
 from chainer import training
@@ -125,11 +126,16 @@ def build_trainer(schedule=None, epochs=_POST.epochs,
         trigger=(snapshot_every, 'epoch'))
     if report:
         keys = ['main/loss'] + (['validation/main/loss'] if evaluate else [])
+        # Standard output as it is now (Chainer's default is the one it
+        # found at its import): a command's stream that a closed pipe
+        # cannot stop (io.console).
         trainer.extend(extensions.PrintReport(
-            ['epoch'] + keys + ['elapsed_time']), trigger=(10, 'epoch'))
+            ['epoch'] + keys + ['elapsed_time'], out=sys.stdout),
+            trigger=(10, 'epoch'))
         trainer.extend(extensions.PlotReport(
             keys, 'epoch', file_name='loss.png', postprocess=_log_scale))
-        trainer.extend(extensions.ProgressBar(update_interval=100))
+        trainer.extend(extensions.ProgressBar(update_interval=100,
+                                              out=sys.stdout))
     return trainer
 
 
