@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-import minibatch_hybrid  # noqa: F401 (imports chainer through the compat layer)
+# chainer through the compat layer, before any test or notebook imports it
+from minibatch_hybrid._compat import chainer
 
 # The notebooks run in quick mode (see each notebook's first code cell);
 # their kernels inherit this environment.
@@ -16,7 +17,6 @@ GPU_REQUIRED = os.environ.get('MINIBATCH_HYBRID_GPU') == '1'
 
 def _gpu_unusable():
     """Why CuPy cannot run here, or None where it can."""
-    import chainer
     if not chainer.backends.cuda.available:
         reason = getattr(chainer.backends.cuda, '_resolution_error', None)
         return 'CuPy cannot be used: {!r}'.format(reason) if reason else \

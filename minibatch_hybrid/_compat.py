@@ -132,3 +132,12 @@ def import_chainer():
         chainer = importlib.import_module('chainer')
     _turn_off_missing_cudnn(chainer)
     return chainer
+
+
+def __getattr__(name):
+    # ``from minibatch_hybrid._compat import chainer``: what each
+    # subpackage that uses Chainer does first.
+    if name == 'chainer':
+        return import_chainer()
+    raise AttributeError('module {!r} has no attribute {!r}'.format(
+        __name__, name))

@@ -194,8 +194,7 @@ else
 fi
 
 step runtime 60 key_runtime "$py" -W error - <<'PY'
-import minibatch_hybrid
-import chainer
+from minibatch_hybrid._compat import chainer
 import numpy
 from minibatch_hybrid import _compat
 cuda = chainer.backends.cuda
@@ -258,7 +257,7 @@ import time
 
 import numpy
 
-import minibatch_hybrid  # noqa: F401 (chainer through the layer)
+from minibatch_hybrid._compat import chainer  # noqa: F401 (first)
 from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.core.engine import ChainerEngine

@@ -40,7 +40,7 @@ import time
 
 import numpy
 
-import minibatch_hybrid  # noqa: F401 (chainer through the layer)
+from minibatch_hybrid._compat import chainer  # first
 from minibatch_hybrid import kernels
 from minibatch_hybrid.core.data import make_heldout_dataset
 from minibatch_hybrid.core.data import make_sin_dataset
@@ -151,7 +151,6 @@ def native_arrays():
 
 def _use_host(engine_module):
     """Makes CudaEnsemble run with NumPy and the host-compiled kernels."""
-    import chainer
     folder = tempfile.mkdtemp(prefix='gpu-native-host-')
     atexit.register(shutil.rmtree, folder, True)
     host = cuda_kernels.host_kernels(folder)

@@ -10,9 +10,9 @@ import json
 import os
 import sys
 
-# minibatch_hybrid first: it makes chainer import on NumPy 2.
-import minibatch_hybrid as mh
+# minibatch_hybrid's iterators first: they make chainer import on NumPy 2.
 from minibatch_hybrid import iterators
+import minibatch_hybrid as mh  # NOQA: I100
 import chainer  # NOQA: I100
 import chainer.functions as F
 import chainer.links as L

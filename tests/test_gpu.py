@@ -338,7 +338,7 @@ handler = logging.StreamHandler()
 handler.setFormatter(logging.Formatter('%(name)s: %(message)s'))
 logging.getLogger('minibatch_hybrid').addHandler(handler)
 logging.getLogger('minibatch_hybrid').setLevel(logging.INFO)
-import minibatch_hybrid, chainer
+from minibatch_hybrid._compat import chainer
 from minibatch_hybrid import _compat
 cuda = chainer.backends.cuda
 cuda.check_cuda_available()  # warns, unless cuDNN was turned off

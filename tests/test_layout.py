@@ -14,6 +14,7 @@ import textwrap
 import pytest
 
 import minibatch_hybrid
+from minibatch_hybrid import _legacy
 
 PACKAGE = 'minibatch_hybrid'
 ROOT = os.path.dirname(minibatch_hybrid.__file__)
@@ -23,7 +24,7 @@ ROOT = os.path.dirname(minibatch_hybrid.__file__)
 #: at the root (``iterators``, ``extensions``) are facades: each stands as
 #: high as the highest layer it imports.
 LAYERS = [
-    ('errors', '_version', '_compat', '_startup', 'checks'),
+    ('errors', '_version', '_compat', '_startup', '_legacy', 'checks'),
     ('schedules', 'kernels'),
     ('core',),
     ('engines', 'io'),
@@ -147,8 +148,47 @@ def test_every_module_imports_its_own_layer_or_below():
 
 
 def test_the_root_holds_few_modules():
-    modules = [name for name in os.listdir(ROOT) if name.endswith('.py')]
+    # _legacy, the old names, goes in version _legacy.REMOVAL.
+    modules = [name for name in os.listdir(ROOT) if name.endswith('.py')
+               and name != '_legacy.py']
     assert len(modules) <= 10, sorted(modules)
+
+
+def test_the_old_names_are_gone_by_their_removal_version():
+    version = tuple(int(p) for p in minibatch_hybrid.__version__.split('.'))
+    removal = tuple(int(p) for p in _legacy.REMOVAL.split('.'))
+    assert version < removal, 'remove minibatch_hybrid/_legacy.py'
+
+
+def _loaded_by(statement):
+    """The modules a fresh process has loaded after ``statement``."""
+    code = 'import sys\n{}\nprint("\\n".join(sorted(sys.modules)))'.format(
+        statement)
+    return set(subprocess.run([sys.executable, '-c', code], check=True,
+                              capture_output=True, text=True,
+                              timeout=120).stdout.split())
+
+
+@pytest.mark.parametrize('statement', [
+    'import minibatch_hybrid', 'import minibatch_hybrid.errors',
+    'from minibatch_hybrid import checks', 'import minibatch_hybrid.kernels'])
+def test_a_light_import_loads_neither_chainer_nor_the_engines(statement):
+    # The root imported chainer and 31 of the package's modules (about a
+    # second) for any of these.
+    loaded = _loaded_by(statement)
+    assert 'chainer' not in loaded
+    assert not {PACKAGE + '.engines', PACKAGE + '.core',
+                PACKAGE + '.experiments'} & loaded
+
+
+def test_a_name_of_the_root_imports_its_module_when_used():
+    loaded = _loaded_by('import minibatch_hybrid as mh\nmh.make_model')
+    assert {'chainer', PACKAGE + '.core.model'} <= loaded
+    assert PACKAGE + '.engines' not in loaded
+    for name in minibatch_hybrid.PUBLIC:
+        assert getattr(minibatch_hybrid, name) is not None, name
+    with pytest.raises(AttributeError, match='no attribute'):
+        minibatch_hybrid.no_such_name  # noqa: B018
 
 
 def test_the_old_module_names_still_import_with_a_warning():
@@ -160,7 +200,7 @@ def test_the_old_module_names_still_import_with_a_warning():
         import importlib, json, warnings
         import minibatch_hybrid as mh
         out = {}
-        for old, new in sorted(mh.MOVED.items()):
+        for old, new in sorted(mh._legacy.MOVED.items()):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
                 module = importlib.import_module('minibatch_hybrid.' + old)
@@ -180,7 +220,7 @@ def test_the_old_module_names_still_import_with_a_warning():
         [sys.executable, '-c', code], check=True, capture_output=True,
         text=True).stdout)
     assert all(result.pop('names'))
-    assert set(result) == set(minibatch_hybrid.MOVED)
+    assert set(result) == set(_legacy.MOVED)
     for old, (same, said) in result.items():
         assert same, old
         assert len(said) == 1 and said[0].startswith(

@@ -1,1 +1,4 @@
 """The core: the post's data, model, loss, Adam and the one training loop."""
+# Chainer on today's stacks (NumPy 2, Python 3.12), before any module here
+# imports it: see minibatch_hybrid._compat.
+from minibatch_hybrid._compat import chainer  # NOQA

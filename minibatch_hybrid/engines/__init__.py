@@ -9,6 +9,9 @@ Both answer the loop's protocol (:mod:`~minibatch_hybrid.core.engine`), as
 does a single model with its optimizer.  This module chooses among them:
 :func:`resolve_engine` is the one place that decides.
 """
+# Chainer on today's stacks (NumPy 2, Python 3.12), before any module here
+# imports it: see minibatch_hybrid._compat.
+from minibatch_hybrid._compat import chainer  # NOQA
 from minibatch_hybrid import kernels
 from minibatch_hybrid.core.engine import ChainerEngine
 from minibatch_hybrid.core.engine import OneReplica

@@ -1,6 +1,6 @@
 /*
- * Compiled kernels of minibatch_hybrid (optional; see native.py for the
- * Python side and the documentation).
+ * Compiled kernels of minibatch_hybrid (optional; see kernels/__init__.py
+ * and engines/native.py for the Python side and the documentation).
  *
  * The native engine (train_epoch, evaluate): an ensemble of replicas of
  * the post's network, Linear(1, n) -> ReLU -> Linear(n, n) -> ReLU ->
