@@ -136,12 +136,7 @@ def build_parser():
                              'engine'), StudyConfig,
                          quick={'seeds': QUICK_SEEDS,
                                 'epochs': QUICK_EPOCHS})
-    p.add_argument('--out', '-o', default=os.path.join('results',
-                                                       'remedies'),
-                   help='output folder (default: results/remedies)')
-    p.add_argument('--quick', action='store_true',
-                   help='a quick look: {} epochs, {} seeds unless given'
-                   .format(QUICK_EPOCHS, QUICK_SEEDS))
+    _add_out_and_quick(p, 'remedies')
     p.set_defaults(func=_remedies)
 
     p = commands.add_parser(
@@ -181,8 +176,6 @@ def _add_study_options(p, out, chunk=None):
             'device', 'engine', 'chunk', 'revive'), StudyConfig,
         quick={'seeds': QUICK_SEEDS, 'epochs': QUICK_EPOCHS},
         defaults={} if chunk is None else {'chunk': chunk})
-    p.add_argument('--out', '-o', default=os.path.join('results', out),
-                   help='output folder (default: results/{})'.format(out))
     p.add_argument('--scheduler', default=None, metavar='ADDRESS',
                    help='run the chunks as tasks on the Dask cluster whose '
                    'scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786; '
@@ -192,6 +185,14 @@ def _add_study_options(p, out, chunk=None):
     p.add_argument('--workers', type=int, default=None, metavar='N',
                    help='run the chunks on a local Dask cluster of N worker '
                    'processes (at most 2 per core)')
+    _add_out_and_quick(p, out)
+
+
+def _add_out_and_quick(p, out):
+    """Adds ``--out`` (default ``results/<out>``) and the many-seed
+    commands' ``--quick``."""
+    p.add_argument('--out', '-o', default=os.path.join('results', out),
+                   help='output folder (default: results/{})'.format(out))
     p.add_argument('--quick', action='store_true',
                    help='a quick look: {} epochs, {} seeds unless given'
                    .format(QUICK_EPOCHS, QUICK_SEEDS))

@@ -226,15 +226,8 @@ class NativeEnsemble(PackedEnsemble):
     :class:`~minibatch_hybrid.core.engine.Engine`; its packed arrays
     (:class:`PackedEnsemble`) are NumPy arrays.
 
-    Args:
-        models (list of MyChain): The replicas' initial weights (copied),
-            of at most :data:`~minibatch_hybrid.kernels.MAX_UNITS` units.
-        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters, as
-            :class:`chainer.optimizers.Adam`.
-
-    Attributes:
-        t (int): Adam's step count.
-
+    Its arguments and attributes are :class:`PackedEnsemble`'s; the models
+    have at most :data:`~minibatch_hybrid.kernels.MAX_UNITS` units.
     """
 
     def __init__(self, models, alpha=0.001, beta1=0.9, beta2=0.999,
