@@ -123,11 +123,32 @@ def test_ensemble_rejects_mixed_widths():
 def test_schedules_must_match_the_model_kind():
     ensemble = Ensemble.from_seeds([0, 1], 4)
     with pytest.raises(mh.SettingsError, match='a list of schedules .one per '
-                       'replica. for an ensemble; got Fixed for an ensemble '
-                       'of 2'):
+                       'replica. for an ensemble; got one Fixed for an '
+                       'ensemble of 2'):
         mh.train(ensemble, mh.make_optimizer(ensemble),
                  mh.make_sin_dataset(100), mh.Fixed(), 1)
     model = mh.make_model(4, 0)
-    with pytest.raises(mh.SettingsError, match='got list for one model'):
+    with pytest.raises(mh.SettingsError, match='an ensemble of 1 replicas '
+                       'needs one schedule per replica, got 2'):
         mh.train(model, mh.make_optimizer(model), mh.make_sin_dataset(100),
-                 [mh.Fixed()], 1)
+                 [mh.Fixed(), mh.Fixed()], 1)
+
+
+@pytest.mark.exact
+def test_one_model_is_an_ensemble_of_one():
+    # One shape: a list of one schedule trains one model as K = 1 and
+    # records (epochs, 1); one schedule gives the same numbers as scalars.
+    dataset = mh.make_sin_dataset(100)
+    runs = []
+    for schedule in ([mh.Random(3)], mh.Random(3)):
+        model = mh.make_model(4, 0)
+        runs.append(mh.train(model, mh.make_optimizer(model), dataset,
+                             schedule, 3, heldout=dataset))
+    listed, single = runs
+    assert listed.loss.shape == (3, 1) and single.loss.shape == (3,)
+    assert listed.schedule == ['random'] and single.schedule == 'random'
+    numpy.testing.assert_array_equal(listed.loss[:, 0], single.loss)
+    numpy.testing.assert_array_equal(listed.train_loss[:, 0],
+                                     single.train_loss)
+    assert listed.heldout_mse.shape == (1,)
+    assert float(listed.heldout_mse[0]) == single.heldout_mse

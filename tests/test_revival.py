@@ -191,8 +191,32 @@ def test_a_revival_names_what_it_needs():
         Revival(3, [2], [0, 1])
     model = make_model(4, 0)
     single = ChainerEngine(model, make_optimizer(model))
-    with pytest.raises(SettingsError, match='revive_chain'):
-        Revival(3, [0], [0])(single, mh.make_sin_dataset(10).x)
+    with pytest.raises(SettingsError, match='the revival has 2 seeds for an '
+                       'ensemble of 1 replicas'):
+        Revival(3, [0], [0, 1])(single, mh.make_sin_dataset(10).x)
+
+
+@pytest.mark.per_stack
+def test_one_model_is_revived_as_the_extension_revives_it():
+    # One MyChain is an engine of one replica: Revival acts on it as
+    # revive_chain does (it was refused, as if it were another shape).
+    dataset = mh.make_sin_dataset(150)
+    model, twin = make_model(16, 4), make_model(16, 4)
+    optimizer, twin_optimizer = make_optimizer(model), make_optimizer(twin)
+    for m, o in ((model, optimizer), (twin, twin_optimizer)):
+        mh.train(m, o, dataset, mh.parse_schedule('fixed', 4), 3,
+                 train_loss='never')
+    revival = Revival(3, [0], [4])
+    revival(ChainerEngine(model, optimizer), dataset.x)
+    assert revival.revived.sum() > 0
+    assert sum(revive_chain(twin, dataset.x, 4, 3)) == revival.revived.sum()
+    for (name, a), (_, b) in zip(sorted(model.namedparams()),
+                                 sorted(twin.namedparams())):
+        numpy.testing.assert_array_equal(a.array, b.array, err_msg=name)
+        for key in ('m', 'v'):
+            numpy.testing.assert_array_equal(
+                a.update_rule.state[key], b.update_rule.state[key],
+                err_msg=name + key)
 
 
 @pytest.mark.per_stack
@@ -209,14 +233,14 @@ def test_the_numpy_engine_revives_as_the_extension_revives_one_model():
     model = engine.replica(1)
     single = ChainerEngine(model, make_optimizer(model))
     for which in ('m', 'v'):
-        single.load(which, {name: a[1] for name, a in
+        single.load(which, {name: a[1:2] for name, a in
                             engine.arrays(which).items()})
     Revival(3, [1], seeds)(engine, dataset.x)
     assert sum(revive_chain(model, dataset.x, seeds[1], 3)) > 0
     for which in ('params', 'm', 'v'):
         for name, a in single.arrays(which).items():
             numpy.testing.assert_array_equal(
-                a, engine.arrays(which)[name][1], err_msg=which + name)
+                a[0], engine.arrays(which)[name][1], err_msg=which + name)
 
 
 class Deep(chainer.Chain):

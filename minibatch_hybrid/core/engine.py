@@ -41,44 +41,47 @@ def check_which(which):
 class Engine(object):
     """The protocol; engines need not derive from it.
 
+    Every engine trains K >= 1 replicas: one model is an engine of one
+    replica, and only :func:`~minibatch_hybrid.core.loop.train`'s caller
+    sees it as one model.
+
     Attributes:
-        replicas (int or None): ``K`` for an ensemble, whose orders have
-            shape ``(K, N)`` and whose losses have one value per replica;
-            ``None`` for one model (orders ``(N,)``, losses scalars).
+        replicas (int): ``K``: orders have shape ``(K, N)``, and losses
+            one value per replica.
         device (chainer.backend.Device): Where the data must be.
         t (int): Adam's step count.
 
     """
 
-    replicas = None
+    replicas = 1
     device = None
     t = 0
 
     def train_epoch(self, x, y, orders, batchsize):
-        """Trains one epoch in the given orders.
+        """Trains one epoch in the given orders ``(K, N)``.
 
         Returns:
-            The sum over the epoch's mini-batches of ``loss * len(batch)``
-            in float64, on the CPU: a float, or ``(K,)`` per replica.
+            numpy.ndarray: ``(K,)``, the sum over the epoch's mini-batches
+            of ``loss * len(batch)`` in float64, on the CPU.
 
         """
         raise NotImplementedError
 
     def evaluate(self, x, y):
-        """Returns the mean squared error on a data set (float or ``(K,)``),
-        in test mode, on the CPU."""
+        """Returns the mean squared error on a data set, ``(K,)``, in test
+        mode, on the CPU."""
         raise NotImplementedError
 
     def activity(self, x):
         """Returns the hidden units' activity on inputs ``x`` ``(N, 1)``
         (a :class:`~minibatch_hybrid.core.diagnosis.Activity` of ``K``
-        replicas, 1 for one model)."""
+        replicas)."""
         raise NotImplementedError
 
     def arrays(self, which='params'):
         """Returns the weights (``'params'``) or Adam's moments (``'m'``,
-        ``'v'``) in Chainer's names, ``'l1/W'`` and so on: replica-stacked
-        ``(K, ...)`` arrays for an ensemble."""
+        ``'v'``) in Chainer's names, ``'l1/W'`` and so on, replica-stacked:
+        ``(K, ...)``."""
         raise NotImplementedError
 
     def load(self, which, arrays):
@@ -86,8 +89,7 @@ class Engine(object):
         raise NotImplementedError
 
     def replica(self, k):
-        """Returns replica ``k`` (``0`` for one model) as a ``MyChain`` on
-        the CPU (a copy)."""
+        """Returns replica ``k`` as a ``MyChain`` on the CPU (a copy)."""
         raise NotImplementedError
 
 
@@ -112,13 +114,16 @@ class _Arrays(serializer.Deserializer):
 
 
 class ChainerEngine(Engine):
-    """A Chainer link trained by a Chainer optimizer: one ``MyChain``, or an
+    """A Chainer link trained by a Chainer optimizer: one ``MyChain`` (an
+    engine of one replica), or an
     :class:`~minibatch_hybrid.engines.stacked.Ensemble` (whose
     ``stacked_names`` map its parameters to ``MyChain``'s).
 
     The epoch is the post's loop: for each mini-batch, ``cleargrads``, the
     loss, ``backward``, ``optimizer.update()``; the loss is summed on the
-    device and read back once per epoch.
+    device and read back once per epoch.  One ``MyChain`` is given its
+    replica's order, ``(N,)``, and its arrays are seen with a replica axis
+    of one: the post's loop, operation for operation.
 
     Args:
         link (chainer.Link): The model, on the device to train on.
@@ -136,7 +141,8 @@ class ChainerEngine(Engine):
         self.link = link
         self.optimizer = optimizer
         stacked = getattr(link, 'stacked_names', None)
-        self.replicas = len(link) if stacked else None
+        self._one = not stacked  # one MyChain, K = 1
+        self.replicas = 1 if self._one else len(link)
         names = dict(stacked or {})
         self._params = {names.get(name.lstrip('/'), name.lstrip('/')): param
                         for name, param in link.namedparams()}
@@ -157,10 +163,12 @@ class ChainerEngine(Engine):
                 param.update_rule.t = value
 
     def __len__(self):
-        return 1 if self.replicas is None else self.replicas
+        return self.replicas
 
     def train_epoch(self, x, y, orders, batchsize):
         xp = self.device.xp
+        if self._one:
+            orders = orders[0]
         size = orders.shape[-1]
         sum_loss = xp.zeros(orders.shape[:-1], numpy.float64)
         for i in range(0, size, batchsize):
@@ -172,32 +180,41 @@ class ChainerEngine(Engine):
                 loss.grad = xp.ones_like(loss.array)
             loss.backward()
             self.optimizer.update()
-        return backend.CpuDevice().send(sum_loss)
+        return backend.CpuDevice().send(sum_loss).reshape(self.replicas)
 
     def evaluate(self, x, y):
-        return evaluate_link(self.link, x, y)
+        return numpy.reshape(evaluate_link(self.link, x, y), self.replicas)
 
     def activity(self, x):
-        params = self.arrays()
-        if self.replicas is None:
-            params = {name: a[None] for name, a in params.items()}
-        return params_activity(params, x)
+        return params_activity(self.arrays(), x)
 
     def arrays(self, which='params'):
         check_which(which)
         if which == 'params':
-            return {name: self._params[name].array for name in PARAMS}
-        return {name: self._rule(name).state[which] for name in PARAMS}
+            arrays = {name: self._params[name].array for name in PARAMS}
+        else:  # zero before the first update, which makes Adam's state
+            arrays = {name: self._moment(name, which) for name in PARAMS}
+        if self._one:
+            return {name: a[None] for name, a in arrays.items()}
+        return arrays
 
     def load(self, which, arrays):
         check_which(which)
         for name in PARAMS:
+            shape = (self.replicas,) + tuple(
+                self._params[name].shape[1 if not self._one else 0:])
+            if tuple(arrays[name].shape) != shape:
+                raise SettingsError(
+                    '{} {} has shape {}, and this engine of {} replicas '
+                    'takes {}'.format(which, name, arrays[name].shape,
+                                      self.replicas, shape))
+            array = arrays[name][0] if self._one else arrays[name]
             if which == 'params':
-                backend.copyto(self._params[name].array, arrays[name])
+                backend.copyto(self._params[name].array, array)
             else:
                 rule = self._rule(name)
                 state = {} if rule.state is None else dict(rule.state)
-                state[which] = arrays[name]
+                state[which] = array
                 for key in ('m', 'v'):
                     state.setdefault(key, numpy.zeros(
                         self._params[name].shape, numpy.float32))
@@ -205,75 +222,21 @@ class ChainerEngine(Engine):
                 rule.serialize(_Arrays(state))
 
     def replica(self, k):
-        params = self.arrays()
-        if self.replicas is None:
-            if k != 0:
-                raise IndexError('one model has replica 0 only')
-            params = {name: a[None] for name, a in params.items()}
-        return replica_model(params, k)
+        if not 0 <= k < self.replicas:
+            raise IndexError('replica {} of {}'.format(k, self.replicas))
+        return replica_model(self.arrays(), k)
+
+    def _moment(self, name, which):
+        state = self._rule(name).state
+        if state is None:
+            return self.device.xp.zeros_like(self._params[name].array)
+        return state[which]
 
     def _rule(self, name):
         rule = self._params[name].update_rule
         if rule is None:
             raise SettingsError('set the optimizer up on the model first')
         return rule
-
-
-class OneReplica(Engine):
-    """An ensemble engine of one replica, seen as one model.
-
-    Its orders are ``(N,)`` and its losses scalars, as a single model's: a
-    run of the native engine, say, where the loop's caller expects one
-    model (the reproduction).  The numbers are the ensemble's own.
-
-    Args:
-        ensemble: An engine with ``replicas == 1``.
-
-    """
-
-    replicas = None
-
-    def __init__(self, ensemble):
-        if ensemble.replicas != 1:
-            raise SettingsError('OneReplica takes an ensemble of one '
-                                'replica, got {}'.format(ensemble.replicas))
-        self.ensemble = ensemble
-
-    @property
-    def device(self):
-        return self.ensemble.device
-
-    @property
-    def t(self):
-        return self.ensemble.t
-
-    @t.setter
-    def t(self, value):
-        self.ensemble.t = value
-
-    def __len__(self):
-        return 1
-
-    def train_epoch(self, x, y, orders, batchsize):
-        return self.ensemble.train_epoch(x, y, orders[None], batchsize)[0]
-
-    def evaluate(self, x, y):
-        return float(self.ensemble.evaluate(x, y)[0])
-
-    def activity(self, x):
-        return self.ensemble.activity(x)
-
-    def arrays(self, which='params'):
-        return {name: a[0] for name, a in self.ensemble.arrays(which).items()}
-
-    def load(self, which, arrays):
-        self.ensemble.load(which, {name: numpy.asarray(a)[None]
-                                   for name, a in arrays.items()})
-
-    def replica(self, k):
-        if k != 0:
-            raise IndexError('one model has replica 0 only')
-        return self.ensemble.replica(0)
 
 
 def evaluate_link(link, x, y):

@@ -53,7 +53,8 @@ class TrainResult(object):
         """Returns replica ``k``'s record of an ensemble's run, as one
         model's (scalars per epoch)."""
         return TrainResult(
-            self.schedule[k], self.loss[:, k], self.train_loss[:, k],
+            self.schedule[k], numpy.ascontiguousarray(self.loss[:, k]),
+            numpy.ascontiguousarray(self.train_loss[:, k]),
             None if self.heldout_mse is None
             else float(self.heldout_mse[k]), self.seconds)
 
@@ -150,16 +151,17 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
                     intervention.epoch, epochs, epochs - 1))
     size = len(dataset)
     dataset = dataset.to_device(engine.device)
-    single = engine.replicas is None
-    shape = (epochs,) if single else (epochs, engine.replicas)
-    cast = float if single else numpy.copy  # what the callback is given
+    # The engine trains K replicas; one schedule is one model, K = 1,
+    # whose records the caller gets as scalars.
+    single = isinstance(schedule, Schedule)
+    shape = (epochs, engine.replicas)
+    cast = (lambda a: float(a[0])) if single else numpy.copy  # the callback's
     losses = numpy.empty(shape, numpy.float64)
     train_losses = numpy.full(shape, numpy.nan, numpy.float32)
     start = time.perf_counter()
     for epoch in range(epochs):
-        orders = [numpy.asarray(s.order(epoch, size)) for s in schedules]
-        orders = engine.device.send(orders[0] if single
-                                    else numpy.stack(orders))
+        orders = engine.device.send(numpy.stack(
+            [numpy.asarray(s.order(epoch, size)) for s in schedules]))
         losses[epoch] = engine.train_epoch(dataset.x, dataset.y, orders,
                                            batchsize) / size
         for intervention in interventions:
@@ -176,9 +178,9 @@ def train(model, optimizer, dataset, schedule, epochs, batchsize=10,
     if heldout is not None:
         heldout = heldout.to_device(engine.device)
         heldout_mse = engine.evaluate(heldout.x, heldout.y)
-    names = [str(s) for s in schedules]
-    return TrainResult(names[0] if single else names, losses, train_losses,
-                       heldout_mse, time.perf_counter() - start)
+    result = TrainResult([str(s) for s in schedules], losses, train_losses,
+                         heldout_mse, time.perf_counter() - start)
+    return result.replica(0) if single else result
 
 
 def _check(engine, dataset, schedule, epochs, batchsize, train_loss):
@@ -188,13 +190,11 @@ def _check(engine, dataset, schedule, epochs, batchsize, train_loss):
         raise SettingsError("train_loss must be 'every', 'last' or 'never', "
                             'got {!r}'.format(train_loss))
     single = isinstance(schedule, Schedule)
-    if single != (engine.replicas is None):
+    if single and engine.replicas != 1:
         raise SettingsError(
             'give one schedule for one model, and a list of schedules (one '
-            'per replica) for an ensemble; got {} for {}'.format(
-                type(schedule).__name__,
-                'one model' if engine.replicas is None
-                else 'an ensemble of {}'.format(engine.replicas)))
+            'per replica) for an ensemble; got one {} for an ensemble of '
+            '{}'.format(type(schedule).__name__, engine.replicas))
     schedules = [schedule] if single else list(schedule)
     if not single and len(schedules) != engine.replicas:
         raise SettingsError(

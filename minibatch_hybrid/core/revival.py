@@ -148,11 +148,6 @@ class Revival(object):
     def __call__(self, engine, x):
         """Revives the replicas' dead units in ``engine`` (whose training
         inputs are ``x``)."""
-        if engine.replicas is None:
-            raise SettingsError(
-                'Revival acts on an ensemble (K replicas); for one Chainer '
-                'model use minibatch_hybrid.extensions.revive_chain, or '
-                'the ReviveDeadUnits extension in a Trainer')
         if engine.replicas != len(self.seeds):
             raise SettingsError(
                 'the revival has {} seeds for an ensemble of {} replicas: '

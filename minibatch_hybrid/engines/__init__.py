@@ -14,7 +14,6 @@ does a single model with its optimizer.  This module chooses among them:
 from minibatch_hybrid._compat import chainer  # NOQA
 from minibatch_hybrid import kernels
 from minibatch_hybrid.core.engine import ChainerEngine
-from minibatch_hybrid.core.engine import OneReplica
 from minibatch_hybrid.core.model import make_optimizer
 from minibatch_hybrid.engines.native import NativeEnsemble
 from minibatch_hybrid.engines.stacked import Ensemble
@@ -92,19 +91,18 @@ def make_ensemble(engine, models, device):
 
 
 def make_single(engine, model, optimizer):
-    """Returns one model as an engine of the loop.
+    """Returns one model as an engine of the loop (of one replica).
 
     Args:
         engine (str): ``'native'``: a one-replica
             :class:`~minibatch_hybrid.engines.native.NativeEnsemble` of a
-            copy of ``model``, seen as one model; ``'numpy'`` or
-            ``'cupy'``: ``model`` itself with ``optimizer`` (Chainer's
-            operations, the post's loop).
+            copy of ``model``; ``'numpy'`` or ``'cupy'``: ``model`` itself
+            with ``optimizer`` (Chainer's operations, the post's loop).
         model (MyChain): The model, on its device.
         optimizer (chainer.Optimizer): Set up on ``model`` (unused by the
             native engine, which carries its own Adam).
 
     """
     if is_native(engine):
-        return OneReplica(NativeEnsemble([model]))
+        return NativeEnsemble([model])
     return ChainerEngine(model, optimizer)

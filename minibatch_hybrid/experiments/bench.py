@@ -165,7 +165,7 @@ class LateState(object):
     def load_into(self, engine, replicas):
         """Puts the replicas' weights and Adam state into an engine.
 
-        ``replicas``: an index (a single model) or a slice (an ensemble).
+        ``replicas``: a slice (``k:k + 1`` for one model).
         """
         for which in ('params', 'm', 'v'):
             engine.load(which, {name: a[replicas] for name, a in
@@ -186,7 +186,8 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
             model = reference.MyChain(state.n_units)
             optimizer = chainer.optimizers.Adam()
             optimizer.setup(model)
-            state.load_into(ChainerEngine(model, optimizer), k)
+            state.load_into(ChainerEngine(model, optimizer),
+                            slice(k, k + 1))
             runs.append((model, optimizer, iter(state.orders(k, window))))
         return runs
 
@@ -203,7 +204,8 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
         for k in singles:
             model = state.model(k)
             optimizer = FusedAdam().setup(model)
-            state.load_into(ChainerEngine(model, optimizer), k)
+            state.load_into(ChainerEngine(model, optimizer),
+                            slice(k, k + 1))
             runs.append((model, optimizer, Replay(state.orders(k, window))))
         return runs
 
