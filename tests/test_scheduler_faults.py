@@ -1,15 +1,24 @@
 """Faults around a Dask cluster: addresses, listeners that are not Dask
-schedulers, a scheduler that dies, Ctrl-C, too many local workers.
+schedulers, a scheduler that dies or stops answering, workers that all
+die, Ctrl-C and SIGTERM, too many local workers.
 
 Every fault ends the command in one line (progress lines aside) with a
-non-zero status; waits have the documented bound
-(:data:`~minibatch_hybrid.experiments.study.distributed.CONNECT_TIMEOUT`).
+non-zero status; waits have the documented bounds
+(:data:`~minibatch_hybrid.experiments.study.distributed.CONNECT_TIMEOUT`
+to connect, :data:`~minibatch_hybrid.experiments.study.distributed.
+ANSWER_TIMEOUT` and
+:data:`~minibatch_hybrid.experiments.study.distributed.NO_WORKERS_TIMEOUT`
+mid-study, each checked every
+:data:`~minibatch_hybrid.experiments.study.distributed.CHECK_INTERVAL`
+seconds).
 """
+import contextlib
 import http.server
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -170,6 +179,65 @@ def garbage_server():
     finally:
         stop.append(True)
         listener.close()
+
+
+@pytest.fixture(params=['stays silent', 'hangs up'])
+def false_greeting(request):
+    """A listener whose first bytes pass for Dask's greeting (framed, and
+    naming the pickle protocol), but are not one Dask can read; then it
+    stays silent, or hangs up."""
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(8)
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.sendall(struct.pack('<Q', 35) + b'x' * 10 +
+                         b'pickle-protocol' + b'x' * 10)
+            if request.param == 'hangs up':
+                conn.close()
+            else:
+                held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield 'tcp://127.0.0.1:{}'.format(listener.getsockname()[1])
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+@pytest.mark.timeout(BOUND)
+def test_a_listener_whose_greeting_dask_cannot_read_is_one_line(
+        false_greeting, tmp_path):
+    # It passes the greeting's check, and Dask's client fails to start on
+    # it at once: the half-started client is closed then, not at exit
+    # (where Dask's __del__ waited twice the timeout, then printed a
+    # traceback: 21 s in all).
+    start = time.monotonic()
+    proc = subprocess.run(
+        command('study', '--quick', '--scheduler', false_greeting, '-o',
+                str(tmp_path / 'x')), capture_output=True, text=True,
+        timeout=BOUND)
+    took = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr
+    assert 'Exception ignored' not in proc.stderr, proc.stderr
+    lines = lines_of(proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(
+        'minibatch-hybrid: error: cannot connect to the Dask scheduler at '
+        '{} within {} s ('.format(false_greeting, dist.CONNECT_TIMEOUT)), \
+        lines[0]
+    # Within the documented wait (and the command's start).
+    assert took < dist.CONNECT_TIMEOUT + 5, took
+    assert not (tmp_path / 'x').exists()
 
 
 @pytest.mark.slow
@@ -335,17 +403,17 @@ def wait_for_scheduler(port, proc):
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-@needs_native
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize('how', [signal.SIGKILL, signal.SIGTERM])
-def test_a_scheduler_that_dies_mid_study_is_one_line(how, tmp_path):
+@contextlib.contextmanager
+def gated_cluster(tmp_path):
+    """A scheduler and one worker (no nanny: killed, it leaves nothing
+    behind) on loopback; the worker trains the first chunk and holds the
+    next ones at the gate.  Yields ``(address, scheduler, worker, gate)``:
+    the processes, and the file made when a chunk waits at the gate."""
     port = free_port()
     address = 'tcp://127.0.0.1:{}'.format(port)
     preload = tmp_path / 'gate_preload.py'
     preload.write_text(GATE)
     gate = tmp_path / 'second-chunk-started'
-    out = tmp_path / 'x'
     with open(tmp_path / 'cluster.log', 'w') as log:
         scheduler = start_scheduler(port, log)
         worker = None
@@ -361,40 +429,110 @@ def test_a_scheduler_that_dies_mid_study_is_one_line(how, tmp_path):
             with distributed.Client(address, timeout=60,
                                     set_as_default=False) as waiter:
                 waiter.wait_for_workers(1, timeout=120)
-            client = subprocess.Popen(
-                command('study', '-e', '4', '--seeds', '3', '--chunk', '1',
-                        '-u', '8', '--scheduler', address, '-o', str(out)),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            try:
-                # The first chunk is saved, the second waits at the gate.
-                while not gate.exists():
-                    assert client.poll() is None, client.communicate()
-                    time.sleep(0.05)
-                while not (out / 'chunks' / 'chunk-00000.npz').exists():
-                    assert client.poll() is None, client.communicate()
-                    time.sleep(0.05)
-                scheduler.send_signal(how)
-                scheduler.wait(timeout=60)
-                stdout, stderr = client.communicate(timeout=120)
-            finally:
-                if client.poll() is None:
-                    client.kill()
-                    client.wait()
+            yield address, scheduler, worker, gate
         finally:
             for proc in (worker, scheduler):
                 if proc is not None and proc.poll() is None:
-                    proc.kill()
+                    proc.kill()  # a stopped process too
                     proc.wait()
+
+
+def study_on_the_gate(address, out, gate, fault, wait=120):
+    """Runs a study of 3 chunks on the gated cluster at ``address``; once
+    the first chunk is saved and the second waits at the gate, calls
+    ``fault()``.  Returns the command's process, ended, its stderr and
+    the seconds from the fault to the command's end."""
+    client = subprocess.Popen(
+        command('study', '-e', '4', '--seeds', '3', '--chunk', '1', '-u',
+                '8', '--scheduler', address, '-o', str(out)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not gate.exists():
+            assert client.poll() is None, client.communicate()
+            time.sleep(0.05)
+        while not (out / 'chunks' / 'chunk-00000.npz').exists():
+            assert client.poll() is None, client.communicate()
+            time.sleep(0.05)
+        fault()
+        start = time.monotonic()
+        _, stderr = client.communicate(timeout=wait)
+        return client, stderr, time.monotonic() - start
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+
+
+def assert_one_line_with_chunk_0_saved(client, stderr, out, says):
     assert client.returncode == 2, stderr
+    assert sorted(os.listdir(out / 'chunks')) == ['chunk-00000.npz']
     lines = lines_of(stderr)
-    saved = sorted(os.listdir(out / 'chunks'))
-    assert saved == ['chunk-00000.npz']
     assert len(lines) == 1, stderr
-    assert lines[0].startswith(
-        'minibatch-hybrid: error: the Dask scheduler at {} went away'.format(
-            address)), lines[0]
+    assert lines[0].startswith('minibatch-hybrid: error: ' + says), lines[0]
+    return lines[0]
+
+
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize('how', [signal.SIGKILL, signal.SIGTERM])
+def test_a_scheduler_that_dies_mid_study_is_one_line(how, tmp_path):
+    out = tmp_path / 'x'
+    with gated_cluster(tmp_path) as (address, scheduler, worker, gate):
+        def fault():
+            scheduler.send_signal(how)
+            scheduler.wait(timeout=60)
+
+        client, stderr, _ = study_on_the_gate(address, out, gate, fault)
+    line = assert_one_line_with_chunk_0_saved(
+        client, stderr, out, 'the Dask scheduler at {} went away'.format(
+            address))
     assert '1 of 3 chunks are saved in {}: rerun the same command'.format(
-        out) in lines[0]
+        out) in line
+
+
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(120)
+def test_a_scheduler_that_stops_answering_mid_study_is_one_line(tmp_path):
+    # SIGSTOP: its connections stay open, and nothing more comes from it
+    # (Dask's client alone waits for ever).  The next question goes
+    # unanswered for ANSWER_TIMEOUT seconds.
+    out = tmp_path / 'x'
+    with gated_cluster(tmp_path) as (address, scheduler, worker, gate):
+        client, stderr, took = study_on_the_gate(
+            address, out, gate,
+            lambda: scheduler.send_signal(signal.SIGSTOP), wait=60)
+    line = assert_one_line_with_chunk_0_saved(
+        client, stderr, out, 'the Dask scheduler at {} stopped answering '
+        '(no answer within {} s); 1 of 3 chunks are saved in {}: rerun the '
+        'same command (with a scheduler that runs) to continue from '
+        'them'.format(address, dist.ANSWER_TIMEOUT, out))
+    assert line.endswith('to continue from them'), line
+    # The documented bound, and the client's close (CLOSE_TIMEOUT at most).
+    assert took < dist.CHECK_INTERVAL + dist.ANSWER_TIMEOUT + \
+        dist.CLOSE_TIMEOUT, took
+
+
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(120)
+def test_a_cluster_whose_workers_all_died_is_one_line(tmp_path):
+    # The scheduler runs on, with chunks to give and no worker to take
+    # them (Dask waits for one for ever): one line after NO_WORKERS_TIMEOUT
+    # seconds without any.
+    out = tmp_path / 'x'
+    with gated_cluster(tmp_path) as (address, scheduler, worker, gate):
+        client, stderr, took = study_on_the_gate(
+            address, out, gate, worker.kill, wait=90)
+    assert_one_line_with_chunk_0_saved(
+        client, stderr, out, 'the Dask cluster at {} has had no worker for '
+        '{} s; 1 of 3 chunks are saved in {}: start workers ("dask worker '
+        '{}") and rerun the same command to continue from them'.format(
+            address, dist.NO_WORKERS_TIMEOUT, out, address))
+    assert dist.NO_WORKERS_TIMEOUT - 0.5 <= took < \
+        dist.NO_WORKERS_TIMEOUT + 2 * dist.CHECK_INTERVAL + \
+        dist.CLOSE_TIMEOUT, took
 
 
 # Ctrl-C with local workers.
@@ -483,6 +621,33 @@ def test_ctrl_c_while_the_local_cluster_starts(tmp_path):
                     lambda proc: os.kill(proc.pid, signal.SIGINT))
 
 
+@pytest.mark.slow
+@needs_native
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize('group', [False, True])
+def test_sigterm_with_local_workers_is_a_ctrl_c(group, tmp_path):
+    # To the client alone (kill PID), or to its whole process group (a
+    # batch system's stop): the cluster is closed as after a Ctrl-C, so
+    # that Python's resource tracker finds no semaphore of the local
+    # workers' nannies left, and says nothing after the command ended.
+    out = tmp_path / 'x'
+    stderr = interrupt_study(
+        out, lambda proc: (out / 'chunks').is_dir() and
+        bool(os.listdir(out / 'chunks')),
+        lambda proc: (os.killpg if group else os.kill)(
+            proc.pid, signal.SIGTERM))
+    assert 'resource_tracker' not in stderr and 'leaked' not in stderr
+
+
+def test_sigterm_is_left_alone_outside_the_commands():
+    # A library's caller (here pytest) keeps its own SIGTERM.
+    before = signal.getsignal(signal.SIGTERM)
+    termination = dist._Termination()
+    assert signal.getsignal(signal.SIGTERM) is before
+    termination.restore()
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 # What a run on a cluster keeps when it stops (fakes of Dask's client: no
 # cluster, no timing).
 
@@ -502,12 +667,27 @@ def record(index):
 
 
 class FakeClient(object):
+    """Dask's client, on fakes; its scheduler answers ``answers`` in turn
+    (an exception is raised), the last one for ever."""
     status = 'running'
     loop = None
 
-    def __init__(self, statuses):
+    def __init__(self, statuses, answers=({'workers': {'w': {}}},)):
         self.statuses = statuses
         self.cancelled = None
+        self.answers = list(answers)
+        self.asked = 0
+        self.scheduler = types.SimpleNamespace(identity='identity')
+
+    def sync(self, function, callback_timeout):
+        assert function == 'identity'
+        assert callback_timeout == dist.ANSWER_TIMEOUT
+        self.asked += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 \
+            else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def submit(self, function, config, engine, seeds, version, key, pure):
         return FakeFuture(seeds[0], self.statuses[seeds[0]])
@@ -554,12 +734,37 @@ class Progress(object):
         pass
 
 
-def run_on_fakes(monkeypatch, client, arrive, folder):
+class FakeAsCompleted(object):
+    """Dask's ``as_completed``, on fakes: the futures ``arrive`` are ready
+    in turn; then none is, while the futures ``pending`` are left (they
+    never finish)."""
+
+    def __init__(self, arrive, pending):
+        self.ready = list(arrive)
+        self.pending = list(pending)
+
+    def is_empty(self):
+        return not self.ready and not self.pending
+
+    def has_ready(self):
+        return bool(self.ready)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.is_empty():
+            raise StopIteration
+        return self.ready.pop(0)
+
+
+def run_on_fakes(monkeypatch, client, arrive, folder, pending=()):
     """Runs chunks 0..4 on a fake cluster whose ``as_completed`` yields
-    the chunks ``arrive``."""
+    the chunks ``arrive``, and never the chunks ``pending``."""
     def as_completed(futures, loop):
         by_index = {f.index: f for f in futures}
-        return iter([by_index[i] for i in arrive])
+        return FakeAsCompleted([by_index[i] for i in arrive],
+                               [by_index[i] for i in pending])
 
     monkeypatch.setattr(dist, '_distributed', lambda: types.SimpleNamespace(
         as_completed=as_completed))
@@ -633,6 +838,62 @@ def test_as_completed_that_ends_early_is_one_line(monkeypatch):
         'the Dask cluster at tcp://127.0.0.1:8786 stopped answering after 2 '
         'of the 5 chunks this run gave it; 2 of 5 chunks are saved in '
         '/study: rerun the same command to continue from them')
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line(monkeypatch):
+    # Chunk 0 arrives; then the scheduler does not answer a question in
+    # time (it is stopped): one line, the unfinished chunks cancelled.
+    monkeypatch.setattr(dist, 'CHECK_INTERVAL', 0)
+    folder = FakeFolder()
+    client = FakeClient(['finished'] + ['pending'] * 4,
+                        answers=[TimeoutError('timed out after 10 s.')])
+    with pytest.raises(dist.ClusterError) as e:
+        run_on_fakes(monkeypatch, client, [0], folder, pending=[1, 2, 3, 4])
+    assert folder.held == [0]
+    assert client.cancelled == [0, 1, 2, 3, 4]
+    assert str(e.value) == (
+        'the Dask scheduler at tcp://127.0.0.1:8786 stopped answering (no '
+        'answer within {} s); 1 of 5 chunks are saved in /study: rerun the '
+        'same command (with a scheduler that runs) to continue from '
+        'them'.format(dist.ANSWER_TIMEOUT))
+
+
+def test_a_cluster_without_workers_is_one_line_after_the_wait(monkeypatch):
+    # Its workers come back once (the wait starts again), then are gone
+    # for good: one line after NO_WORKERS_TIMEOUT without any.
+    monkeypatch.setattr(dist, 'CHECK_INTERVAL', 0)
+    monkeypatch.setattr(dist, 'NO_WORKERS_TIMEOUT', 0.5)
+    folder = FakeFolder()
+    none = {'workers': {}}
+    client = FakeClient(['finished'] * 2 + ['pending'] * 3, answers=[
+        none, none, {'workers': {'w': {}}}, none])
+    start = time.monotonic()
+    with pytest.raises(dist.ClusterError) as e:
+        run_on_fakes(monkeypatch, client, [0, 1], folder, pending=[2, 3, 4])
+    assert time.monotonic() - start >= 0.5
+    assert client.asked > 4
+    assert folder.held == [0, 1]
+    assert client.cancelled == [0, 1, 2, 3, 4]
+    assert str(e.value) == (
+        'the Dask cluster at tcp://127.0.0.1:8786 has had no worker for 0.5 '
+        's; 2 of 5 chunks are saved in /study: start workers ("dask worker '
+        'tcp://127.0.0.1:8786") and rerun the same command to continue from '
+        'them')
+
+
+def test_a_cluster_that_answers_is_asked_only_while_waiting(monkeypatch):
+    # Chunks that arrive need no question; a scheduler that answers, with
+    # workers, lets the run wait (here until a chunk that never finishes
+    # is given up by the fake's last answer).
+    monkeypatch.setattr(dist, 'CHECK_INTERVAL', 0)
+    folder = FakeFolder()
+    workers = {'workers': {'w': {}}}
+    client = FakeClient(['finished'] * 4 + ['pending'], answers=[
+        workers, workers, workers, TimeoutError()])
+    with pytest.raises(dist.ClusterError, match='stopped answering'):
+        run_on_fakes(monkeypatch, client, [0, 1, 2, 3], folder, pending=[4])
+    assert folder.held == [0, 1, 2, 3]
+    assert client.asked == 4
 
 
 # Ctrl-C held while Dask starts; Dask's logs, and only those, silenced.

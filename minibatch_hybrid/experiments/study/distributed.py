@@ -7,7 +7,9 @@ cancel.  This module only connects to a cluster (a running scheduler, or a
 local cluster of worker processes), checks that every worker would compute
 the client's bits, submits
 :func:`~minibatch_hybrid.experiments.study.run.train_chunk` per chunk and
-saves each result on the client as it arrives.
+saves each result on the client as it arrives, asking the scheduler
+meanwhile whether it still answers and has workers (Dask alone would wait
+for ever).
 
 Without a cluster nothing here is imported: Dask is an optional
 dependency, ``pip install 'minibatch_hybrid[distributed]'``.
@@ -32,8 +34,26 @@ from minibatch_hybrid.experiments.study.folder import StudyFolderError
 from minibatch_hybrid.experiments.study.run import train_chunk
 
 #: Seconds to wait for a scheduler (the connection and Dask's greeting on
-#: it) before giving up, in one line.
+#: it, then Dask's client's start in the time left) before giving up, in
+#: one line.
 CONNECT_TIMEOUT = 10
+
+#: Seconds between two questions to the scheduler while a study runs:
+#: does it answer, and has it a worker?
+CHECK_INTERVAL = 2
+
+#: Seconds the scheduler has to answer one of them: one that does not
+#: (stopped, hung, or cut off without a closed connection) ends the run in
+#: one line.
+ANSWER_TIMEOUT = CONNECT_TIMEOUT
+
+#: Seconds a cluster may be without any worker while chunks are left
+#: before the run ends in one line (Dask itself waits for workers for
+#: ever).
+NO_WORKERS_TIMEOUT = 20
+
+#: Seconds to close Dask's client, whatever the scheduler does.
+CLOSE_TIMEOUT = 5
 
 #: Local worker processes allowed per core (``--workers``): more only
 #: compete for the cores, each with its own memory.
@@ -135,7 +155,13 @@ def _greeting(host, port, address, timeout):
     """Checks, within ``timeout`` seconds, that a Dask scheduler listens at
     ``host``:``port``: it accepts, and sends Dask's greeting (a small framed
     message that names the pickle protocol) unasked, as Dask's servers do.
-    Sends nothing; reads at most :data:`GREETING_LIMIT` bytes."""
+    Sends nothing; reads at most :data:`GREETING_LIMIT` bytes.
+
+    Dask's own timeouts do not bound this wait: its connection reads the
+    greeting without one, and a listener that stays silent (an HTTP
+    server) holds Dask's client for ever.  Here a closed port, a listener
+    that answers something else and one that hangs up are one line at
+    once (Dask retries a closed port for its whole timeout)."""
     deadline = time.monotonic() + timeout
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
@@ -191,6 +217,26 @@ def _greeting(host, port, address, timeout):
     return max(0.1, deadline - time.monotonic())
 
 
+def _close_unstarted(error, client_class):
+    """Closes the Dask client whose start raised ``error``, if one is left.
+
+    A client whose start fails on something other than an OSError (a
+    listener that sent a greeting and then bytes that Dask cannot read,
+    or nothing) is left half started, and Python closes it only at exit,
+    after Dask's loop has stopped: its ``__del__`` then waits twice the
+    timeout and prints a traceback.  Closed here, it closes at once.  The
+    client is the ``self`` of its own ``__init__``, in the traceback.
+    """
+    tb = error.__traceback__
+    while tb is not None:
+        client = tb.tb_frame.f_locals.get('self')
+        if isinstance(client, client_class):
+            with contextlib.suppress(Exception):
+                client.close(timeout=CLOSE_TIMEOUT)
+            return
+        tb = tb.tb_next
+
+
 #: Loggers that Dask sets up with a handler of their own.
 _LOGGERS = ('distributed', 'distributed.client', 'distributed.scheduler',
             'distributed.worker', 'distributed.nanny', 'tornado',
@@ -231,15 +277,57 @@ def _silence():
     return restore
 
 
+class _Termination(object):
+    """SIGTERM, while a cluster is open in one of the package's commands
+    (in its main thread, where SIGTERM has its default action): taken as a
+    Ctrl-C.
+
+    By default a SIGTERM (``kill``, a batch system's stop) ends the process
+    at once, and a local cluster with it: the semaphores its nannies made
+    in this process are left to Python's resource tracker, which warns
+    about them after the command has ended.  Taken as a Ctrl-C, it ends
+    the run as one does: what was saved stays saved, the cluster is
+    closed, one line, exit status 130.  Like a Ctrl-C it is held while
+    Dask starts (:func:`_deferred_interrupt`), and while the cluster
+    closes.  A library's caller keeps its own SIGTERM.
+    """
+
+    def __init__(self):
+        #: The list a held SIGTERM goes to, None while none is held.
+        self.held = None
+        self.previous = None
+        if threading.current_thread() is threading.main_thread() and \
+                _startup.started_as_command() and \
+                signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.held is not None:
+            self.held.append(signum)
+        else:
+            raise KeyboardInterrupt
+
+    def restore(self):
+        """Puts SIGTERM's default action back."""
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None
+
+
 @contextlib.contextmanager
-def _deferred_interrupt():
+def _deferred_interrupt(termination=None):
     """Holds a Ctrl-C back while Dask starts (a client, a local cluster),
     then raises it: a KeyboardInterrupt in the middle of Dask's start
-    leaves threads and processes behind that print as they die."""
+    leaves threads and processes behind that print as they die.  A
+    SIGTERM taken as a Ctrl-C (``termination``) is held too."""
     with _startup.holding_interrupts() as interrupted:
+        if termination is not None:
+            termination.held = interrupted
         try:
             yield
         finally:
+            if termination is not None:
+                termination.held = None
             # A Ctrl-C held back wins over an error of the block: the user
             # asked to stop (exit status 130), whatever failed meanwhile.
             if interrupted:
@@ -258,7 +346,9 @@ class Cluster(object):
     """A Dask cluster to run a study's chunks on; a context manager.
 
     A local cluster starts worker processes: in a script, create it under
-    ``if __name__ == '__main__':``, as for any multiprocessing code.
+    ``if __name__ == '__main__':``, as for any multiprocessing code.  In
+    the package's commands, a SIGTERM while it is open is taken as a
+    Ctrl-C (:class:`_Termination`): it is closed before the command ends.
 
     Args:
         scheduler (str): Address of a running scheduler, e.g.
@@ -285,6 +375,7 @@ class Cluster(object):
         self._local = None
         self.client = None
         self.address = scheduler
+        self._termination = _Termination()
         # Dask's logs stay silent while the cluster is in use: its
         # failures are told in one line by this class.
         self._restore_logs = _silence()
@@ -293,10 +384,10 @@ class Cluster(object):
                 self.address = address
                 # Plain sockets: a Ctrl-C ends this wait at once.
                 left = _greeting(host, port, address, timeout)
-                with _deferred_interrupt():
+                with _deferred_interrupt(self._termination):
                     self._connect(distributed, left, timeout)
             else:
-                with _deferred_interrupt():
+                with _deferred_interrupt(self._termination):
                     self._start_local(distributed, workers)
         except BaseException:
             self.close()
@@ -307,6 +398,7 @@ class Cluster(object):
             self.client = distributed.Client(
                 self.address, timeout=left, set_as_default=False)
         except Exception as e:
+            _close_unstarted(e, distributed.Client)
             raise ClusterError(
                 'cannot connect to the Dask scheduler at {} within {} s ({}: '
                 '{}); check that it runs this version of Dask, and the '
@@ -337,11 +429,18 @@ class Cluster(object):
         return False
 
     def close(self):
-        """Closes the client and the local cluster, if any (quietly)."""
+        """Closes the client and the local cluster, if any (quietly).
+
+        A SIGTERM that comes meanwhile is held, and then raised as a
+        Ctrl-C (see :class:`_Termination`)."""
+        termination = getattr(self, '_termination', None)
+        held = []
+        if termination is not None:
+            termination.held = held
         try:
             if self.client is not None:
                 with contextlib.suppress(Exception):
-                    self.client.close()
+                    self.client.close(timeout=CLOSE_TIMEOUT)
             if self._local is not None:
                 with contextlib.suppress(Exception):
                     self._local.close()
@@ -352,6 +451,11 @@ class Cluster(object):
             self._restore_logs = None
             if restore is not None:
                 restore()
+            self._termination = None
+            if termination is not None:
+                termination.restore()
+                if held:
+                    raise KeyboardInterrupt
 
     @staticmethod
     def check_engine(engine):
@@ -424,7 +528,9 @@ class Cluster(object):
         else where :meth:`StudyFolder.save` puts what the folder cannot
         take); only the unfinished ones are cancelled.  An interruption
         (Ctrl-C) cancels what has not been saved; what was saved stays
-        saved.
+        saved.  A scheduler that goes away or stops answering, and a
+        cluster left without workers, stop the run in one line
+        (:meth:`_arrivals`); what was saved stays saved.
         """
         distributed = _distributed()
         chunks = config.chunks()
@@ -440,7 +546,7 @@ class Cluster(object):
         try:
             done = distributed.as_completed(futures, loop=self.client.loop)
             n = 0
-            for n, future in enumerate(done, 1):
+            for n, future in enumerate(self._arrivals(done, folder), 1):
                 taken.add(future)
                 try:
                     self._save(folder, futures[future], future, chunks)
@@ -461,6 +567,68 @@ class Cluster(object):
             with contextlib.suppress(Exception):
                 self.client.cancel(list(futures))
             raise
+
+    def _arrivals(self, done, folder):
+        """Yields the tasks of ``done`` (Dask's ``as_completed``) as they
+        finish.  While none is ready, asks the scheduler every
+        :data:`CHECK_INTERVAL` seconds whether it answers and has a worker
+        (:meth:`_check_cluster`): Dask alone waits for ever on a scheduler
+        that stopped, and on one whose workers all died."""
+        next_check = time.monotonic() + CHECK_INTERVAL
+        without_workers = None
+        while not done.is_empty():
+            if done.has_ready():
+                yield next(done)
+                continue
+            if time.monotonic() >= next_check:
+                without_workers = self._check_cluster(folder,
+                                                      without_workers)
+                next_check = time.monotonic() + CHECK_INTERVAL
+            time.sleep(0.1)  # as as_completed itself waits
+
+    def _check_cluster(self, folder, without_workers):
+        """Asks the scheduler for its workers, within
+        :data:`ANSWER_TIMEOUT` seconds; returns when it was first seen
+        without any (``without_workers``, or now), None if it has some.
+
+        Raises:
+            ClusterError: In one line, if the scheduler went away, does
+                not answer in time, or has had no worker for
+                :data:`NO_WORKERS_TIMEOUT` seconds.
+
+        """
+        self._check_scheduler(folder)
+        client = self.client
+        try:
+            info = client.sync(client.scheduler.identity,
+                               callback_timeout=ANSWER_TIMEOUT)
+        except Exception:
+            self._check_scheduler(folder)  # it went away meanwhile
+            raise ClusterError(
+                'the Dask scheduler at {} stopped answering (no answer '
+                'within {} s); {}: rerun the same command (with a scheduler '
+                'that runs) to continue from them'.format(
+                    self.address, ANSWER_TIMEOUT,
+                    self._saved(folder))) from None
+        if info.get('workers'):
+            return None
+        now = time.monotonic()
+        if without_workers is None:
+            return now
+        if now - without_workers >= NO_WORKERS_TIMEOUT:
+            raise ClusterError(
+                'the Dask cluster at {} has had no worker for {} s; {}: '
+                'start workers ("dask worker {}") and rerun the same command '
+                'to continue from them'.format(
+                    self.address, NO_WORKERS_TIMEOUT, self._saved(folder),
+                    self.address))
+        return without_workers
+
+    @staticmethod
+    def _saved(folder):
+        """``'N of M chunks are saved in OUT'``, for an error's line."""
+        return '{} of {} chunks are saved in {}'.format(
+            len(folder.saved()), len(folder.config.chunks()), folder.out)
 
     def _save(self, folder, index, future, chunks):
         """Takes a finished task's chunk and saves it (``folder.save``)."""
@@ -524,10 +692,7 @@ class Cluster(object):
         status = getattr(self.client, 'status', 'running')
         if status == 'running':
             return
-        saved = len(folder.saved())
         raise ClusterError(
-            'the Dask scheduler at {} went away; {} of {} chunks are saved '
-            'in {}: rerun the same command (with a scheduler that runs) to '
-            'continue from them'.format(
-                self.address, saved, len(folder.config.chunks()),
-                folder.out))
+            'the Dask scheduler at {} went away; {}: rerun the same command '
+            '(with a scheduler that runs) to continue from them'.format(
+                self.address, self._saved(folder)))
