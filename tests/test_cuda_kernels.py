@@ -98,7 +98,7 @@ def test_the_scratch_size_is_the_kernels(tmp_path):
                          text=True).stdout.split()
     assert [int(w) for w in out] == [cuda.scratch_floats(7, 24),
                                      cuda.scratch_floats(1, 3),
-                                     cuda.EVAL_BATCH]
+                                     kernels.EVAL_BATCH]
 
 
 def test_the_source_is_one_string_with_its_headers():

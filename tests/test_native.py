@@ -653,3 +653,13 @@ def test_a_bad_kernel_set_is_refused_before_any_work(tmp_path):
         "kernel set 'sse'"), lines
     assert 'epoch' not in proc.stdout, proc.stdout
     assert not (tmp_path / 'out').exists()
+
+
+@needs_native
+def test_the_compiled_module_has_the_layouts_constants():
+    # GROUP and EVAL_BATCH are written once, in _native_layout.h: Python
+    # reads them there, the compiled module was built from it.
+    from minibatch_hybrid.kernels import _native
+    assert (_native.GROUP, _native.EVAL_BATCH) == (kernels.GROUP,
+                                                  kernels.EVAL_BATCH)
+    assert (kernels.GROUP, kernels.EVAL_BATCH) == (16, 10)

@@ -22,6 +22,7 @@ import numpy
 from minibatch_hybrid.checks import check_batchsize
 from minibatch_hybrid.engines.native import PackedEnsemble
 from minibatch_hybrid.errors import Error
+from minibatch_hybrid import kernels
 from minibatch_hybrid.kernels import cuda
 
 #: Threads per block of the kernels.
@@ -145,7 +146,7 @@ class CudaEnsemble(PackedEnsemble):
             x, y = self._lane_data(x, y, xp)
             out = xp.empty(lanes, xp.float32)
             scratch = xp.empty(
-                lanes * cuda.scratch_floats(cuda.EVAL_BATCH, self.n_units),
+                lanes * cuda.scratch_floats(kernels.EVAL_BATCH, self.n_units),
                 xp.float32)
         self._launch('mh_evaluate', lanes, numpy.int32(self.n_units),
                      numpy.int32(x.shape[1]), numpy.int64(lanes),

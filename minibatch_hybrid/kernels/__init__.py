@@ -37,6 +37,7 @@ Subnormals
 """
 import contextlib
 import os
+import re
 
 from minibatch_hybrid.errors import Error
 
@@ -47,8 +48,26 @@ except ImportError as error:  # not built: no C compiler at install time
     _native = None
     _IMPORT_ERROR = error
 
+#: The folder of the kernels' sources.
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def layout_constant(name):
+    """Returns the integer ``#define`` ``name`` of ``_native_layout.h``,
+    the layout the kernels share on the CPU and on a GPU: the one place of
+    :data:`GROUP` and :data:`EVAL_BATCH` (the compiled module exports the
+    same values, which a test compares)."""
+    with open(os.path.join(HERE, '_native_layout.h'), encoding='utf-8') as f:
+        match = re.search(r'^#define {} ([0-9]+)$'.format(name), f.read(),
+                          re.MULTILINE)
+    return int(match.group(1))
+
+
 #: Replicas per group (vector lanes of the widest kernel set).
-GROUP = 16
+GROUP = layout_constant('GROUP')
+
+#: Points per batch of evaluation.
+EVAL_BATCH = layout_constant('EVAL_BATCH')
 
 #: The environment variable that forces a kernel set.
 KERNELS_VARIABLE = 'MINIBATCH_HYBRID_KERNELS'

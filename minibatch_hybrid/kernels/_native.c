@@ -403,8 +403,8 @@ train_groups(const kernel_set *ks, const epoch_args *a, idx g0, idx g1)
  * also each hidden unit's activity, from the very activations of that
  * forward pass: count[lane * 2n + layer * n + i], the points at which
  * unit i of hidden layer 0 or 1 is positive, and reach[...], the largest
- * such x (-inf where none).  Comparisons only: the same on every set. */
-#define EVAL_BATCH 10
+ * such x (-inf where none).  Comparisons only: the same on every set.
+ * EVAL_BATCH: _native_layout.h. */
 
 static void
 scan_activity(int B, int n, int L, const float *h1, const float *h2,
@@ -1194,7 +1194,10 @@ PyInit__native(void)
         if (supports(k))
             current_set = k;
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "MAX_UNITS", MAX_UNITS) < 0)
+    if (m != NULL && (
+            PyModule_AddIntConstant(m, "MAX_UNITS", MAX_UNITS) < 0 ||
+            PyModule_AddIntConstant(m, "GROUP", GROUP) < 0 ||
+            PyModule_AddIntConstant(m, "EVAL_BATCH", EVAL_BATCH) < 0))
         Py_CLEAR(m);
     return m;
 }

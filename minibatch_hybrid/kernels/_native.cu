@@ -38,8 +38,6 @@ typedef ptrdiff_t idx;
  * scratch_floats says the same). */
 #define MH_SCRATCH(B, n) (3 * (idx)(B) * (n) + 4 * (idx)(B) + 1)
 
-/* As _native.c's evaluate_groups: batches of this many points. */
-#define EVAL_BATCH 10
 
 /* One epoch of lane `lane`: every step of its order, as train_groups does
  * for one lane; sum_loss[lane] = the sum of loss * len(batch), float64. */

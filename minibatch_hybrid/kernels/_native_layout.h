@@ -7,8 +7,13 @@
 #ifndef MH_NATIVE_LAYOUT_H
 #define MH_NATIVE_LAYOUT_H
 
-/* Replicas per group: the widest vector (AVX-512, 16 float32 lanes). */
+/* Replicas per group: the widest vector (AVX-512, 16 float32 lanes).
+ * The one place of this number and the next: Python reads both from this
+ * file (kernels/__init__.py), and the CPU module exports them. */
 #define GROUP 16
+
+/* Points per batch of evaluation, on the CPU and on a GPU. */
+#define EVAL_BATCH 10
 
 /* A group's parameters, one after another, in elements of GROUP lanes:
  * W1 (n), b1 (n), W2 (n x n, Chainer's (out, in) layout), b2 (n), W3 (n),

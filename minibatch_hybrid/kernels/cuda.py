@@ -44,8 +44,7 @@ import subprocess
 import sys
 
 from minibatch_hybrid.errors import Error
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from minibatch_hybrid.kernels import HERE
 
 #: The CUDA translation unit, and the headers it includes (package data).
 SOURCE_FILE = '_native.cu'
@@ -58,8 +57,6 @@ OPTIONS = ('--fmad=false', '--ftz=true', '--prec-div=true',
 #: The kernels' entry points (``extern "C"``).
 KERNELS = ('mh_train_epoch', 'mh_evaluate')
 
-#: Points per batch of evaluation (``EVAL_BATCH`` of ``_native.cu``).
-EVAL_BATCH = 10
 
 #: The environment variable that names NVRTC's library file.
 NVRTC_VARIABLE = 'MINIBATCH_HYBRID_NVRTC'
@@ -109,7 +106,8 @@ def scratch_floats(batchsize, n_units):
     """Returns the floats of one thread's scratch (``MH_SCRATCH``).
 
     Args:
-        batchsize (int): Points per step (:data:`EVAL_BATCH` to evaluate).
+        batchsize (int): Points per step (to evaluate,
+            :data:`~minibatch_hybrid.kernels.EVAL_BATCH`).
         n_units (int): Hidden units of each layer.
 
     Returns:
