@@ -10,14 +10,14 @@ it here (``tests/test_layout.py`` keeps them):
   :mod:`~minibatch_hybrid.kernels`: the compiled kernels, one arithmetic
   on every CPU (optional), and the threads that run them.
 * :mod:`~minibatch_hybrid.core`: the post's data, ``MyChain``, its loss,
-  Adam, a real reset, and the one training loop.
+  Adam, a real reset, and the one training loop;
+  :mod:`~minibatch_hybrid.settings`: the settings the commands share.
 * :mod:`~minibatch_hybrid.engines`: K replicas at once, in Chainer's
   operations (numpy) or the kernels' (native), and which one runs;
   :mod:`~minibatch_hybrid.io`: result files written whole, snapshots read
   without pickle, figures, progress.
 * :mod:`~minibatch_hybrid.chainer_ext`: schedules in Chainer's own
-  iterators and Trainer, resumed exactly;
-  :mod:`~minibatch_hybrid.settings`: the settings the commands share.
+  iterators and Trainer, resumed exactly.
 * :mod:`~minibatch_hybrid.experiments`: the post's reproduction, the
   many-seed study and sweep, statistics, the benchmark.
 * :mod:`~minibatch_hybrid.cli`: the ``minibatch-hybrid`` command.

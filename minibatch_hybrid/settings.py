@@ -20,7 +20,6 @@ n_heldout=1000, device='@numpy', engine='numpy')
 """
 import dataclasses
 
-from minibatch_hybrid import engines
 from minibatch_hybrid import checks
 from minibatch_hybrid.core.model import n_params
 from minibatch_hybrid.errors import SettingsError
@@ -46,6 +45,19 @@ ARRAY_BYTES = 16
 
 #: The default seed.
 SEED = 0
+
+
+#: The engines one can ask for (:mod:`~minibatch_hybrid.engines` runs them).
+ENGINES = ('auto', 'native', 'numpy')
+
+
+def check_engine(engine, choices=ENGINES):
+    """Raises :class:`SettingsError` unless ``engine`` is one of
+    ``choices`` (by default :data:`ENGINES`; an experiment may allow
+    fewer)."""
+    if engine not in choices:
+        raise SettingsError('unknown engine {!r}: choose one of {}'.format(
+            engine, ', '.join(choices)))
 
 
 def setting(default, help, flags=(), type=None, choices=None):
@@ -115,7 +127,7 @@ class Settings:
     engine: str = setting(
         'numpy', "the arithmetic: numpy (Chainer's operations), native (the "
         "compiled kernels', the same numbers on every CPU) or auto (native "
-        'where it runs)', ('--engine',), choices=engines.ENGINES)
+        'where it runs)', ('--engine',), choices=ENGINES)
 
     def __post_init__(self):
         self.check()
@@ -127,7 +139,7 @@ class Settings:
 
     def check_engine(self):
         """Raises SettingsError unless the engine is one of the choices."""
-        engines.check_engine(
+        check_engine(
             self.engine, _fields(type(self))['engine'].metadata['choices'])
 
     def check_sizes(self):

@@ -26,9 +26,9 @@ ROOT = os.path.dirname(minibatch_hybrid.__file__)
 LAYERS = [
     ('errors', '_version', '_compat', '_startup', '_legacy', 'checks'),
     ('schedules', 'kernels'),
-    ('core',),
+    ('core', 'settings'),
     ('engines', 'io'),
-    ('chainer_ext', 'settings'),
+    ('chainer_ext',),
     ('experiments',),
     ('cli',),
 ]

@@ -18,18 +18,9 @@ from minibatch_hybrid.core.model import make_optimizer
 from minibatch_hybrid.engines.native import NativeEnsemble
 from minibatch_hybrid.engines.stacked import Ensemble
 from minibatch_hybrid.errors import SettingsError
-
-#: The engines one can ask for.
-ENGINES = ('auto', 'native', 'numpy')
-
-
-def check_engine(engine, choices=ENGINES):
-    """Raises :class:`SettingsError` unless ``engine`` is one of
-    ``choices`` (by default :data:`ENGINES`; an experiment may allow
-    fewer)."""
-    if engine not in choices:
-        raise SettingsError('unknown engine {!r}: choose one of {}'.format(
-            engine, ', '.join(choices)))
+# The engines one can ask for, and their check: the settings' (below).
+from minibatch_hybrid.settings import ENGINES  # NOQA
+from minibatch_hybrid.settings import check_engine  # NOQA
 
 
 def resolve_engine(engine, device):
