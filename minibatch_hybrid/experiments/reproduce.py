@@ -17,6 +17,7 @@ from minibatch_hybrid.schedules import Phased
 from minibatch_hybrid.schedules import Random
 from minibatch_hybrid.schedules import hybrid
 from minibatch_hybrid.core.loop import train
+from minibatch_hybrid.schedules.text import hybrid_phases
 from minibatch_hybrid.settings import Settings
 from minibatch_hybrid.settings import seed_setting
 from minibatch_hybrid.settings import setting
@@ -77,12 +78,12 @@ class ReproductionConfig(Settings, _Seed):
         check_seed(self.seed)
         fixed, _ = self.hybrid_phases()
         if fixed < 1:
-            # The post's code, (E + 1) // 2 - 1 epochs a phase, needs 3.
+            least = next(e for e in range(1, 10)
+                         if hybrid_phases(e, self.literal)[0] >= 1)
             raise SettingsError(
                 'the hybrid needs at least one epoch in each phase; run at '
                 'least {} epochs{}'.format(
-                    3 if self.literal else 2,
-                    ' with --literal' if self.literal else ''))
+                    least, ' with --literal' if self.literal else ''))
 
     def memory_needed(self):
         """Bytes the run needs, roughly (:meth:`Settings.memory`): one
@@ -95,11 +96,9 @@ class ReproductionConfig(Settings, _Seed):
         self.check_run_memory(self.memory_needed(), available)
 
     def hybrid_phases(self):
-        """Returns the epochs of the hybrid's fixed and random phases."""
-        if self.literal:
-            half = (self.epochs + 1) // 2 - 1
-            return half, half
-        return self.epochs // 2, self.epochs - self.epochs // 2
+        """Returns the epochs of the hybrid's fixed and random phases
+        (:func:`~minibatch_hybrid.schedules.text.hybrid_phases`)."""
+        return hybrid_phases(self.epochs, self.literal)
 
     def schedules(self):
         """Returns ``{'normal': ..., 'hybrid': ...}`` schedules of the runs."""

@@ -133,6 +133,29 @@ def phases_text(phases):
 HYBRID_HALVES = 'fixed:E/2+random:E/2'
 
 
+def hybrid_phases(epochs, literal=False):
+    """Returns the epochs of the post's hybrid's fixed and random phases.
+
+    Args:
+        epochs (int): Epochs of the run.
+        literal (bool): As the post's code ran it rather than as its text
+            says: its Python 2 ``range(1, (n_epoch + 1) / 2)`` gives each
+            phase ``(epochs + 1) // 2 - 1`` epochs (249 + 249 of 500).  By
+            default, half each (250 + 250; the random phase gets the odd
+            one).
+
+    .. doctest::
+
+        >>> hybrid_phases(500), hybrid_phases(500, literal=True)
+        ((250, 250), (249, 249))
+
+    """
+    if literal:
+        half = (epochs + 1) // 2 - 1
+        return half, half
+    return epochs // 2, epochs - epochs // 2
+
+
 def hybrid_halves(epochs, epoch_option='--epoch',
                   schedule_option='--schedules'):
     """Returns the text of the post's hybrid over ``epochs`` epochs: fixed
@@ -162,8 +185,8 @@ def hybrid_halves(epochs, epoch_option='--epoch',
             'more in each phase): it needs at least 2 epochs; raise {} or '
             'give {}'.format(epoch_option, epochs, HYBRID_HALVES,
                              epoch_option, schedule_option))
-    half = epochs // 2
-    return phases_text([('fixed', half), ('random', epochs - half)])
+    fixed, random = hybrid_phases(epochs)
+    return phases_text([('fixed', fixed), ('random', random)])
 
 
 def canonical_schedule(text, epochs):
