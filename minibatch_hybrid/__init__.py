@@ -82,4 +82,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(PUBLIC) | set(MODULES))
+    # What a user may reach: the public names and the subpackages.
+    return sorted({'__version__'} | set(PUBLIC) | set(MODULES))

@@ -42,8 +42,17 @@ def check_seed(value, what='seed'):
 
 
 def available_memory():
-    """Bytes of memory this machine has free for a new allocation (None if
-    it cannot tell)."""
+    """Bytes of memory this process can take for a new allocation (None if
+    it cannot tell): what the machine has free, or less where the process's
+    address space is limited (``ulimit -v``)."""
+    free = _machine_free()
+    limit = _address_space_left()
+    if limit is None:
+        return free
+    return limit if free is None else min(free, limit)
+
+
+def _machine_free():
     try:
         with open('/proc/meminfo') as f:
             for line in f:
@@ -55,6 +64,21 @@ def available_memory():
         return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def _address_space_left():
+    """Bytes left under ``RLIMIT_AS`` (None where there is no limit, or
+    where this process's size cannot be read)."""
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open('/proc/self/statm') as f:
+            used = int(f.read().split()[0]) * os.sysconf('SC_PAGE_SIZE')
+    except (ImportError, OSError, ValueError, IndexError, AttributeError):
+        return None
+    return max(0, soft - used)
 
 
 def check_memory(needed, what, fix, available=None):

@@ -404,7 +404,7 @@ def main(argv=None):
     with console.kept_going() as stdout:
         status = _main_guarded(argv)
     if stdout.failure is not None and status == 0:
-        sys.stderr.write(console.lost_output_line(PROG, stdout.failure))
+        console.tell_lost_output(PROG, stdout.failure)
         return 2
     return status
 

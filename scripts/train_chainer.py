@@ -107,9 +107,9 @@ def main(argv=None):
     with console.kept_going() as stdout:
         status = _interruptible_main(argv)
     if stdout.failure is not None and status == 0:
-        sys.stderr.write(console.lost_output_line(
+        console.tell_lost_output(
             os.path.basename(sys.argv[0]) or 'train_chainer.py',
-            stdout.failure))
+            stdout.failure)
         return 2
     return status
 

@@ -418,8 +418,13 @@ def test_literal_gives_the_least_epochs_that_run(tmp_path, capsys):
 
 def run_cli_to(stdout, *args):
     """The command in a child process with standard output ``stdout``:
-    ``'closed pipe'`` (its reader gone at once) or a path to open."""
+    ``'closed pipe'`` (its reader gone at once), ``'closed'`` (no
+    descriptor 1: ``>&-``) or a path to open."""
     command = [sys.executable, '-m', 'minibatch_hybrid.cli'] + list(args)
+    if stdout == 'closed':
+        proc = subprocess.run(command, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: os.close(1), timeout=300)
+        return proc.returncode, proc.stderr
     if stdout == 'closed pipe':
         proc = subprocess.Popen(command, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -434,7 +439,7 @@ def run_cli_to(stdout, *args):
 
 
 @pytest.mark.parametrize('stdout', [
-    'closed pipe',
+    'closed pipe', 'closed',
     pytest.param('/dev/full', marks=pytest.mark.skipif(
         not os.path.exists('/dev/full'), reason='no /dev/full here'))])
 @pytest.mark.parametrize('command,files', [
@@ -453,8 +458,25 @@ def test_results_are_written_whatever_becomes_of_stdout(stdout, command,
     assert status == 2, err
     line = one_line_error(err, 'could not write to standard output',
                           'its files are written')
-    assert ('Broken pipe' if stdout == 'closed pipe' else
-            'No space left on device') in line
+    assert {'closed pipe': 'Broken pipe', 'closed': 'it is closed'}.get(
+        stdout, 'No space left on device') in line
     assert 'Traceback' not in err and 'Exception ignored' not in err
+    for name in files:
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+
+
+@pytest.mark.parametrize('command,files', [
+    (['study', '--seeds', '2'], ('final.csv', 'summary.json')),
+    (['reproduce'], OUTPUT_FILES)])
+def test_a_closed_standard_error_stops_nothing(command, files, tmp_path):
+    # 2>&-: the progress line wrote to None, and the command ended with a
+    # traceback nobody saw, its files not written.
+    out = str(tmp_path / 'out')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'minibatch_hybrid.cli'] + command + SHORT +
+        ['-o', out], stdout=subprocess.PIPE, text=True,
+        preexec_fn=lambda: os.close(2), timeout=300)
+    assert proc.returncode == 0
+    assert 'wrote' in proc.stdout
     for name in files:
         assert os.path.getsize(os.path.join(out, name)) > 0, name

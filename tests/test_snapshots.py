@@ -237,13 +237,14 @@ def npy_v3(shape, data):
 
 
 def replaced(snapshot, folder, key, member, compression=zipfile.ZIP_STORED):
-    """A copy of ``snapshot`` whose member ``key``.npy is ``member``."""
+    """A copy of ``snapshot`` whose member ``key``.npy is ``member`` (left
+    as it is with None)."""
     path = str(folder / 'snapshot_epoch_2')
     with zipfile.ZipFile(snapshot) as src, \
             zipfile.ZipFile(path, 'w', compression) as dst:
         for info in src.infolist():
-            dst.writestr(info.filename, member if info.filename == key +
-                         '.npy' else src.read(info))
+            dst.writestr(info.filename, member if member is not None and
+                         info.filename == key + '.npy' else src.read(info))
     return path
 
 
@@ -281,7 +282,7 @@ def test_a_sound_version_3_array_loads_as_version_1(snapshot, tmp_path):
 def test_an_array_larger_than_the_free_memory_is_refused_unread(
         snapshot, tmp_path, monkeypatch):
     # A zip bomb: 64 MiB of zeros deflated to 64 KiB, its sizes all true.
-    # Its data is never decompressed: refused from its header alone.
+    # Its data is never decompressed: refused from the zip directory.
     size = 64 << 20
     path = replaced(snapshot, tmp_path, WEIGHT,
                     npy_v3((size // 8,), bytes(size)), zipfile.ZIP_DEFLATED)
@@ -298,12 +299,78 @@ def test_an_array_larger_than_the_free_memory_is_refused_unread(
     real = zipfile.ZipExtFile.read
     monkeypatch.setattr(zipfile.ZipExtFile, 'read', counted)
     with pytest.raises(snapshots.SnapshotError, match=re.escape(
-            'its array {}.npy takes 0.0671 GB, and this machine has 0.0336 '
+            'its member {}.npy takes 0.0671 GB, and this process has 0.0336 '
             'GB free; nothing was loaded'.format(WEIGHT))):
         mh.load_npz(path, build(tmp_path / 'out'))
-    assert 0 < sum(read) < 1024  # its header only
+    assert sum(read) == 0  # not a byte of it: its zip entry says its size
     # With the memory free, the same file is checked to its end (and
     # refused by Chainer's shape check, as any wrong array is).
     monkeypatch.setattr(snapshots.checks, 'available_memory', lambda: None)
     with pytest.raises(ValueError):
         mh.load_npz(path, build(tmp_path / 'out2'))
+
+
+def npy_v1(descr, shape, data):
+    """An ``.npy`` member of format version 1.0 with a header of our own."""
+    header = "{{'descr': {!r}, 'fortran_order': False, 'shape': {}, }}" \
+        .format(descr, shape)
+    start = len(b'\x93NUMPY') + 2 + 2
+    header += ' ' * (-(start + len(header) + 1) % 64) + '\n'
+    return (b'\x93NUMPY\x01\x00' + len(header).to_bytes(2, 'little') +
+            header.encode('latin-1') + data)
+
+
+@pytest.mark.parametrize('member,why', [
+    # Products that overflowed NumPy's int64 (a traceback), or wrapped to
+    # 0 and passed; negative sizes; what no snapshot holds; not an array.
+    (npy_v1('<f4', '(18446744073709551616, 1)', b''), 'declares 73786976'),
+    (npy_v1('<f4', '(4294967296, 4294967296)', b''), 'declares 73786976'),
+    (npy_v1('<f4', '(-2, -4)', b''), 'declares the shape (-2, -4)'),
+    (npy_v1('<c8', '(100, 1)', bytes(800)), 'holds complex64 values, and a '
+     'snapshot holds numbers and text only'),
+    (npy_v1('<M8[s]', '(100, 1)', bytes(800)), 'holds datetime64[s]'),
+    (npy_v1([('a', '<f4')], '(100,)', bytes(400)), "holds [('a', '<f4')]"),
+    (npy_v1('<f4', '(True, 8)', bytes(32)), 'declares the shape (True, 8)'),
+    (b'raw bytes where an array goes', 'is not an .npy array'),
+    (npy_v1('<f4', '(100, 1)' + ' ' * 20000, bytes(400)), 'is large'),
+])
+def test_a_forged_array_is_refused_in_one_line(snapshot, tmp_path, member,
+                                               why):
+    path = replaced(snapshot, tmp_path, WEIGHT, member)
+    trainer = build(tmp_path / 'out')
+    with pytest.raises(snapshots.SnapshotError) as e:
+        mh.load_npz(path, trainer)
+    assert why in str(e.value) and '\n' not in str(e.value), str(e.value)
+    assert WEIGHT + '.npy' in str(e.value)
+    assert trainer.updater.iteration == 0  # nothing was loaded
+
+
+def test_a_bomb_that_is_no_array_is_refused_unread(snapshot, tmp_path,
+                                                   monkeypatch):
+    # Raw bytes, not an .npy array: no header to read a size from, and the
+    # zip directory's size was not checked (32 GB were decompressed).
+    size = 16 << 20
+    path = replaced(snapshot, tmp_path, 'junk', None)
+    with zipfile.ZipFile(path, 'a', zipfile.ZIP_DEFLATED) as z:
+        z.writestr('junk', bytes(size))
+    monkeypatch.setattr(snapshots.checks, 'available_memory',
+                        lambda: size // 2)
+    with pytest.raises(snapshots.SnapshotError, match='its member junk '
+                       'takes 0.0168 GB'):
+        mh.load_npz(path, build(tmp_path / 'out'))
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/statm'),
+                    reason='reads /proc/self/statm')
+def test_the_free_memory_counts_an_address_space_limit():
+    # ulimit -v: an array the machine could hold, but not this process,
+    # was read and failed with a MemoryError traceback.
+    code = ('import resource; from minibatch_hybrid import checks; '
+            'free = checks.available_memory(); '
+            'resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); '
+            'print(free, checks.available_memory())')
+    free, limited = map(int, subprocess.run(
+        [sys.executable, '-c', code], check=True, capture_output=True,
+        text=True, timeout=120).stdout.split())
+    assert limited < 4 << 30
+    assert limited <= free

@@ -269,6 +269,32 @@ def test_a_real_full_disk_is_one_line_and_nothing_ignored(tmp_path):
     assert 'no snapshot of this run is complete' in line
 
 
+@pytest.mark.skipif(not os.path.exists('/dev/full'),
+                    reason='no /dev/full here')
+@pytest.mark.parametrize('where', ['closed', 'full, and standard error'])
+def test_a_closed_or_full_standard_output_is_exit_status_2(tmp_path, where):
+    # >&- gave a traceback at the progress bar (the run stopped at epoch
+    # 1); both streams full ended with exit status 1.
+    with open('/dev/full', 'w') as full:
+        if where == 'closed':
+            proc = subprocess.run(
+                [sys.executable, TRAINER, '-e', '4', '-u', '8',
+                 '--snapshot-every', '2', '-o', str(tmp_path / 'x')],
+                stderr=subprocess.PIPE, text=True, timeout=300,
+                preexec_fn=lambda: os.close(1))
+        else:
+            proc = subprocess.run(
+                [sys.executable, TRAINER, '-e', '4', '-u', '8',
+                 '--snapshot-every', '2', '-o', str(tmp_path / 'x')],
+                stdout=full, stderr=full, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    if where == 'closed':
+        assert 'could not write to standard output (it is closed)' in \
+            one_line(proc.stderr)
+    assert {'snapshot_epoch_2', 'snapshot_epoch_4'} <= set(
+        os.listdir(tmp_path / 'x'))
+
+
 def test_a_closed_standard_output_does_not_stop_the_run(tmp_path):
     # Chainer's report and progress bar wrote to a pipe whose reader had
     # gone: the run stopped at its first line, as if the disk were full.

@@ -59,11 +59,14 @@ class TrainResult(object):
             else float(self.heldout_mse[k]), self.seconds)
 
     def __repr__(self):
-        return ('<TrainResult {!r}: {} epochs, final loss {:.4g}, '
-                'held-out MSE {}>'.format(
-                    self.schedule, len(self.loss), self.loss[-1],
-                    'n/a' if self.heldout_mse is None
-                    else '{:.4g}'.format(self.heldout_mse)))
+        def show(value):  # a number, or one per replica
+            return numpy.array2string(numpy.asarray(value), precision=4,
+                                      threshold=6)
+        return ('<TrainResult {!r}: {} epochs, final loss {}, held-out MSE '
+                '{}>'.format(self.schedule, len(self.loss),
+                             show(self.loss[-1]),
+                             'n/a' if self.heldout_mse is None
+                             else show(self.heldout_mse)))
 
 
 def evaluate(model, dataset):
@@ -195,7 +198,16 @@ def _check(engine, dataset, schedule, epochs, batchsize, train_loss):
             'give one schedule for one model, and a list of schedules (one '
             'per replica) for an ensemble; got one {} for an ensemble of '
             '{}'.format(type(schedule).__name__, engine.replicas))
-    schedules = [schedule] if single else list(schedule)
+    try:
+        schedules = [schedule] if single else list(schedule)
+    except TypeError:
+        schedules = None
+    if isinstance(schedule, (str, bytes)) or schedules is None or not all(
+            isinstance(s, Schedule) for s in schedules):
+        raise SettingsError(
+            'the schedule must be a Schedule (one model) or a list of '
+            'Schedules (one per replica), got {!r}: make one from its text '
+            'with mh.parse_schedule(text, seed)'.format(schedule))
     if not single and len(schedules) != engine.replicas:
         raise SettingsError(
             'an ensemble of {} replicas needs one schedule per replica, got '

@@ -10,6 +10,7 @@ dropped: the command runs to its end and writes its files, then says in one
 line what was lost.
 """
 import contextlib
+import errno
 import io
 import os
 import sys
@@ -79,19 +80,31 @@ def kept_going():
 
     """
     saved = sys.stdout, sys.stderr
-    out = KeptStream(sys.stdout) if sys.stdout is not None else None
-    err = KeptStream(sys.stderr) if sys.stderr is not None else None
-    sys.stdout = out if out is not None else sys.stdout
-    sys.stderr = err if err is not None else sys.stderr
+    with contextlib.ExitStack() as stack:
+        # A closed descriptor (``>&-``): Python gives None; writes go
+        # nowhere, and a closed standard output is told as a failure.
+        sink = None
+        if sys.stdout is None or sys.stderr is None:
+            sink = stack.enter_context(open(os.devnull, 'w'))
+        out = KeptStream(sys.stdout or sink)
+        if sys.stdout is None:
+            out.failure = OSError(errno.EBADF, 'it is closed')
+        sys.stdout, sys.stderr = out, KeptStream(sys.stderr or sink)
+        try:
+            yield out
+        finally:
+            sys.stdout, sys.stderr = saved
+
+
+def tell_lost_output(prog, failure):
+    """Says on standard error, in one line, that standard output failed
+    (nothing if standard error fails too: there is nowhere to say it)."""
     try:
-        yield out if out is not None else KeptStream(io.StringIO())
-    finally:
-        sys.stdout, sys.stderr = saved
-
-
-def lost_output_line(prog, failure):
-    """The one line that says standard output failed, for standard error."""
-    return ('{}: error: could not write to standard output ({}), so part of '
+        sys.stderr.write(
+            '{}: error: could not write to standard output ({}), so part of '
             'what the command prints is missing; it ran to its end and its '
             'files are written: rerun with the output sent to a file to see '
             'it all\n'.format(prog, failure.strerror or failure))
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # None: closed
+        pass

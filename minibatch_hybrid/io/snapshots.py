@@ -32,6 +32,7 @@ a load.
 """
 import contextlib
 import io
+import math
 import os
 import tokenize
 import zipfile
@@ -96,7 +97,7 @@ def read_npy_header(f, version=None):
     try:
         return reader(f)
     except ValueError as e:  # NumPy's word for a malformed header
-        raise FileError(str(e)) from None
+        raise FileError(str(e).splitlines()[0]) from None
     except (TypeError, SyntaxError, tokenize.TokenError) as e:
         # What NumPy's parsers of the header (a Python literal) and of its
         # dtype let through: an unhashable key, as in {[]: 1}, a repeat
@@ -222,12 +223,20 @@ def _check_member(archive, info, name):
     if info.header_offset < 0:  # zipfile would seek before the start
         raise _damaged(name, '{} lies before the start of the '
                        'file'.format(info.filename))
+    _check_memory(info, name)
     try:
         with archive.open(info) as f:
             declared = None
             if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
                 declared = _declared_bytes(f, info, name, key)
-                _check_size(f.tell(), declared, info, name)
+                if f.tell() + declared != info.file_size:
+                    raise _damaged(name, '{} declares {} bytes of data, and '
+                                   'its zip entry holds {}'.format(
+                                       info.filename, declared,
+                                       info.file_size - f.tell()))
+            elif info.filename.endswith('.npy'):
+                raise _damaged(name, '{} is not an .npy array'.format(
+                    info.filename))
             read = 0
             while True:
                 chunk = f.read(_CHECK_CHUNK)
@@ -243,22 +252,23 @@ def _check_member(archive, info, name):
                        'declares {}'.format(info.filename, read, declared))
 
 
-def _check_size(header, declared, info, name):
-    """Refuses an array, before its data is read, whose header declares
-    other bytes than the zip directory gives for its member, or more than
-    this machine has free: a load holds one array at a time (Chainer
-    copies each into its place), so that bounds its memory.  Zip's own
-    reader stops at the member's declared size, a compressed one too."""
-    if header + declared != info.file_size:
-        raise _damaged(name, '{} declares {} bytes of data, and its zip '
-                       'entry holds {}'.format(info.filename, declared,
-                                               info.file_size - header))
+def _check_memory(info, name):
+    """Refuses a member, before any of it is read, that would take more
+    memory than this process has free (:func:`checks.available_memory`):
+    zip's reader stops at the size the zip directory declares, a
+    compressed member's too (a zip bomb), and a load holds one array at a
+    time (Chainer copies each into its place), so this bounds its memory."""
     free = checks.available_memory()
-    if free is not None and declared > free:
+    if free is not None and info.file_size > free:
         raise SnapshotError(
-            'cannot load {}: its array {} takes {:.3g} GB, and this machine '
+            'cannot load {}: its member {} takes {:.3g} GB, and this process '
             'has {:.3g} GB free; nothing was loaded'.format(
-                name, info.filename, declared / 1e9, free / 1e9))
+                name, info.filename, info.file_size / 1e9, free / 1e9))
+
+
+#: The dtype kinds of the arrays Chainer writes: booleans, integers,
+#: floats, bytes and text.
+_SNAPSHOT_KINDS = 'biufSU'
 
 
 def _declared_bytes(f, info, name, key):
@@ -274,7 +284,13 @@ def _declared_bytes(f, info, name, key):
         raise _damaged(name, '{}: {}'.format(info.filename, e)) from None
     if dtype.hasobject:
         raise UnsafeSnapshotError(name, key)
-    return int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
+    if dtype.kind not in _SNAPSHOT_KINDS or dtype.fields:
+        raise _damaged(name, '{} holds {} values, and a snapshot holds '
+                       'numbers and text only'.format(info.filename, dtype))
+    if not all(type(d) is int and d >= 0 for d in shape):
+        raise _damaged(name, '{} declares the shape {}'.format(
+            info.filename, shape))
+    return math.prod(shape) * dtype.itemsize  # Python's ints: no overflow
 
 
 class SafeNpz(object):
