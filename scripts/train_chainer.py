@@ -202,13 +202,20 @@ def close_archives(error):
     file".  Closed here (the second failure is the same full disk), it
     prints nothing.
     """
-    tb = error.__traceback__
-    while tb is not None:
-        for value in list(tb.tb_frame.f_locals.values()):
-            if isinstance(value, zipfile.ZipFile):
-                with contextlib.suppress(OSError, ValueError):
-                    value.close()
-        tb = tb.tb_next
+    seen, errors = set(), [error]
+    while errors:  # the error, and those it was raised while handling
+        error = errors.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        errors += [error.__context__, error.__cause__]
+        tb = error.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, zipfile.ZipFile):
+                    with contextlib.suppress(OSError, ValueError):
+                        value.close()
+            tb = tb.tb_next
 
 
 def run(trainer, out, prog):
