@@ -271,6 +271,7 @@ def run_trainer(*args):
     (['-u', '0'], 'n_units must be a positive integer'),
     # Not taken as "no --resume": that trained from scratch over the folder.
     (['-r', ''], '--resume needs a snapshot file'),
+    (['-r', ' '], '--resume needs a snapshot file'),
 ])
 def test_the_trainer_example_checks_its_options(args, message, tmp_path):
     # Short runs, in case a check let one through; ``args`` come last.
@@ -480,3 +481,18 @@ def test_a_closed_standard_error_stops_nothing(command, files, tmp_path):
     assert 'wrote' in proc.stdout
     for name in files:
         assert os.path.getsize(os.path.join(out, name)) > 0, name
+
+
+@pytest.mark.parametrize('kind', ['FIFO', 'empty text'])
+def test_an_output_that_is_no_folder_is_named_as_what_it_is(kind, tmp_path,
+                                                            capsys):
+    # A FIFO was called "a file", and '' gave "output folder : No such
+    # file or directory".
+    out = ''
+    if kind == 'FIFO':
+        out = str(tmp_path / 'fifo')
+        os.mkfifo(out)
+    status, _, err = run_main(capsys, 'reproduce', *SHORT, '-o', out)
+    assert status == 2
+    one_line_error(err, 'the output folder {}is {}; give a folder'.format(
+        out + ' ' if out else '', 'a FIFO' if out else 'empty text'))

@@ -150,13 +150,15 @@ def resume(trainer, path):
             snapshot, made by a run with other settings.
 
     """
-    if not path:
+    if not path.strip():
         raise FileError('--resume needs a snapshot file, such as '
                         'result/snapshot_epoch_50; leave it out to start '
                         'from scratch')
     if not os.path.exists(path):
-        raise FileError('snapshot {} does not exist; snapshots are written '
-                        'as <out>/snapshot_epoch_<N>'.format(path))
+        raise FileError('snapshot {} does not exist{}; snapshots are '
+                        'written as <out>/snapshot_epoch_<N>'.format(
+                            path, ' (a link that leads nowhere)'
+                            if os.path.islink(path) else ''))
     if os.path.isdir(path):
         raise FileError('{} is a folder; give a snapshot file in it, such as '
                         '{}'.format(path, os.path.join(

@@ -152,13 +152,17 @@ def check_output_dir(out, clean=True, targets=()):
         list of str: Names of files already in the folder.
 
     """
+    if not out:
+        raise OutputError('the output folder is empty text; give a folder '
+                          '(--out)')
     if os.path.islink(out) and not os.path.exists(out):
         raise OutputError(
             'the output folder {} is a link that leads nowhere ({}); give '
             'a folder (--out)'.format(out, _broken_link(out)))
     if os.path.exists(out) and not os.path.isdir(out):
-        raise OutputError('the output folder {} is a file; give a folder '
-                          '(--out)'.format(out))
+        raise OutputError('the output folder {} is {}; give a folder '
+                          '(--out)'.format(out,
+                                           file_kind(os.stat(out).st_mode)))
     check_output_targets(out, targets)
     try:
         os.makedirs(out, exist_ok=True)

@@ -334,6 +334,8 @@ class SafeNpz(object):
         return len(self._npz.files)
 
     def __getitem__(self, key):
+        if key not in self._npz.files:
+            raise KeyError(key)
         try:
             return self._npz[key]
         except ValueError as e:  # an object array NumPy found on its own
