@@ -84,6 +84,8 @@ import zipfile  # noqa: E402
 from minibatch_hybrid import _startup  # noqa: E402
 
 with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
+    # First: chainer on today's stacks (NumPy 2, Python 3.12).
+    from minibatch_hybrid._compat import chainer  # noqa: F401
     from chainer import training
 
     from minibatch_hybrid import errors
