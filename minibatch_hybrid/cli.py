@@ -401,12 +401,7 @@ def main(argv=None):
     the command: it runs to its end and writes its files, then says so in
     one line, with exit status 2 (:mod:`~minibatch_hybrid.io.console`).
     """
-    with console.kept_going() as stdout:
-        status = _main_guarded(argv)
-    if stdout.failure is not None and status == 0:
-        console.tell_lost_output(PROG, stdout.failure)
-        return 2
-    return status
+    return console.run(PROG, _main_guarded, argv)
 
 
 def _main_guarded(argv):

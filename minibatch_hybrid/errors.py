@@ -69,3 +69,24 @@ def boundary(parser, file_hint=''):
             raise
         parser.exit(2, '{}: error: {}: {}{}\n'.format(
             parser.prog, e.filename, e.strerror or e, file_hint))
+
+
+def frame_scopes(error):
+    """Yields the local variables (a dict) of every frame that ``error``
+    went through, then those of the errors it was raised while handling
+    (its context and cause), each once.
+
+    What a failure left half done (a file, an archive, a client) is found
+    there, and closed before it is collected noisily.
+    """
+    seen, errors = set(), [error]
+    while errors:
+        error = errors.pop(0)
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        errors += [error.__context__, error.__cause__]
+        tb = error.__traceback__
+        while tb is not None:
+            yield tb.tb_frame.f_locals
+            tb = tb.tb_next

@@ -106,14 +106,8 @@ WRITERS = {'_Snapshot': 'the snapshot', 'LogReport': 'the log',
 def main(argv=None):
     # A closed or full standard output does not stop the run: it ends,
     # then says so in one line.
-    with console.kept_going() as stdout:
-        status = _interruptible_main(argv)
-    if stdout.failure is not None and status == 0:
-        console.tell_lost_output(
-            os.path.basename(sys.argv[0]) or 'train_chainer.py',
-            stdout.failure)
-        return 2
-    return status
+    return console.run(os.path.basename(sys.argv[0]) or 'train_chainer.py',
+                       _interruptible_main, argv)
 
 
 def _interruptible_main(argv):
@@ -204,20 +198,13 @@ def close_archives(error):
     file".  Closed here (the second failure is the same full disk), it
     prints nothing.
     """
-    seen, errors = set(), [error]
-    while errors:  # the error, and those it was raised while handling
-        error = errors.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
-        errors += [error.__context__, error.__cause__]
-        tb = error.__traceback__
-        while tb is not None:
-            for value in list(tb.tb_frame.f_locals.values()):
-                if isinstance(value, zipfile.ZipFile):
-                    with contextlib.suppress(OSError, ValueError):
-                        value.close()
-            tb = tb.tb_next
+    # The error's frames, and those of the error it was raised while
+    # handling: a real full disk fails again at Chainer's close.
+    for scope in errors.frame_scopes(error):
+        for value in list(scope.values()):
+            if isinstance(value, zipfile.ZipFile):
+                with contextlib.suppress(OSError, ValueError):
+                    value.close()
 
 
 def run(trainer, out, prog):

@@ -201,8 +201,8 @@ class ChainerEngine(Engine):
     def load(self, which, arrays):
         check_which(which)
         for name in PARAMS:
-            shape = (self.replicas,) + tuple(
-                self._params[name].shape[1 if not self._one else 0:])
+            shape = self._params[name].shape
+            shape = (1,) + shape if self._one else shape  # (K, ...)
             if tuple(arrays[name].shape) != shape:
                 raise SettingsError(
                     '{} {} has shape {}, and this engine of {} replicas '

@@ -96,6 +96,18 @@ def kept_going():
             sys.stdout, sys.stderr = saved
 
 
+def run(prog, main, *args):
+    """Runs a command's ``main(*args)`` under :func:`kept_going`; returns
+    its exit status, or 2 if it succeeded but standard output failed (then
+    said in one line, :func:`tell_lost_output`)."""
+    with kept_going() as stdout:
+        status = main(*args)
+    if stdout.failure is not None and status == 0:
+        tell_lost_output(prog, stdout.failure)
+        return 2
+    return status
+
+
 def tell_lost_output(prog, failure):
     """Says on standard error, in one line, that standard output failed
     (nothing if standard error fails too: there is nowhere to say it)."""

@@ -198,9 +198,14 @@ def _damaged(name, why):
                          'loaded: give a complete snapshot'.format(name, why))
 
 
-def _check_member(archive, info, name):
+def _check_member(archive, info, name, free):
     """Checks one member of an archive to its end, before it is used.
 
+    Its size in the zip directory must fit ``free``, the bytes of memory
+    this process has free (:func:`checks.available_memory`; None: not
+    known), before a byte of it is read: zip's reader stops at that size,
+    a compressed member's too (a zip bomb), and a load holds one array at a
+    time (Chainer copies each into its place), so this bounds its memory.
     It must be stored or deflated and not encrypted (what NumPy writes);
     reading it to its end checks its data (zipfile compares the CRC at
     the end).  An ``.npy`` array's header must give a shape and dtype that
@@ -223,7 +228,11 @@ def _check_member(archive, info, name):
     if info.header_offset < 0:  # zipfile would seek before the start
         raise _damaged(name, '{} lies before the start of the '
                        'file'.format(info.filename))
-    _check_memory(info, name)
+    if free is not None and info.file_size > free:
+        raise SnapshotError(
+            'cannot load {}: its member {} takes {:.3g} GB, and this process '
+            'has {:.3g} GB free; nothing was loaded'.format(
+                name, info.filename, info.file_size / 1e9, free / 1e9))
     try:
         with archive.open(info) as f:
             declared = None
@@ -247,23 +256,10 @@ def _check_member(archive, info, name):
         why = str(e) if info.filename in str(e) else '{}: {}'.format(
             info.filename, e)
         raise _damaged(name, why) from None
+    # A stored member whose local sizes lie can end early, its CRC right.
     if declared is not None and read != declared:
         raise _damaged(name, '{} holds {} bytes of data, and its header '
                        'declares {}'.format(info.filename, read, declared))
-
-
-def _check_memory(info, name):
-    """Refuses a member, before any of it is read, that would take more
-    memory than this process has free (:func:`checks.available_memory`):
-    zip's reader stops at the size the zip directory declares, a
-    compressed member's too (a zip bomb), and a load holds one array at a
-    time (Chainer copies each into its place), so this bounds its memory."""
-    free = checks.available_memory()
-    if free is not None and info.file_size > free:
-        raise SnapshotError(
-            'cannot load {}: its member {} takes {:.3g} GB, and this process '
-            'has {:.3g} GB free; nothing was loaded'.format(
-                name, info.filename, info.file_size / 1e9, free / 1e9))
 
 
 #: The dtype kinds of the arrays Chainer writes: booleans, integers,
@@ -316,8 +312,9 @@ class SafeNpz(object):
     def __init__(self, npz, name):
         self._npz = npz
         self.name = name
+        free = checks.available_memory()
         for info in npz.zip.infolist():
-            _check_member(npz.zip, info, name)
+            _check_member(npz.zip, info, name, free)
 
     @property
     def files(self):

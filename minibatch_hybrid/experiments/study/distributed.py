@@ -30,6 +30,7 @@ from minibatch_hybrid import _startup
 from minibatch_hybrid import engines
 from minibatch_hybrid._version import __version__
 from minibatch_hybrid.errors import Error
+from minibatch_hybrid.errors import frame_scopes
 from minibatch_hybrid.experiments.study.folder import StudyFolderError
 from minibatch_hybrid.experiments.study.run import train_chunk
 
@@ -227,14 +228,12 @@ def _close_unstarted(error, client_class):
     timeout and prints a traceback.  Closed here, it closes at once.  The
     client is the ``self`` of its own ``__init__``, in the traceback.
     """
-    tb = error.__traceback__
-    while tb is not None:
-        client = tb.tb_frame.f_locals.get('self')
+    for scope in frame_scopes(error):
+        client = scope.get('self')
         if isinstance(client, client_class):
             with contextlib.suppress(Exception):
                 client.close(timeout=CLOSE_TIMEOUT)
             return
-        tb = tb.tb_next
 
 
 #: Loggers that Dask sets up with a handler of their own.
