@@ -100,6 +100,17 @@ def slow_config():
                   n_units=100, n_data=1000, n_heldout=100)
 
 
+def test_local_workers_log_nothing(cluster):
+    # Their ERROR records reached the terminal: a heartbeat that met the
+    # scheduler closing after a Ctrl-C, say (seen once in CI).
+    enabled = cluster.client.run(lambda: [
+        logging.getLogger(name).isEnabledFor(logging.CRITICAL)
+        for name in ('distributed', 'distributed.worker', 'tornado',
+                     'tornado.application', 'asyncio')])
+    assert len(enabled) == 2
+    assert not any(any(levels) for levels in enabled.values()), enabled
+
+
 @needs_native
 def test_a_killed_worker_costs_its_chunk_only(cluster, tmp_path):
     expected = str(tmp_path / 'here')

@@ -336,9 +336,14 @@ def _deferred_interrupt(termination=None):
 def dask_setup(worker):
     """Dask's preload hook, run in each local worker process: a Ctrl-C at
     the terminal reaches the whole process group, and the client, not the
-    workers, handles it (cancels, closes the cluster)."""
+    workers, handles it (cancels, closes the cluster).  The workers' own
+    logs stay silent, as the client's do (a heartbeat that meets the
+    scheduler closing after that Ctrl-C logs an ERROR): a failure reaches
+    the client as its task's error, and is told in one line there."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in _LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 class Cluster(object):
