@@ -1,32 +1,10 @@
-"""Imports Chainer 7.8.1 quietly and, where needed, on today's stacks.
+"""Imports Chainer 7.8.1 quietly, on today's stacks too.
 
-Chainer's last release predates Python 3.12, NumPy 2 and setuptools 74.
-Importing it on today's stacks meets four problems; this module solves each
-in the smallest way and only where the problem is present:
-
-* ``chainer/_environment_check.py`` imports ``numpy.distutils`` (removed on
-  Python >= 3.12) only to call ``numpy.distutils.system_info.get_info`` on
-  macOS.  Where ``numpy.distutils`` cannot be imported, a stub module with a
-  ``get_info`` that returns ``{}`` ("no BLAS information") is registered.
-* ``chainer.functions.array.as_strided`` reads ``numpy.sctypes``, removed in
-  NumPy 2.0.  Where it is missing, the NumPy 1.x table is restored from the
-  scalar types NumPy still has.
-* The import emits three deprecation warnings that a user cannot act on
-  (``numpy.distutils``, ``pkg_resources`` and ``msvccompiler`` being
-  deprecated).  Exactly these messages are ignored during the import; every
-  other warning, Chainer's own version checks included, stays visible.
-* Where CuPy imports but has no usable cuDNN (CuPy 14 has none; CuPy 13
-  without the cuDNN library), Chainer warns ``cuDNN is not enabled`` at
-  import and again later, an error under ``-W error``.  There cuDNN is
-  turned off as ``CHAINER_CUDNN=0`` does (no warning) and
-  ``chainer.global_config.use_cudnn`` is ``'never'``; this is said once,
-  as an INFO record of the ``minibatch_hybrid`` logger, with CuPy's reason.
-  CuPy's own warning that NCCL cannot be loaded (Chainer imports it for
-  its multi-GPU updater, which this package does not use) is ignored
-  during the import, by its message.
-
-Nothing else in NumPy or Chainer is patched.  :data:`APPLIED` lists what was
-done in this process.
+Only where each problem is present: a stub ``numpy.distutils`` (gone on
+Python >= 3.12), ``numpy.sctypes`` restored (gone in NumPy 2), the import's
+known deprecation warnings ignored by exact message, and cuDNN turned off
+where CuPy has none (said once, at INFO).  Nothing else is patched
+(``docs/install.md``); :data:`APPLIED` lists what was done here.
 """
 import importlib
 import logging
@@ -50,9 +28,8 @@ IMPORT_WARNINGS = (
     (DeprecationWarning, r'msvccompiler is deprecated'),
 )
 
-#: (category, message regex) of the import-time warnings of a CuPy stack
-#: that are ignored: Chainer's on a missing cuDNN (which is then turned
-#: off, see :func:`_turn_off_missing_cudnn`) and CuPy's on a missing NCCL.
+#: The same on a CuPy stack: Chainer's on a missing cuDNN (then turned off)
+#: and CuPy's on a missing NCCL.
 CUPY_IMPORT_WARNINGS = (
     (UserWarning, r'cuDNN is not enabled\.'),
     (UserWarning, r'\s*nccl library could not be loaded\.'),
@@ -63,19 +40,14 @@ logger = logging.getLogger('minibatch_hybrid')
 
 def _ensure_numpy_distutils():
     try:
-        importlib.import_module('numpy.distutils.system_info')
-        return
+        return importlib.import_module('numpy.distutils.system_info')
     except ImportError:
         pass
     package = types.ModuleType('numpy.distutils')
     package.__path__ = []
     system_info = types.ModuleType('numpy.distutils.system_info')
-
-    def get_info(name, notfound_action=0):
-        """Stub of ``numpy.distutils.system_info.get_info``: no info."""
-        return {}
-
-    system_info.get_info = get_info
+    # Chainer calls it on macOS only: "no BLAS information".
+    system_info.get_info = lambda name, notfound_action=0: {}
     package.system_info = system_info
     sys.modules['numpy.distutils'] = package
     sys.modules['numpy.distutils.system_info'] = system_info
@@ -97,15 +69,8 @@ def _ensure_numpy_sctypes():
 
 
 def _turn_off_missing_cudnn(chainer):
-    """Turns cuDNN off where CuPy works but has no usable cuDNN.
-
-    Chainer decides ``cudnn_enabled`` when it is imported; where cuDNN
-    cannot be imported it is already not used (its version reads ``-1``),
-    but Chainer warns on every device check unless ``CHAINER_CUDNN=0`` was
-    set.  This sets what that variable sets, and ``use_cudnn`` to
-    ``'never'`` so that the configuration says what happens.
-
-    """
+    # Without cuDNN, Chainer warns on every device check unless
+    # CHAINER_CUDNN=0: set what that sets, and say it in the configuration.
     cuda = chainer.backends.cuda
     if not cuda.available or cuda.cudnn_enabled or \
             cuda._cudnn_disabled_by_user:
@@ -119,8 +84,12 @@ def _turn_off_missing_cudnn(chainer):
         getattr(cuda, '_resolution_error', 'no reason given'))
 
 
-def import_chainer():
-    """Imports and returns the ``chainer`` module with the shims applied."""
+def __getattr__(name):
+    # ``from minibatch_hybrid._compat import chainer``: each subpackage's
+    # first line, which imports Chainer with the shims applied.
+    if name != 'chainer':
+        raise AttributeError('module {!r} has no attribute {!r}'.format(
+            __name__, name))
     if 'chainer' in sys.modules:
         return sys.modules['chainer']
     with warnings.catch_warnings():
@@ -132,12 +101,3 @@ def import_chainer():
         chainer = importlib.import_module('chainer')
     _turn_off_missing_cudnn(chainer)
     return chainer
-
-
-def __getattr__(name):
-    # ``from minibatch_hybrid._compat import chainer``: what each
-    # subpackage that uses Chainer does first.
-    if name == 'chainer':
-        return import_chainer()
-    raise AttributeError('module {!r} has no attribute {!r}'.format(
-        __name__, name))

@@ -1,9 +1,7 @@
 """The module names of versions before the layers, until :data:`REMOVAL`.
 
-``import minibatch_hybrid.study`` (and ``mh.study``, and a submodule such as
-``minibatch_hybrid.study.config``) still gives the module now in its place,
-with a :class:`DeprecationWarning` that names that place.  Nothing heavy is
-imported here: an old name imports its new module when it is used.
+``import minibatch_hybrid.study`` (or ``mh.study``, ``study.config``) gives
+the module now in its place, with a DeprecationWarning that names it.
 """
 import importlib
 import importlib.abc
@@ -15,9 +13,8 @@ import warnings
 #: The version that no longer has these names.
 REMOVAL = '0.5.0'
 
-#: Modules of earlier versions, by their name under ``minibatch_hybrid``,
-#: to where they are now; ``native`` was split into ``kernels`` and
-#: ``engines`` (:func:`_old_native`).
+#: Old module names under ``minibatch_hybrid`` to their new ones; ``native``
+#: was split into ``kernels`` and ``engines`` (:func:`_old_native`).
 MOVED = {
     '_checks': 'checks', '_parallel': 'kernels.threads',
     'adam': 'core.adam', 'bench': 'experiments.bench', 'data': 'core.data',
@@ -37,52 +34,44 @@ def _old_native():
     """The old ``native`` module's names, from their new places."""
     kernels = importlib.import_module(_PACKAGE + '.kernels')
     engines = importlib.import_module(_PACKAGE + '.engines')
-    module = types.ModuleType(_PACKAGE + '.native', 'The old name of '
-                              ':mod:`minibatch_hybrid.kernels` and the '
-                              'native engine.')
-    for name in ('available', 'check_available', 'supported_kernels',
-                 'using_kernels', 'ieee_subnormals', 'NativeUnavailable',
-                 'GROUP', 'KERNELS_VARIABLE'):
-        setattr(module, name, getattr(kernels, name))
-    for name in ('ENGINES', 'check_engine', 'resolve_engine', 'is_native',
-                 'NativeEnsemble'):
-        setattr(module, name, getattr(engines, name))
+    module = types.ModuleType(_PACKAGE + '.native')
+    for source, names in (
+            (kernels, ('available', 'check_available', 'supported_kernels',
+                       'using_kernels', 'ieee_subnormals',
+                       'NativeUnavailable', 'GROUP', 'KERNELS_VARIABLE')),
+            (engines, ('ENGINES', 'check_engine', 'resolve_engine',
+                       'is_native', 'NativeEnsemble'))):
+        for name in names:
+            setattr(module, name, getattr(source, name))
     module.kernels = kernels.current
     return module
 
 
 def moved(old):
-    """Returns the module that ``minibatch_hybrid.<old>`` now is, with a
-    DeprecationWarning, or None if ``old`` is not an old name.
-
-    ``old`` may name a submodule of an old package (``study.config``).
-    """
+    """Returns the module ``minibatch_hybrid.<old>`` now is, with a
+    DeprecationWarning; None if ``old`` (``study.config`` too) is no old
+    name."""
     top, _, rest = old.partition('.')
     if top not in MOVED:
         return None
     new = MOVED[top]
+    where = (new or 'kernels and .engines') + ('.' + rest if rest else '')
     warnings.warn('minibatch_hybrid.{} has moved to minibatch_hybrid.{}; '
                   'import it from there (the old name goes in {})'.format(
-                      old, (new or 'kernels and .engines') +
-                      ('.' + rest if rest else ''), REMOVAL),
-                  DeprecationWarning, stacklevel=3)
-    name = _PACKAGE + '.' + old
-    if name in sys.modules:
-        return sys.modules[name]
+                      old, where, REMOVAL), DeprecationWarning, stacklevel=3)
+    if _PACKAGE + '.' + old in sys.modules:
+        return sys.modules[_PACKAGE + '.' + old]
     if new is None:
-        return _old_native() if not rest else None
-    return importlib.import_module(
-        _PACKAGE + '.' + new + ('.' + rest if rest else ''))
+        return None if rest else _old_native()
+    return importlib.import_module(_PACKAGE + '.' + where)
 
 
 class _Moved(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``import minibatch_hybrid.<old>`` (:data:`MOVED`): the module
-    is the new one, under its old name too."""
+    """Imports an old name (:data:`MOVED`) as the new module."""
 
     def find_spec(self, name, path, target=None):
-        prefix = _PACKAGE + '.'
-        if not name.startswith(prefix) or \
-                name[len(prefix):].partition('.')[0] not in MOVED:
+        package, _, old = name.partition('.')
+        if package != _PACKAGE or old.partition('.')[0] not in MOVED:
             return None
         return importlib.util.spec_from_loader(name, self)
 

@@ -1,38 +1,37 @@
 """Argument checks shared by the package, with messages that say the fix.
 
-Each raises :class:`~minibatch_hybrid.errors.SettingsError` (a
-:class:`ValueError`).  The settings every experiment shares are checked
-together by :class:`minibatch_hybrid.settings.Settings`, with these.
+Each raises :class:`~minibatch_hybrid.errors.SettingsError`.
 """
 import os
 
 from minibatch_hybrid.errors import SettingsError
 
-#: Seeds are those of numpy.random.RandomState, which draws the initial
-#: weights: below 2**32.
+#: Seeds are NumPy RandomState's, which draws the initial weights.
 SEED_LIMIT = 2 ** 32
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_positive_int(value, what):
     """Raises SettingsError unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if not _is_int(value) or value <= 0:
         raise SettingsError('{} must be a positive integer, got {!r}'.format(
             what, value))
 
 
 def check_batchsize(batchsize, size):
     """Raises SettingsError unless ``1 <= batchsize <= size``."""
-    if isinstance(batchsize, bool) or not isinstance(batchsize, int) \
-            or not 1 <= batchsize <= size:
+    if not _is_int(batchsize) or not 1 <= batchsize <= size:
         raise SettingsError(
             'batch size must be an integer from 1 to the data set size {}, '
             'got {!r}'.format(size, batchsize))
 
 
 def check_seed(value, what='seed'):
-    """Raises SettingsError unless ``value`` is an integer in [0, 2**32)
-    (NumPy's RandomState, which draws the initial weights, takes no more)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """Raises SettingsError unless ``value`` is an integer in [0, 2**32)."""
+    if not _is_int(value) or value < 0:
         raise SettingsError(
             '{} must be a non-negative integer, got {!r}'.format(what, value))
     if value >= SEED_LIMIT:
@@ -42,9 +41,8 @@ def check_seed(value, what='seed'):
 
 
 def available_memory():
-    """Bytes of memory this process can take for a new allocation (None if
-    it cannot tell): what the machine has free, or less where the process's
-    address space is limited (``ulimit -v``)."""
+    """Bytes this process can take for a new allocation (None if unknown):
+    what the machine has free, less under ``ulimit -v``."""
     free = _machine_free()
     limit = _address_space_left()
     if limit is None:
@@ -67,8 +65,7 @@ def _machine_free():
 
 
 def _address_space_left():
-    """Bytes left under ``RLIMIT_AS`` (None where there is no limit, or
-    where this process's size cannot be read)."""
+    """Bytes left under ``RLIMIT_AS`` (None: no limit, or unknown)."""
     try:
         import resource
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
@@ -82,8 +79,7 @@ def _address_space_left():
 
 
 def check_memory(needed, what, fix, available=None):
-    """Raises SettingsError if ``needed`` bytes are more than this machine
-    has.
+    """Raises SettingsError if ``needed`` bytes are more than are free.
 
     Args:
         needed (int): Bytes the work needs, roughly.

@@ -1,8 +1,4 @@
-"""Trainer extensions for schedules, and the plateau's cure (public name).
-
-They live in :mod:`minibatch_hybrid.chainer_ext.extensions` and
-:mod:`minibatch_hybrid.chainer_ext.revive`; import them from here.
-"""
+"""Trainer extensions for schedules, and the plateau's cure (public name)."""
 from minibatch_hybrid.chainer_ext.extensions import CheckSchedules  # NOQA
 from minibatch_hybrid.chainer_ext.extensions import RunSettings  # NOQA
 from minibatch_hybrid.chainer_ext.extensions import SettingsMismatch  # NOQA

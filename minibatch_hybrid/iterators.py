@@ -1,8 +1,4 @@
-"""Chainer's iterators that resume a schedule (public name).
-
-They live in :mod:`minibatch_hybrid.chainer_ext.iterators`; this name is
-kept for code that imports them from here.
-"""
+"""Chainer's iterators that resume a schedule (public name)."""
 from minibatch_hybrid.chainer_ext.iterators import MultiprocessIterator  # NOQA
 from minibatch_hybrid.chainer_ext.iterators import MultithreadIterator  # NOQA
 from minibatch_hybrid.chainer_ext.iterators import SerialIterator  # NOQA

@@ -1,5 +1,4 @@
-"""Trainer extensions: schedules checked before the first update, and a
-run's settings kept in its snapshots."""
+"""Trainer extensions: schedules checked, settings kept in snapshots."""
 import json
 
 import chainer
@@ -11,20 +10,13 @@ from minibatch_hybrid.schedules import Schedule
 
 
 class CheckSchedules(training.Extension):
-    """Fails at the start of training if a schedule cannot serve the run.
+    """Fails before the first update if a schedule cannot serve the run.
 
-    For each iterator of the updater whose order sampler is a
-    :class:`~minibatch_hybrid.schedules.Schedule`, it checks, before the
-    first update (and again after a snapshot is loaded):
-
-    * that the schedule's phases cover the run's epochs exactly, when the
-      trainer stops after a number of epochs;
-    * that the iterator's current order belongs to its current epoch, which
-      fails when a snapshot was loaded into a plain Chainer iterator (use
-      :mod:`minibatch_hybrid.iterators` to resume).
-
-    Without it, a schedule shorter than the run fails only when the run
-    passes its end.
+    For each iterator whose order sampler is a
+    :class:`~minibatch_hybrid.schedules.Schedule`: its phases must cover
+    the run's epochs (when it stops after epochs), and its order must be
+    that of its epoch (not so after a snapshot was loaded into a plain
+    Chainer iterator; resume with :mod:`minibatch_hybrid.iterators`).
     """
 
     trigger = 1, 'epoch'
@@ -33,9 +25,6 @@ class CheckSchedules(training.Extension):
 
     def initialize(self, trainer):
         stop = trainer.stop_trigger
-        epochs = None
-        if getattr(stop, 'unit', None) == 'epoch':
-            epochs = int(stop.period)
         updater = trainer.updater
         # StandardUpdater keeps its iterators by name; others have 'main'.
         named = getattr(updater, '_iterators', None) or {
@@ -44,10 +33,9 @@ class CheckSchedules(training.Extension):
             schedule = getattr(iterator, 'order_sampler', None)
             if not isinstance(schedule, Schedule):
                 continue
-            if epochs is not None:
-                schedule.check_epochs(epochs)
-            state = getattr(iterator, '_state', None)
-            order = getattr(state, 'order', None)
+            if getattr(stop, 'unit', None) == 'epoch':
+                schedule.check_epochs(int(stop.period))
+            order = getattr(getattr(iterator, '_state', None), 'order', None)
             tagged = getattr(order, 'epoch', None)
             if tagged is not None and tagged != iterator.epoch:
                 raise SettingsError(
@@ -67,14 +55,8 @@ class SettingsMismatch(SettingsError):
 
 
 class RunSettings(training.Extension):
-    """Records a run's settings in its snapshots; refuses a resume that
-    does not match them.
-
-    A snapshot holds weights, Adam's state and the iterator's position, but
-    not what produced them: resumed with another schedule, seed or width,
-    a run would go on silently (or fail with a broadcast error).  With this
-    extension the snapshot carries the settings, and loading it into a
-    trainer built with other ones raises :class:`SettingsMismatch`.
+    """Records a run's settings in its snapshots; loading one made with
+    other settings raises :class:`SettingsMismatch`.
 
     Args:
         **settings: JSON-ready values (schedule, seed, units, ...).
@@ -103,8 +85,8 @@ class RunSettings(training.Extension):
         self.check(saved)
 
     def check(self, saved):
-        """Raises :class:`SettingsMismatch` unless ``saved`` (the recorded
-        settings, as stored in a snapshot; None if absent) are this run's."""
+        """Raises :class:`SettingsMismatch` unless ``saved`` (as stored in
+        a snapshot; None if absent) are this run's settings."""
         if saved is None:
             raise SettingsMismatch(
                 'it does not record the settings of its run (an older '

@@ -1,58 +1,38 @@
-"""Chainer's iterators, resumable with an epoch-aware schedule.
+"""Chainer's iterators, resumable with a schedule.
 
-A :class:`~minibatch_hybrid.schedules.Schedule` works with Chainer's own
-iterators as it is: each order it returns carries its epoch (an
-:class:`~minibatch_hybrid.schedules.base.EpochOrder`), from which it
-computes the next.  What Chainer cannot do is resume that: a snapshot saves
-the order's values, and loading it copies them into the fresh iterator's
-order, whose epoch is 0.  The iterators here differ from Chainer's in one
-thing only: after loading a snapshot they set the order's epoch back to the
-iterator's epoch, so the next epoch's order is the one an uninterrupted run
-would have used.  Nothing about the schedule needs saving: its orders are a
-pure function of (seed, epoch).
+A snapshot restores an order's values but not its epoch (an
+:class:`~minibatch_hybrid.schedules.EpochOrder`), so a schedule would start
+over at epoch 0.  These iterators differ from Chainer's only in putting the
+epoch back when a snapshot is loaded: the next order is the one an
+uninterrupted run would have used.  The schedule itself needs no saving.
 """
 from chainer import iterators
 
 from minibatch_hybrid.schedules.base import tag_order
 
 
-def _retag(state):
-    if state.order is None:
-        return state
-    return state._replace(order=tag_order(state.order, state.epoch))
-
-
-class SerialIterator(iterators.SerialIterator):
-    """:class:`chainer.iterators.SerialIterator` that resumes schedules.
-
-    Same arguments; see the module's description.
-    """
+class _Resumes(object):
 
     def serialize(self, serializer):
         super().serialize(serializer)
-        self._state = _retag(self._state)
+        if self._state.order is not None:
+            self._state = self._state._replace(
+                order=tag_order(self._state.order, self._state.epoch))
 
 
-class MultithreadIterator(iterators.MultithreadIterator):
-    """:class:`chainer.iterators.MultithreadIterator` that resumes schedules.
+class SerialIterator(_Resumes, iterators.SerialIterator):
+    """Chainer's ``SerialIterator`` that resumes schedules."""
 
-    Same arguments; see the module's description.
-    """
 
-    def serialize(self, serializer):
-        super().serialize(serializer)
-        self._state = _retag(self._state)
+class MultithreadIterator(_Resumes, iterators.MultithreadIterator):
+    """Chainer's ``MultithreadIterator`` that resumes schedules."""
 
 
 class MultiprocessIterator(iterators.MultiprocessIterator):
-    """:class:`chainer.iterators.MultiprocessIterator` that resumes schedules.
-
-    Same arguments; see the module's description.  Its prefetch thread asks
-    the schedule for orders ahead of the consumer; the epoch is put back
-    before the prefetch thread restarts from a loaded state.
-    """
+    """Chainer's ``MultiprocessIterator`` that resumes schedules."""
 
     def _reset_state(self, current_position, epoch, is_new_epoch, order):
+        # Before its prefetch thread restarts from a loaded state.
         if order is not None:
             order = tag_order(order, epoch)
         super()._reset_state(current_position, epoch, is_new_epoch, order)

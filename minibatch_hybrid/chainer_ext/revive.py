@@ -11,52 +11,33 @@ from minibatch_hybrid.core.revival import fresh_weights
 from minibatch_hybrid.core.revival import revive_units
 from minibatch_hybrid.errors import SettingsError
 
+#: ``layers`` that means every hidden layer.
+ALL = 'all'
+
 
 class ReviveDeadUnits(training.Extension):
     """Revives a model's dead hidden units at chosen epochs.
 
-    At the end of each epoch in ``epochs``, the model's forward pass is run
-    on ``x`` (in test mode) and every unit of the chosen hidden layers that
-    is zero at every point of ``x`` is revived
-    (:func:`~minibatch_hybrid.core.revival.revive_units`): new incoming
-    weights drawn from ``seed`` and the epoch
-    (:func:`~minibatch_hybrid.core.revival.fresh_weights`: Chainer's LeCun
-    normal), a zero bias and zero outgoing weights, so that the model's
-    outputs at ``x`` are the same at that moment, and the optimizer's
-    state of those entries (every state array of a changed parameter's
-    shape: Adam's ``m`` and ``v``, AMSGrad's ``vhat``, ...) set to zero.
-    Adam's step count is kept.
-
-    Any chain of ``chainer.links.Linear`` layers with a ReLU after each
-    hidden one works, the post's ``MyChain`` or your own: the layers are
-    found by running the forward pass
-    (:func:`~minibatch_hybrid.core.diagnosis.chain_activity`), once before
-    the first update too, so that a chain, ``x`` or ``layers`` that cannot
-    serve fails then, not at the revival.  The
-    extension keeps no state of its own and its trigger is saved in
-    snapshots, so a run resumed from a snapshot revives as the
-    uninterrupted run did, bit for bit.
-
-    .. code-block:: python
-
-        trainer.extend(ReviveDeadUnits(dataset.x, seed=0, epochs=(250,)))
+    After each epoch in ``epochs``, every unit of the chosen hidden layers
+    that is zero at every point of ``x`` gets new incoming weights (from
+    ``seed`` and the epoch), a zero bias and zero outgoing weights, so the
+    outputs are unchanged; the optimizer's state of those entries is zeroed.
+    Any chain of ``Linear`` layers with ReLUs between them works; what
+    cannot serve fails before the first update.  A resumed run revives as
+    the uninterrupted one did.
 
     Args:
-        x: The training inputs, ``(N, 1)``: where a unit must be active to
-            count as alive.
+        x: The training inputs ``(N, 1)``.
         seed (int): Seed of the new weights (with the epoch).
         epochs (tuple of int): The epochs after which to revive.
-        layers (tuple of int): The hidden layers to revive, numbered from
-            1 (the default, ``(2,)``, is the post's second hidden layer:
-            reviving the first as well did worse; ``docs/findings.md``).
-            Give ``'all'`` for every hidden layer.
+        layers (tuple of int): Hidden layers to revive, from 1, or
+            ``'all'`` (by default the second: ``docs/findings.md``).
         forward (callable): Runs the model's layers from ``x`` (see
             :func:`~minibatch_hybrid.core.diagnosis.chain_activity`).
         optimizer (str): The updater's optimizer whose target is revived.
 
     Attributes:
-        revived (dict): Epoch to the number of units revived per hidden
-            layer, of the revivals this process ran.
+        revived (dict): Epoch to the units revived per hidden layer.
 
     """
 
@@ -95,17 +76,15 @@ class ReviveDeadUnits(training.Extension):
 
 def revive_chain(model, x, seed, epoch, layers=DEFAULT_LAYERS,
                  forward=None):
-    """Revives a chain's dead hidden units in place (see
-    :class:`ReviveDeadUnits`); returns the units revived per hidden layer.
+    """Revives a chain's dead hidden units in place, as
+    :class:`ReviveDeadUnits` does; returns the units revived per layer.
 
     Args:
-        model (chainer.Chain): Linear layers with ReLUs between them; its
-            parameters' optimizer state (``update_rule.state``), where
-            there is one, is zeroed for the entries changed.
+        model (chainer.Chain): Linear layers with ReLUs between them.
         x: Training inputs ``(N, 1)``.
         seed (int): Seed of the new weights.
         epoch (int): The epoch, the other half of their seed.
-        layers: Hidden layers (1-based) to revive, or ``'all'``.
+        layers: Hidden layers (from 1) to revive, or ``'all'``.
         forward (callable): See
             :func:`~minibatch_hybrid.core.diagnosis.chain_activity`.
 
@@ -128,36 +107,22 @@ def revive_chain(model, x, seed, epoch, layers=DEFAULT_LAYERS,
     return tuple(revived)
 
 
-#: ``layers`` that means every hidden layer.
-ALL = 'all'
-
-
 def _layers(layers, hidden):
-    """The hidden layers (1-based) that ``layers`` names in a chain of
-    ``hidden`` hidden layers."""
+    """The hidden layers that ``layers`` names, of ``hidden``."""
     if layers == ALL:
         return tuple(range(1, hidden + 1))
     return check_layers(layers, hidden)
 
 
 def _states(params):
-    """``(s0, s1, s2)`` triples, one per optimizer state key: each
-    parameter's state array of that key where it has one of its own shape
-    (Adam's ``m``, ``v``; AMSGrad's ``vhat``; RMSprop's ``ms``), else
-    None."""
-    keys = set()
-    for param in params:
-        rule = param.update_rule
-        keys.update((rule.state or {}) if rule is not None else ())
+    """One ``(s0, s1, s2)`` triple per optimizer state key: each
+    parameter's state array of that key and of its shape, or None."""
+    arrays = chainer.get_array_types()
+    states = [getattr(p.update_rule, 'state', None) or {} for p in params]
     triples = []
-    for key in sorted(keys):
-        triple = []
-        for param in params:
-            rule = param.update_rule
-            value = (rule.state or {}).get(key) if rule is not None \
-                else None
-            ok = isinstance(value, chainer.get_array_types()) and \
-                value.shape == param.shape
-            triple.append(value if ok else None)
-        triples.append(tuple(triple))
+    for key in sorted(set().union(*states)):
+        values = [state.get(key) for state in states]
+        triples.append(tuple(
+            v if isinstance(v, arrays) and v.shape == p.shape else None
+            for v, p in zip(values, params)))
     return triples

@@ -1,10 +1,7 @@
-"""The post's experiment written the Chainer way: a Trainer with a schedule.
+"""The post's experiment the Chainer way: a Trainer with a schedule.
 
-:func:`build_trainer` puts together the data, ``MyChain``, Adam, an
-iterator driven by a schedule, a ``StandardUpdater`` and the usual
-extensions; ``scripts/train_chainer.py`` is its command line.  Its per-epoch
-``main/loss`` is the post's metric (the mean of the mini-batch losses over
-the epoch), as the package's own loop records it.
+``scripts/train_chainer.py`` is its command line; its ``main/loss`` is the
+post's metric, as the package's own loop records it.
 """
 import os
 import sys
@@ -13,20 +10,18 @@ import chainer
 from chainer import training
 from chainer.training import extensions
 
+from minibatch_hybrid import checks
 from minibatch_hybrid.chainer_ext import iterators
-from minibatch_hybrid.io import snapshots
-from minibatch_hybrid.checks import check_positive_int
-from minibatch_hybrid.checks import check_seed
-from minibatch_hybrid.core.data import make_heldout_dataset
-from minibatch_hybrid.core.data import make_sin_dataset
-from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.chainer_ext.extensions import CheckSchedules
 from minibatch_hybrid.chainer_ext.extensions import RunSettings
 from minibatch_hybrid.chainer_ext.extensions import SettingsMismatch
+from minibatch_hybrid.core import data
+from minibatch_hybrid.core.device import get_device
 from minibatch_hybrid.core.model import make_model
 from minibatch_hybrid.core.model import make_optimizer
 from minibatch_hybrid.errors import FileError
 from minibatch_hybrid.errors import SettingsError
+from minibatch_hybrid.io import snapshots
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.schedules.text import hybrid_halves
 from minibatch_hybrid.settings import SEED
@@ -40,10 +35,6 @@ ITERATORS = {
 }
 
 
-def _log_scale(figure, axes, summary):
-    axes.set_yscale('log')
-
-
 #: The post's settings: the defaults of :func:`build_trainer`.
 _POST = Settings()
 
@@ -55,32 +46,23 @@ def build_trainer(schedule=None, epochs=_POST.epochs,
                   iterator='serial', evaluate=True, report=True):
     """Returns a Trainer for the post's experiment with one schedule.
 
-    The settings it shares with the other experiments are checked as
-    :class:`~minibatch_hybrid.settings.Settings` (the held-out points as
-    many as the training points); the defaults are the post's.
+    Its settings are checked as :class:`~minibatch_hybrid.settings.Settings`;
+    the defaults are the post's.
 
     Args:
-        schedule (str): Text form of the schedule (its phases must add up
-            to ``epochs``); by default the post's hybrid, fixed order for
-            the first half of the epochs and random for the rest
-            (:func:`~minibatch_hybrid.schedules.text.hybrid_halves`).
+        schedule (str): Text form of the schedule, covering ``epochs``; by
+            default the post's hybrid (fixed for the first half).
         epochs (int): Epochs to train.
         batchsize (int): Mini-batch size.
-        seed (int): Seed of the initial weights, the random orders and the
-            held-out points.
+        seed (int): Seed of the weights, the orders and the held-out points.
         n_units (int): Hidden width.
-        n_data (int): Training points.
+        n_data (int): Training points (and as many held-out ones).
         device: Chainer device specifier.
         out (str): Output folder of logs, plots and snapshots.
-        snapshot_every (int): Epochs between snapshots
-            (``snapshot_epoch_{N}``), which ``--resume`` loads.
-        iterator (str): ``'serial'``, ``'multithread'`` or
-            ``'multiprocess'`` (see
-            :mod:`minibatch_hybrid.chainer_ext.iterators`).
-        evaluate (bool): Measure the held-out MSE every epoch
-            (``validation/main/loss``).
-        report (bool): Print a report and a progress bar, and plot the
-            losses (``loss.png``, log scale).
+        snapshot_every (int): Epochs between snapshots.
+        iterator (str): A name of :data:`ITERATORS`.
+        evaluate (bool): Measure the held-out MSE every epoch.
+        report (bool): Print a report and a progress bar, plot the losses.
 
     Returns:
         chainer.training.Trainer
@@ -91,14 +73,13 @@ def build_trainer(schedule=None, epochs=_POST.epochs,
             iterator, ', '.join(ITERATORS)))
     settings = Settings(epochs=epochs, batchsize=batchsize, n_units=n_units,
                         n_data=n_data, n_heldout=n_data, device=device)
-    check_seed(seed)
-    check_positive_int(snapshot_every, 'snapshot_every')
-    # One model in training; the log keeps an entry per epoch.
+    checks.check_seed(seed)
+    checks.check_positive_int(snapshot_every, 'snapshot_every')
     settings.check_run_memory(settings.memory(replicas=1, records=epochs))
     if schedule is None:
         schedule = hybrid_halves(epochs, schedule_option='--schedule')
     device = get_device(device)
-    dataset = make_sin_dataset(n_data)
+    dataset = data.make_sin_dataset(n_data)
     order = parse_schedule(schedule, seed, size=len(dataset))
     order.check_epochs(epochs)
     train_iter = ITERATORS[iterator](dataset, batchsize, order_sampler=order)
@@ -115,25 +96,24 @@ def build_trainer(schedule=None, epochs=_POST.epochs,
                                n_units=n_units, n_data=n_data,
                                iterator=iterator, evaluate=evaluate))
     if evaluate:
-        heldout = make_heldout_dataset(n_data, seed)
         trainer.extend(extensions.Evaluator(
-            chainer.iterators.SerialIterator(heldout, 100, repeat=False,
-                                             shuffle=False),
-            model, device=device))
+            chainer.iterators.SerialIterator(
+                data.make_heldout_dataset(n_data, seed), 100, repeat=False,
+                shuffle=False), model, device=device))
     trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
     trainer.extend(
         extensions.snapshot(filename='snapshot_epoch_{.updater.epoch}'),
         trigger=(snapshot_every, 'epoch'))
     if report:
         keys = ['main/loss'] + (['validation/main/loss'] if evaluate else [])
-        # Standard output as it is now (Chainer's default is the one it
-        # found at its import): a command's stream that a closed pipe
-        # cannot stop (io.console).
+        # Standard output as it is now, not as Chainer found it at import
+        # (a command's, which a closed pipe cannot stop: io.console).
         trainer.extend(extensions.PrintReport(
             ['epoch'] + keys + ['elapsed_time'], out=sys.stdout),
             trigger=(10, 'epoch'))
         trainer.extend(extensions.PlotReport(
-            keys, 'epoch', file_name='loss.png', postprocess=_log_scale))
+            keys, 'epoch', file_name='loss.png',
+            postprocess=lambda figure, axes, summary: axes.set_yscale('log')))
         trainer.extend(extensions.ProgressBar(update_interval=100,
                                               out=sys.stdout))
     return trainer
@@ -143,11 +123,10 @@ def resume(trainer, path):
     """Loads a snapshot into ``trainer`` (made by :func:`build_trainer`).
 
     Raises:
-        ~minibatch_hybrid.errors.FileError: One line naming the snapshot
-            and what is wrong with it: missing, not a snapshot of this
-            experiment, or damaged.
-        ~minibatch_hybrid.errors.SettingsError: One line naming the
-            snapshot, made by a run with other settings.
+        ~minibatch_hybrid.errors.FileError: The snapshot is missing,
+            damaged or not one of this experiment.
+        ~minibatch_hybrid.errors.SettingsError: It was made by a run with
+            other settings.
 
     """
     if not path.strip():
@@ -165,8 +144,7 @@ def resume(trainer, path):
                             path, 'snapshot_epoch_<N>')))
     try:
         # The settings first: weights of another width would fail to load
-        # with a broadcast error before the extension could say why.
-        # Read without pickle: an object array is refused, naming its key.
+        # before the extension could say why.  Read without pickle.
         with snapshots.open_npz(path) as snapshot:
             key = 'extensions/RunSettings/settings'
             saved = snapshot[key] if key in snapshot.files else None
@@ -175,8 +153,7 @@ def resume(trainer, path):
             reported = any(k.startswith('extensions/PlotReport/')
                            for k in snapshot.files)
         trainer.get_extension('RunSettings').check(saved)
-        if not reported and any(name == 'PlotReport'
-                                for name in trainer._extensions):
+        if not reported and 'PlotReport' in trainer._extensions:
             raise SettingsMismatch('it was made with --no-report, and the '
                                    'reports cannot start in the middle of a '
                                    'run; resume with --no-report')

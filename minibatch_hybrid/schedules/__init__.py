@@ -1,11 +1,9 @@
 """Mini-batch order schedules, usable as Chainer order samplers.
 
-One schedule per module; :class:`~minibatch_hybrid.schedules.base.Schedule`
-is the extension point: a subclass with a ``name`` and an ``order(epoch,
-size)`` method is a new schedule.
+One schedule per module; a :class:`Schedule` subclass with a ``name`` and
+an ``order(epoch, size)`` method is a new schedule.
 """
-# Chainer on today's stacks (NumPy 2, Python 3.12), before any module here
-# imports it: see minibatch_hybrid._compat.
+# Chainer on today's stacks, before any module here imports it (_compat).
 from minibatch_hybrid._compat import chainer  # NOQA
 from minibatch_hybrid.schedules.base import EpochOrder  # NOQA
 from minibatch_hybrid.schedules.base import Schedule  # NOQA

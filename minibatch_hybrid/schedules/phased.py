@@ -1,5 +1,6 @@
 """Schedules made of phases: hybrid, reverse hybrid and any other mix."""
 import bisect
+import itertools
 
 from minibatch_hybrid.checks import check_positive_int
 from minibatch_hybrid.errors import SettingsError
@@ -11,16 +12,12 @@ from minibatch_hybrid.schedules.random import Random
 class Phased(Schedule):
     """Runs other schedules one after another, each for a number of epochs.
 
-    The post's hybrid is ``Phased([(Fixed(), 250), (Random(seed), 250)])``.
-    Each phase's schedule is asked for the order of the *global* epoch, so
-    the random epochs of a hybrid and of a plain :class:`Random` with the
-    same seed coincide: a paired comparison differs only where the
-    schedules differ.
+    Each phase is asked for the order of the *global* epoch, so a hybrid's
+    random epochs are those of a :class:`Random` of the same seed.
 
     Args:
-        phases (list of tuple): ``(schedule, epochs)`` pairs, run in that
-            order.  ``epochs`` is a positive integer; the last phase may give
-            ``None`` to last for the rest of the run.
+        phases (list of tuple): ``(schedule, epochs)`` pairs, in order;
+            the last may give ``None`` epochs: the rest of the run.
 
     .. doctest::
 
@@ -43,49 +40,38 @@ class Phased(Schedule):
                 raise TypeError(
                     'phase {} must be a (schedule, epochs) pair, got '
                     '{!r}'.format(i, phase))
-            epochs = phase[1]
-            if epochs is None and i < len(phases) - 1:
-                raise SettingsError(
-                    'only the last phase may leave its epochs open; give '
-                    'phase {} ({}) a number of epochs'.format(i, phase[0]))
+            schedule, epochs = phase
             if epochs is not None:
                 check_positive_int(
-                    epochs, 'the epochs of phase {} ({})'.format(i, phase[0]))
+                    epochs, 'the epochs of phase {} ({})'.format(i, schedule))
+            elif i < len(phases) - 1:
+                raise SettingsError(
+                    'only the last phase may leave its epochs open; give '
+                    'phase {} ({}) a number of epochs'.format(i, schedule))
         self.phases = phases
-        starts = [0]
-        for _, epochs in phases[:-1]:
-            starts.append(starts[-1] + epochs)
-        #: First epoch of each phase.
-        self.starts = starts
+        # The first epoch of each phase.
+        self.starts = [0] + list(itertools.accumulate(
+            epochs for _, epochs in phases[:-1]))
         last = phases[-1][1]
-        self.epochs = None if last is None else starts[-1] + last
+        self.epochs = None if last is None else self.starts[-1] + last
 
     def phase_of(self, epoch):
         """Returns the index of the phase that ``epoch`` belongs to."""
-        if epoch < 0:
-            raise SettingsError('epoch must be >= 0, got {}'.format(epoch))
         if self.epochs is not None and epoch >= self.epochs:
             raise SettingsError(
-                'schedule {!r} defines {} epochs; epoch {} (zero-based) is '
-                'past its end. Give the run {} epochs, or lengthen the last '
-                'phase'.format(str(self), self.epochs, epoch, self.epochs))
+                'schedule {!r} defines {} epochs, but the run went on past '
+                'them (epoch {}, zero-based, is past its end); stop the run '
+                'after {} epochs or lengthen the last phase'.format(
+                    str(self), self.epochs, epoch, self.epochs))
         return bisect.bisect_right(self.starts, epoch) - 1
 
     def order(self, epoch, size):
-        schedule, _ = self.phases[self.phase_of(epoch)]
-        return schedule.order(epoch, size)
+        return self.phases[self.phase_of(epoch)][0].order(epoch, size)
 
     def sampler_order(self, epoch, size):
-        # An iterator asks for the order of the epoch after the last one
-        # while the last one ends, even if the run stops there: that order
-        # continues the last phase.  A run that goes on past it is an error.
-        if self.epochs is not None and epoch == self.epochs:
+        # Asked one epoch ahead as the last ends: the last phase goes on.
+        if epoch == self.epochs:
             return self.phases[-1][0].order(epoch, size)
-        if self.epochs is not None and epoch > self.epochs:
-            raise SettingsError(
-                'schedule {!r} defines {} epochs, but the run went on past '
-                'them; stop the run after {} epochs or lengthen the last '
-                'phase'.format(str(self), self.epochs, self.epochs))
         return self.order(epoch, size)
 
     def check_epochs(self, epochs):
@@ -104,12 +90,12 @@ class Phased(Schedule):
 
 
 def hybrid(fixed_epochs, random_epochs, seed):
-    """Returns the post's hybrid: fixed order first, then random reshuffling.
+    """Returns the post's hybrid: fixed order, then random reshuffling.
 
     Args:
         fixed_epochs (int): Epochs in fixed (data set) order.
-        random_epochs (int or None): Epochs in random order afterwards;
-            ``None`` for the rest of the run.
+        random_epochs (int or None): Epochs in random order afterwards
+            (None: the rest of the run).
         seed (int): Seed of the random phase.
 
     Returns:

@@ -6,9 +6,8 @@ from minibatch_hybrid.schedules.base import epoch_generator
 class Random(SeededSchedule):
     """Visits the examples in a fresh random permutation every epoch.
 
-    This is random reshuffling, the post's "normal" order, and what
-    ``shuffle=True`` does in Chainer's iterators, except that the permutation
-    of epoch ``e`` depends only on ``(seed, e)``.
+    The post's "normal" order, Chainer's ``shuffle=True``, except that the
+    permutation of epoch ``e`` depends only on ``(seed, e)``.
 
     Args:
         seed (int): Non-negative seed of the permutations.

@@ -6,10 +6,7 @@ from minibatch_hybrid.schedules.base import Schedule
 
 
 class Replay(Schedule):
-    """Visits the examples in orders given in advance, one per epoch.
-
-    For orders recorded elsewhere (another run, another framework, or a
-    reference implementation in a test), replayed exactly.
+    """Visits the examples in orders given in advance (recorded elsewhere).
 
     Args:
         orders (list of array): The order of epoch ``e`` is ``orders[e]``.

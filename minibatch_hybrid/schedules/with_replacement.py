@@ -4,10 +4,8 @@ from minibatch_hybrid.schedules.base import epoch_generator
 
 
 class WithReplacement(SeededSchedule):
-    """Draws each epoch's ``size`` indices independently and uniformly.
-
-    An epoch has as many examples as the data set, but some appear more
-    than once and others not at all, as in the textbook analysis of SGD.
+    """Draws each epoch's ``size`` indices independently and uniformly, as
+    in the textbook analysis of SGD.
 
     Args:
         seed (int): Non-negative seed of the draws.
