@@ -52,6 +52,19 @@ def test_make_optimizer_is_adam_with_the_defaults():
     assert (hp.alpha, hp.beta1, hp.beta2, hp.eps) == (0.001, 0.9, 0.999, 1e-8)
 
 
+@pytest.mark.exact
+def test_step_sizes_are_chainers_alpha_t_in_float32():
+    # The engines' step sizes: Chainer's formula, from Chainer's defaults.
+    hp = chainer.optimizers.Adam().hyperparam
+    assert adam.HYPERPARAMS == (hp.alpha, hp.beta1, hp.beta2, hp.eps, hp.eta)
+    rule = chainer.optimizers.Adam(alpha=0.01).create_update_rule()
+    got = adam.step_sizes(5, 300, alpha=0.01)
+    assert got.dtype == numpy.float32 and got.shape == (300,)
+    for t, value in enumerate(got, start=6):
+        rule.t = t
+        assert value == numpy.float32(rule.alpha_t)
+
+
 @needs_native
 def test_the_compiled_update_obeys_the_kernel_set_asked_for():
     # MINIBATCH_HYBRID_KERNELS names the kernel set of every compiled call,

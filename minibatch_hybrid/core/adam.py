@@ -1,43 +1,40 @@
-"""Adam with an in-place CPU update that gives Chainer's Adam bit for bit."""
+"""Adam: the post's hyperparameters, and Chainer's update done in place."""
+import collections
+
 import chainer
 from chainer.optimizers import adam
 import numpy
 
-from minibatch_hybrid.kernels import threads
 from minibatch_hybrid import kernels
+from minibatch_hybrid.kernels import threads
 
-#: Elements per block of the in-place update of large parameters: small
-#: enough that the block's six arrays stay in the CPU's cache through its
-#: twelve operations, large enough that Python's overhead per operation does
-#: not matter (measured best on a 2-core EPYC: 131072 float32).
+#: Adam's hyperparameters, the struct every optimizer and engine here takes.
+Hyperparams = collections.namedtuple(
+    'Hyperparams', ('alpha', 'beta1', 'beta2', 'eps', 'eta'))
+
+#: The post's (Chainer's defaults).
+HYPERPARAMS = Hyperparams(alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+                          eta=1.0)
+
+#: Elements per block of the NumPy update: its six arrays stay in the cache.
 BLOCK = 131072
-
-#: Parameters of at least this many elements are updated on all cores by
-#: the compiled kernel (below it, starting threads costs more than it saves).
+#: Parameters of at least this many elements are updated on all cores.
 NATIVE_SPLIT = 65536
 
 
+def step_sizes(t, steps, **hyperparams):
+    """Returns Chainer's ``alpha_t`` of steps ``t + 1`` to ``t + steps`` in
+    float32; ``hyperparams`` replace fields of :data:`HYPERPARAMS`."""
+    hp = HYPERPARAMS._replace(**hyperparams)
+    return numpy.array([adam._learning_rate(hp, s)
+                        for s in range(t + 1, t + steps + 1)], numpy.float32)
+
+
 class FusedAdamRule(adam.AdamRule):
-    """:class:`chainer.optimizers.AdamRule` without temporaries on the CPU.
-
-    Chainer's CPU update allocates about ten arrays the size of the
-    parameter per step and makes each pass over the whole array.  This rule
-    performs the same floating-point operations in the same order, in place
-    in two scratch buffers, so it gives the same bits (``tests/test_adam.py``
-    checks it); large arrays (an ensemble's stacked weights) are updated in
-    cache-sized blocks on all cores: for an ensemble of 256 replicas on the
-    2-core benchmark machine, about three times faster than Chainer's update
-    (measured side by side).  Where the compiled kernels of
-    :mod:`~minibatch_hybrid.kernels` are built, the same operations run in
-    one compiled pass instead (again the same bits).
-    The GPU update is Chainer's own fused kernel.  AMSGrad, AdaBound, weight
-    decay and non-contiguous arrays are left to Chainer's code.
-
-    Args:
-        hyperparam: As :class:`chainer.optimizers.AdamRule`.
-        native (bool): Use the compiled kernel; ``None``: where it is built.
-
-    """
+    """Chainer's AdamRule, its float32 operations in its order done in place
+    on the CPU: in cache-sized blocks on all cores, or compiled (``native``:
+    ``None`` where the kernels are built).  AMSGrad, AdaBound, weight decay,
+    ``eta != 1``, other dtypes and the GPU are Chainer's own code."""
 
     _scratch = None
 
@@ -49,64 +46,49 @@ class FusedAdamRule(adam.AdamRule):
 
     def update_core_cpu(self, param):
         hp = self.hyperparam
-        grad = param.grad
-        if (grad is None or hp.amsgrad or hp.adabound or
+        if (param.grad is None or hp.amsgrad or hp.adabound or
                 hp.weight_decay_rate != 0 or hp.eta != 1 or
                 param.dtype != numpy.float32):
             return super().update_core_cpu(param)
-        self._check_eps(numpy.float32)
-        m, v = self.state['m'], self.state['v']
-        if not all(a.flags.c_contiguous for a in (param.array, grad, m, v)):
+        p, g, m, v = arrays = (param.array, param.grad, self.state['m'],
+                               self.state['v'])
+        if not all(a.flags.c_contiguous for a in arrays):
             return super().update_core_cpu(param)
+        self._check_eps(numpy.float32)
+        size = param.size
         if self.native:
-            self._update_native(param.array, grad, m, v)
-            return
-        if self._scratch is None or self._scratch[0].shape != m.shape:
-            self._scratch = (numpy.empty_like(m), numpy.empty_like(m))
-        arrays = (param.array, grad, m, v) + self._scratch
-        if m.size <= BLOCK:
-            self._update_block(*arrays)
-            return
-        flat = [a.reshape(-1) for a in arrays]
-        blocks = threads.slices(m.size, -(-m.size // BLOCK))
-        # Threads pay off only for large arrays (an ensemble's weights).
-        parts = threads.slices(
-            len(blocks), threads.workers() if len(blocks) >= 8 else 1)
+            native = kernels.module()  # MINIBATCH_HYBRID_KERNELS applies
 
-        def update(part):
-            for block in blocks[part]:
-                self._update_block(*(a[block] for a in flat))
+            def update(part):
+                native.adam(param=p, grad=g, m=m, v=v, alpha_t=self.alpha_t,
+                            beta1=hp.beta1, beta2=hp.beta2, eps=hp.eps,
+                            eta=hp.eta, start=part.start, stop=part.stop)
+        else:
+            if self._scratch is None or self._scratch[0].size != size:
+                self._scratch = (numpy.empty(size, numpy.float32),
+                                 numpy.empty(size, numpy.float32))
+            flat = [a.reshape(-1) for a in arrays] + list(self._scratch)
 
-        threads.run(update, parts)
+            def update(part):
+                for i in range(part.start, part.stop, BLOCK):
+                    block = slice(i, min(i + BLOCK, part.stop))
+                    self._update_block(*(a[block] for a in flat))
 
-    def _update_native(self, param, grad, m, v):
-        # The compiled kernel: the same operations in one pass.
-        hp = self.hyperparam
-        size = m.size
-        native = kernels.module()  # MINIBATCH_HYBRID_KERNELS applies here too
-        parts = threads.slices(
-            size, threads.workers() if size >= NATIVE_SPLIT else 1)
-
-        def update(part):
-            native.adam(param=param, grad=grad, m=m, v=v,
-                        alpha_t=self.alpha_t, beta1=hp.beta1, beta2=hp.beta2,
-                        eps=hp.eps, eta=hp.eta, start=part.start,
-                        stop=part.stop)
-
-        threads.run(update, parts)
+        threads.run(update, threads.slices(
+            size, threads.workers() if size >= NATIVE_SPLIT else 1))
 
     def _update_block(self, param, grad, m, v, a, b):
         hp = self.hyperparam
-        # m += (1 - beta1) * (grad - m)
+        # Chainer's operations, in its order: m += (1 - beta1) * (grad - m),
+        # v += (1 - beta2) * (grad * grad - v),
+        # param += -eta * ((alpha_t / (sqrt(v) + eps)) * m).
         numpy.subtract(grad, m, out=a)
         numpy.multiply(1.0 - hp.beta1, a, out=a)
         m += a
-        # v += (1 - beta2) * (grad * grad - v)
         numpy.multiply(grad, grad, out=a)
         numpy.subtract(a, v, out=a)
         numpy.multiply(1.0 - hp.beta2, a, out=a)
         v += a
-        # param += -eta * ((alpha_t / (sqrt(v) + eps)) * m)
         numpy.sqrt(v, out=a)
         numpy.add(a, hp.eps, out=a)
         numpy.divide(self.alpha_t, a, out=a)
@@ -116,12 +98,7 @@ class FusedAdamRule(adam.AdamRule):
 
 
 class FusedAdam(chainer.optimizers.Adam):
-    """:class:`chainer.optimizers.Adam` with :class:`FusedAdamRule`.
-
-    Same arguments and defaults as Chainer's Adam (alpha=0.001,
-    beta1=0.9, beta2=0.999, eps=1e-8); same results, fewer allocations.
-    ``native`` is passed to :class:`FusedAdamRule`.
-    """
+    """Chainer's Adam (same arguments) with :class:`FusedAdamRule`."""
 
     def __init__(self, *args, native=None, **kwargs):
         super().__init__(*args, **kwargs)

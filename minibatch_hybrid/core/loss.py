@@ -1,17 +1,7 @@
-"""The MyChain loss as one Chainer function node, for one model or K stacked.
+"""MyChain's loss in one graph node (not twenty), for one model or K stacked.
 
-Chainer builds a graph node per operation: for the post's network, six
-nodes forward and about fifteen backward, each with its bookkeeping.  At a
-mini-batch of 10 that bookkeeping, not arithmetic, is most of a step.
-:class:`MLPLoss` computes the same loss and gradients in one node.
-
-For one model (2-D inputs) it performs the very operations Chainer's
-``Linear``, ``relu`` and ``mean_squared_error`` perform, in the same order,
-so it gives the same bits (``tests/test_functions.py`` checks forward and
-gradients against Chainer's own functions, and the training loop is
-checked against the post's loop).  With a leading replica axis (3-D inputs)
-the products are batched; replica ``k``'s values depend only on replica
-``k``'s inputs, and equal one model's to float32 rounding.
+For one model, the very operations of Chainer's ``Linear``, ``relu`` and
+``mean_squared_error`` in their order: the same bits.
 """
 import chainer
 from chainer import backend
@@ -26,11 +16,7 @@ def _t(a):
 
 
 def _split(xp, x, part):
-    """Runs ``part(index)`` over slices of the replicas, on all cores.
-
-    One model, a GPU or few replicas: one call over everything (``index``
-    is ``...``).
-    """
+    """Runs ``part(index)`` over the replicas, on all cores if worthwhile."""
     if xp is numpy and x.ndim == 3 and len(x) >= 4 * threads.workers():
         threads.run(part, threads.slices(len(x), threads.workers()))
     else:
@@ -38,14 +24,7 @@ def _split(xp, x, part):
 
 
 class MLPLoss(function_node.FunctionNode):
-    """Mean squared error of ``Linear -> ReLU -> Linear -> ReLU -> Linear``.
-
-    Inputs: ``x`` and ``t`` of shape ``(B, 1)``, then ``W1, b1, W2, b2, W3,
-    b3`` with the shapes of ``MyChain``'s parameters; or all of them with a
-    leading replica axis of length K.  Output: the loss, of shape ``()`` or
-    ``(K,)``.  Gradients flow to the six parameters (not to ``x`` or ``t``).
-    Double backpropagation is not supported.
-    """
+    """:func:`mlp_loss`'s node; gradients flow to the parameters, once."""
 
     def forward(self, inputs):
         x, t, W1, b1, W2, b2, W3, b3 = inputs
@@ -107,7 +86,6 @@ class MLPLoss(function_node.FunctionNode):
                      for i in indexes)
 
 
-
 def _affine(xp, x, W, b, out):
     # As Linear's forward: y = x W^T, then y += b.
     xp.matmul(x, _t(W), out=out)
@@ -115,15 +93,8 @@ def _affine(xp, x, W, b, out):
 
 
 def mlp_loss(x, t, params):
-    """Returns the mean squared error of the post's network, in one node.
-
-    Args:
-        x, t: Inputs and targets, ``(B, 1)`` or ``(K, B, 1)``.
-        params: ``(W1, b1, W2, b2, W3, b3)`` as variables or arrays.
-
-    Returns:
-        chainer.Variable: The loss, ``()`` or ``(K,)``.
-
-    """
+    """Returns the mean squared error of MyChain's ``params`` (``W1, b1,
+    ..., b3``) on inputs ``x`` and targets ``t`` ``(B, 1)``: a Variable
+    ``()``; with a leading replica axis K on all of them, ``(K,)``."""
     loss, = MLPLoss().apply((x, t) + tuple(params))
     return loss

@@ -1,23 +1,9 @@
 """A straight Python 3 port of the post's code: the independent reference.
 
-Kept as close to the original as Python 3 and Chainer 7 allow, so that the
-package's loop can be checked against it bit for bit.  The only changes:
-
-* ``print`` is a function, ``/`` is ``//`` where Python 2 divided integers;
-* ``model.zerograds()`` is ``model.cleargrads()`` (``zerograds`` is
-  deprecated; a cleared gradient plus backward gives the same bits as a
-  zeroed one plus backward);
-* ``sum_loss += loss.data * batchsize`` is written with ``float(loss.data)``:
-  under NumPy 1.x, which the post ran with, the 0-d float32 ``loss.data``
-  times a Python int is a float64, so the sum was taken in float64; NumPy 2
-  (NEP 50) would keep float32.  ``float()`` gives the post's float64 on
-  either (``test_training`` checks the NumPy 1.x claim);
-* ``np.random.permutation`` is a parameter, so the test can feed the same
-  orders to both implementations; the initial weights are copied in;
-* the two loops are functions, and nothing is plotted.
-
-The tests check the package's loop against it, and ``minibatch-hybrid
-bench`` times it; nothing else in the package uses it.
+The tests hold the package's loop to it bit for bit.  Changed from the
+post: Python 3; ``cleargrads`` for ``zerograds`` (the same bits);
+``float(loss.data)``, the float64 sum of the post's NumPy 1.x; the
+permutation a parameter; the loops functions, without plots.
 """
 import numpy as np
 from chainer import Chain, Variable
