@@ -20,9 +20,9 @@ a few epochs at K = 8192.
 
 ``--device @cupy:N`` runs on a GPU; ``--device host`` (or ``@numpy``) runs
 CudaEnsemble with NumPy in CuPy's place and the kernels compiled for the
-host (:func:`minibatch_hybrid.kernels.cuda.host_kernels`): the same code
-and digest, without a GPU.  ``--fallback-host`` (the rehearsal): if the
-GPU cannot be used, say why, run on the host instead, and exit with 3.
+host (``scripts/cuda_host.py``): the same code and digest, without a GPU.
+``--fallback-host`` (the rehearsal): if the GPU cannot be used, say why,
+run on the host instead, and exit with 3.
 
     python scripts/gpu_native_check.py bits --device @cupy:0
     python scripts/gpu_native_check.py bits --device host
@@ -45,7 +45,6 @@ from minibatch_hybrid import kernels
 from minibatch_hybrid.core.data import make_heldout_dataset
 from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.model import make_model
-from minibatch_hybrid.kernels import cuda as cuda_kernels
 from minibatch_hybrid.schedules import parse_schedule
 from minibatch_hybrid.settings import default_schedules
 
@@ -151,10 +150,11 @@ def native_arrays():
 
 def _use_host(engine_module):
     """Makes CudaEnsemble run with NumPy and the host-compiled kernels."""
+    import cuda_host  # scripts/, beside this file
     folder = tempfile.mkdtemp(prefix='gpu-native-host-')
     atexit.register(shutil.rmtree, folder, True)
-    host = cuda_kernels.host_kernels(folder)
-    engine_module._cupy = cuda_kernels.HostXp
+    host = cuda_host.host_kernels(folder)
+    engine_module._cupy = cuda_host.HostXp
     engine_module._gpu = lambda device: chainer.get_device('@numpy')
     engine_module._kernel = host.__getitem__
 

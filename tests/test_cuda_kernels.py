@@ -35,10 +35,24 @@ from test_harness import CHECKSUM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, os.pardir)
-HARNESS = os.path.join(ROOT, 'scripts', 'cuda_host_harness.c')
+SCRIPTS = os.path.join(ROOT, 'scripts')
+HARNESS = os.path.join(SCRIPTS, 'cuda_host_harness.c')
+
+
+def _script(name):
+    """Imports ``scripts/<name>.py`` (not a package module)."""
+    import importlib.util
+    path = os.path.join(SCRIPTS, name + '.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cuda_host = _script('cuda_host')
 
 #: The flags setup.py builds the CPU kernels with.
-CFLAGS = list(cuda.HOST_CFLAGS)
+CFLAGS = list(cuda_host.HOST_CFLAGS)
 
 needs_gcc = pytest.mark.skipif(shutil.which('gcc') is None,
                                reason='needs gcc')
@@ -110,19 +124,54 @@ def test_the_source_is_one_string_with_its_headers():
         assert 'extern "C" __global__ void\n' + name + '(' in code
 
 
+def test_the_launch_table_is_the_kernels_signatures():
+    # cuda.PARAMETERS, which builds every launch, names each kernel's
+    # parameters in the source's order with the source's types.
+    types = {'int': 'int32', 'long long': 'int64', 'float': 'float32',
+             'double': 'float64'}
+    found = {}
+    for name, params in re.findall(
+            r'extern "C" __global__ void\n(\w+)\(([^)]*)\)', cuda.source()):
+        found[name] = tuple(
+            (m.group(3), types[m.group(1)] + m.group(2)) for m in (
+                re.fullmatch(r'\s*(?:const )?(int|long long|float|double) '
+                             r'(\*?)(\w+)\s*', p) for p in params.split(',')))
+    assert found == cuda.PARAMETERS
+
+
+def test_a_launch_is_checked_against_the_table():
+    table = cuda.PARAMETERS['mh_evaluate']
+    values = {name: numpy.zeros(3, kind[:-1]) if kind.endswith('*') else 2
+              for name, kind in table}
+    args = cuda.arguments('mh_evaluate', **values)
+    assert [type(a).__name__ if not isinstance(a, numpy.ndarray)
+            else a.dtype.name + '*' for a in args] == [k for _, k in table]
+    with pytest.raises(TypeError, match='mh_evaluate takes n_units, '):
+        cuda.arguments('mh_evaluate', **dict(values, extra=1))
+    del values['out']
+    with pytest.raises(TypeError, match='mh_evaluate takes'):
+        cuda.arguments('mh_evaluate', **values)
+    for bad in (numpy.zeros(3, numpy.float64),
+                numpy.zeros((3, 2), numpy.float32)[:, 0]):
+        values['out'] = bad
+        with pytest.raises(TypeError, match='mh_evaluate: out must be a '
+                           'C-contiguous float32 array'):
+            cuda.arguments('mh_evaluate', **values)
+
+
 def test_without_nvrtc_the_error_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(cuda, '_library', None)
-    monkeypatch.setenv(cuda.NVRTC_VARIABLE, '/nonexistent/libnvrtc.so')
-    with pytest.raises(cuda.NvrtcUnavailable) as info:
-        cuda.compile_ptx()
+    monkeypatch.setattr(cuda_host, '_library', None)
+    monkeypatch.setenv(cuda_host.NVRTC_VARIABLE, '/nonexistent/libnvrtc.so')
+    with pytest.raises(cuda_host.NvrtcUnavailable) as info:
+        cuda_host.compile_ptx()
     assert 'pip install "nvidia-cuda-nvrtc' in str(info.value)
     assert '/nonexistent/libnvrtc.so' in str(info.value)
 
 
 def _nvrtc_missing():
     try:
-        cuda.nvrtc()
-    except cuda.NvrtcUnavailable as e:
+        cuda_host.nvrtc()
+    except cuda_host.NvrtcUnavailable as e:
         return str(e)
     return None
 
@@ -147,7 +196,7 @@ def _arithmetic(ptx):
 
 @pytest.fixture(scope='module')
 def ptx():
-    return cuda.compile_ptx('sm_90')
+    return cuda_host.compile_ptx('sm_90')
 
 
 @needs_nvrtc
@@ -173,7 +222,7 @@ def test_every_fused_multiply_add_is_the_bodys(ptx):
     # With the body's __fmaf_rn renamed to round toward zero, an fma.rn
     # left in the PTX would be one the compiler contracted from a product
     # and a sum: there is none, and the body's are all still there.
-    renamed = cuda.compile_ptx(
+    renamed = cuda_host.compile_ptx(
         'sm_90', code='#define __fmaf_rn __fmaf_rz\n' + cuda.source())
     ops = _opcodes(renamed)
     assert not [op for op in ops if op.startswith('fma.rn')]
@@ -198,14 +247,14 @@ def test_the_checks_fail_on_what_they_guard_against():
     # Operators in place of the intrinsics: with --fmad=true the compiler
     # contracts products and sums (the check above fails) ...
     fmad = [o for o in cuda.OPTIONS if not o.startswith('--fmad')]
-    contracted = cuda.compile_ptx('sm_90', fmad + ['--fmad=true'], plain)
+    contracted = cuda_host.compile_ptx('sm_90', fmad + ['--fmad=true'], plain)
     assert 'fma.rn.ftz.f32' in _opcodes(contracted)
     # ... and --fmad=false still keeps them apart.
-    kept = cuda.compile_ptx('sm_90', code=plain)
+    kept = cuda_host.compile_ptx('sm_90', code=plain)
     assert not [op for op in _opcodes(kept) if op.startswith('fma.rn')]
     # Without --ftz=true the intrinsics keep subnormals (no .ftz).
     ftz = [o for o in cuda.OPTIONS if not o.startswith('--ftz')]
-    ieee = _arithmetic(cuda.compile_ptx('sm_90', ftz + ['--ftz=false']))
+    ieee = _arithmetic(cuda_host.compile_ptx('sm_90', ftz + ['--ftz=false']))
     assert ieee and not [op for op in ieee if '.ftz' in op]
 
 
@@ -235,8 +284,8 @@ def test_the_cuda_engine_emulated_on_the_host_is_the_native_engine(
     from minibatch_hybrid.engines.native import NativeEnsemble
     if not kernels.available():
         pytest.skip('minibatch_hybrid.kernels._native not built')
-    host = cuda.host_kernels(tmp_path)
-    monkeypatch.setattr(engine, '_cupy', cuda.HostXp)
+    host = cuda_host.host_kernels(tmp_path)
+    monkeypatch.setattr(engine, '_cupy', cuda_host.HostXp)
     monkeypatch.setattr(engine, '_gpu',
                         lambda device: chainer.get_device('@numpy'))
     monkeypatch.setattr(engine, '_kernel', host.__getitem__)
@@ -264,16 +313,6 @@ def test_the_cuda_engine_emulated_on_the_host_is_the_native_engine(
         cpu.replica(3).l2.W.array.tobytes()
 
 
-def _gpu_native_check():
-    """Imports ``scripts/gpu_native_check.py`` (not a package module)."""
-    import importlib.util
-    path = os.path.join(ROOT, 'scripts', 'gpu_native_check.py')
-    spec = importlib.util.spec_from_file_location('gpu_native_check', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.exact
 def test_the_gpu_checks_digest_is_the_cpus():
     # The GPU check (scripts/gpu_native_check.py bits) passes only if the
@@ -282,7 +321,7 @@ def test_the_gpu_checks_digest_is_the_cpus():
     # run shows here first, not as a failure on a GPU.
     if not kernels.available():
         pytest.skip('minibatch_hybrid.kernels._native not built')
-    check = _gpu_native_check()
+    check = _script('gpu_native_check')
     for name in kernels.supported_kernels():
         with kernels.using_kernels(name):
             arrays = check.native_arrays()

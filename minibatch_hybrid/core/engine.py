@@ -1,22 +1,13 @@
 """The engine protocol: what the training loop trains.
 
-An *engine* holds a model (or K replicas of it) with its optimizer and
-answers the few questions the loop and the experiments ask.  Three kinds
-answer them:
-
-* one Chainer model with its optimizer, and the numpy engine's
-  :class:`~minibatch_hybrid.engines.stacked.Ensemble` with its optimizer:
-  both through :class:`ChainerEngine`, Chainer's own operations;
-* the native engine's
-  :class:`~minibatch_hybrid.engines.native.NativeEnsemble`, which carries
-  its Adam and is an engine itself.
-
-:func:`as_engine` turns what a user hands to
-:func:`~minibatch_hybrid.core.loop.train` into an engine.
+An engine holds K >= 1 replicas of the model with their optimizer:
+:class:`Engine` is what :func:`~minibatch_hybrid.core.loop.train` asks,
+:class:`StatefulEngine` adds the state that interventions, experiments and
+the bench read and set.  A Chainer model with its optimizer is wrapped in a
+:class:`ChainerEngine`; a ``NativeEnsemble`` is an engine itself.
 """
 import chainer
 from chainer import backend
-from chainer import serializer
 import numpy
 
 from minibatch_hybrid.core.diagnosis import params_activity
@@ -25,8 +16,7 @@ from minibatch_hybrid.core.model import replica_model
 from minibatch_hybrid.errors import SettingsError
 
 
-#: What :meth:`Engine.arrays` and :meth:`Engine.load` take: the weights,
-#: or Adam's first or second moments.
+#: What ``arrays`` and ``load`` take: the weights, or Adam's moments.
 WHICH = ('params', 'm', 'v')
 
 
@@ -39,49 +29,46 @@ def check_which(which):
 
 
 class Engine(object):
-    """The protocol; engines need not derive from it.
-
-    Every engine trains K >= 1 replicas: one model is an engine of one
-    replica, and only :func:`~minibatch_hybrid.core.loop.train`'s caller
-    sees it as one model.
+    """What the loop trains (engines need not derive from it).
 
     Attributes:
-        replicas (int): ``K``: orders have shape ``(K, N)``, and losses
-            one value per replica.
+        replicas (int): ``K``: orders are ``(K, N)``, losses ``(K,)``.
         device (chainer.backend.Device): Where the data must be.
-        t (int): Adam's step count.
 
     """
 
     replicas = 1
     device = None
-    t = 0
+
+    def __len__(self):
+        return self.replicas
 
     def train_epoch(self, x, y, orders, batchsize):
-        """Trains one epoch in the given orders ``(K, N)``.
-
-        Returns:
-            numpy.ndarray: ``(K,)``, the sum over the epoch's mini-batches
-            of ``loss * len(batch)`` in float64, on the CPU.
-
-        """
+        """Trains one epoch, each replica in its order of ``orders``
+        ``(K, N)``; returns each replica's sum of ``loss * len(batch)``,
+        ``(K,)`` float64 on the CPU."""
         raise NotImplementedError
 
     def evaluate(self, x, y):
-        """Returns the mean squared error on a data set, ``(K,)``, in test
-        mode, on the CPU."""
+        """Returns each replica's mean squared error, ``(K,)`` on the CPU."""
         raise NotImplementedError
+
+
+class StatefulEngine(Engine):
+    """An engine whose weights and Adam's state (``t``, its step count)
+    can be read and set; arrays are in Chainer's names (``'l1/W'``, ...),
+    replica-stacked: ``(K, ...)``."""
+
+    t = 0
 
     def activity(self, x):
         """Returns the hidden units' activity on inputs ``x`` ``(N, 1)``
-        (a :class:`~minibatch_hybrid.core.diagnosis.Activity` of ``K``
-        replicas)."""
+        (:class:`~minibatch_hybrid.core.diagnosis.Activity`)."""
         raise NotImplementedError
 
     def arrays(self, which='params'):
         """Returns the weights (``'params'``) or Adam's moments (``'m'``,
-        ``'v'``) in Chainer's names, ``'l1/W'`` and so on, replica-stacked:
-        ``(K, ...)``."""
+        ``'v'``)."""
         raise NotImplementedError
 
     def load(self, which, arrays):
@@ -90,40 +77,13 @@ class Engine(object):
 
     def replica(self, k):
         """Returns replica ``k`` as a ``MyChain`` on the CPU (a copy)."""
-        raise NotImplementedError
+        return replica_model(self.arrays(), k)
 
 
-class _Arrays(serializer.Deserializer):
-    """Chainer's deserializer protocol over a dict: how an update rule's
-    state is set from outside (as loading a snapshot sets it)."""
-
-    def __init__(self, values):
-        self.values = values
-
-    def __getitem__(self, key):
-        raise KeyError(key)
-
-    def __call__(self, key, value):
-        new = self.values[key]
-        if value is None:  # a fresh state: a copy (sent to the device at
-            return backend.CpuDevice().send(new).copy()  # the next update)
-        if isinstance(value, chainer.get_array_types()):
-            backend.copyto(value, new)
-            return value
-        return type(value)(new)
-
-
-class ChainerEngine(Engine):
-    """A Chainer link trained by a Chainer optimizer: one ``MyChain`` (an
-    engine of one replica), or an
-    :class:`~minibatch_hybrid.engines.stacked.Ensemble` (whose
-    ``stacked_names`` map its parameters to ``MyChain``'s).
-
-    The epoch is the post's loop: for each mini-batch, ``cleargrads``, the
-    loss, ``backward``, ``optimizer.update()``; the loss is summed on the
-    device and read back once per epoch.  One ``MyChain`` is given its
-    replica's order, ``(N,)``, and its arrays are seen with a replica axis
-    of one: the post's loop, operation for operation.
+class ChainerEngine(StatefulEngine):
+    """A Chainer model trained by its optimizer, in the post's loop: one
+    ``MyChain`` (K = 1), or an
+    :class:`~minibatch_hybrid.engines.stacked.Ensemble`.
 
     Args:
         link (chainer.Link): The model, on the device to train on.
@@ -162,9 +122,6 @@ class ChainerEngine(Engine):
             if param.update_rule is not None:
                 param.update_rule.t = value
 
-    def __len__(self):
-        return self.replicas
-
     def train_epoch(self, x, y, orders, batchsize):
         xp = self.device.xp
         if self._one:
@@ -190,10 +147,7 @@ class ChainerEngine(Engine):
 
     def arrays(self, which='params'):
         check_which(which)
-        if which == 'params':
-            arrays = {name: self._params[name].array for name in PARAMS}
-        else:  # zero before the first update, which makes Adam's state
-            arrays = {name: self._moment(name, which) for name in PARAMS}
+        arrays = {name: self._array(name, which) for name in PARAMS}
         if self._one:
             return {name: a[None] for name, a in arrays.items()}
         return arrays
@@ -209,39 +163,32 @@ class ChainerEngine(Engine):
                     'takes {}'.format(which, name, arrays[name].shape,
                                       self.replicas, shape))
             array = arrays[name][0] if self._one else arrays[name]
-            if which == 'params':
-                backend.copyto(self._params[name].array, array)
-            else:
-                rule = self._rule(name)
-                state = {} if rule.state is None else dict(rule.state)
-                state[which] = array
-                for key in ('m', 'v'):
-                    state.setdefault(key, numpy.zeros(
-                        self._params[name].shape, numpy.float32))
-                state['t'] = rule.t
-                rule.serialize(_Arrays(state))
+            backend.copyto(self._array(name, which, create=True), array)
 
     def replica(self, k):
         if not 0 <= k < self.replicas:
             raise IndexError('replica {} of {}'.format(k, self.replicas))
-        return replica_model(self.arrays(), k)
+        return super().replica(k)
 
-    def _moment(self, name, which):
-        state = self._rule(name).state
-        if state is None:
-            return self.device.xp.zeros_like(self._params[name].array)
-        return state[which]
-
-    def _rule(self, name):
-        rule = self._params[name].update_rule
+    def _array(self, name, which, create=False):
+        """Returns a parameter's weights or Adam moment (before the first
+        update, zeros or, with ``create``, the rule's new state)."""
+        param = self._params[name]
+        if which == 'params':
+            return param.array
+        rule = param.update_rule
         if rule is None:
             raise SettingsError('set the optimizer up on the model first')
-        return rule
+        if rule.state is None and create:
+            rule._init_states(param)  # what Chainer's first update does
+        if rule.state is None:
+            return self.device.xp.zeros_like(param.array)
+        return rule.state[which]
 
 
 def evaluate_link(link, x, y):
-    """Returns a Chainer model's mean squared error on ``x`` and ``y``
-    (float, or ``(K,)`` for an ensemble), in test mode, without a graph."""
+    """Returns a Chainer model's mean squared error (float, or ``(K,)``),
+    in test mode, without a graph."""
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         loss = link(x, y).array
     loss = backend.CpuDevice().send(loss)
@@ -249,18 +196,8 @@ def evaluate_link(link, x, y):
 
 
 def as_engine(model, optimizer):
-    """Returns the engine that trains ``model`` with ``optimizer``.
-
-    Args:
-        model: A Chainer model (``MyChain``, an
-            :class:`~minibatch_hybrid.engines.stacked.Ensemble`) with the
-            optimizer set up on it, or an engine (a
-            :class:`~minibatch_hybrid.engines.native.NativeEnsemble`, a
-            :class:`ChainerEngine`), which carries its own optimizer.
-        optimizer (chainer.Optimizer): For a Chainer model; ``None`` for
-            an engine.
-
-    """
+    """Returns the engine that trains ``model``: a Chainer model with the
+    ``optimizer`` set up on it, or an engine (``optimizer`` ``None``)."""
     if optimizer is None:
         if isinstance(model, chainer.Link):
             raise SettingsError(

@@ -1,25 +1,10 @@
 """The native arithmetic on a GPU: K replicas trained by the CUDA kernels.
 
-**Not yet run on a GPU, and not chosen by** :func:`~minibatch_hybrid.
-engines.resolve_engine`: build it by hand.  What has been checked without
-a GPU (``tests/test_cuda_kernels.py``): the kernels' per-thread code gives
-the CPU kernel sets' bits on the host; this class, with NumPy in CuPy's
-place and the kernels run on the host, gives the native engine's bits;
-NVRTC compiles the kernels for sm_90 with every operation rounded as on
-the CPU.  Whether a GPU gives the same bits as the CPU (as the design
-says it must) is the check to run first.
-
-:class:`CudaEnsemble` is :class:`~minibatch_hybrid.engines.native.
-NativeEnsemble` on a GPU: the same packing of replicas (16 to a group,
-lane = replica), the same Adam step sizes, the kernels of
-:mod:`minibatch_hybrid.kernels.cuda` (one thread per replica) in place of
-the CPU's, the weights, moments and data as CuPy arrays on the device.
+Not yet run on a GPU, nor chosen by
+:func:`~minibatch_hybrid.engines.resolve_engine` (see ``docs/gpus.md``).
 """
-
 import chainer
-import numpy
 
-from minibatch_hybrid.checks import check_batchsize
 from minibatch_hybrid.engines.native import PackedEnsemble
 from minibatch_hybrid.errors import Error
 from minibatch_hybrid import kernels
@@ -58,23 +43,13 @@ def _kernel(name):
 
 
 class CudaEnsemble(PackedEnsemble):
-    """K replicas of ``MyChain`` with Adam, trained by the CUDA kernels.
-
-    Not yet run on a GPU (see the module's text).  The protocol, the
-    arguments and the packing (:class:`~minibatch_hybrid.engines.native.
-    PackedEnsemble`) are :class:`~minibatch_hybrid.engines.native.
-    NativeEnsemble`'s, with the packed arrays on the GPU; the arithmetic is
-    the native engine's, so replica ``k`` should follow the native engine's
-    path bit for bit.
+    """:class:`~minibatch_hybrid.engines.native.NativeEnsemble` on a GPU,
+    one thread per replica: it should give the same bits.
 
     Args:
         models (list of MyChain): The replicas' initial weights (copied).
-        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters, as
-            :class:`chainer.optimizers.Adam`.
+        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters.
         device (int): The GPU.
-
-    Attributes:
-        t (int): Adam's step count.
 
     """
 
@@ -93,62 +68,31 @@ class CudaEnsemble(PackedEnsemble):
 
     @property
     def device(self):
-        """The GPU, where the kernels run and the data must be."""
         return self._device
 
-    def _launch(self, name, lanes, *args):
-        blocks = -(-lanes // THREADS)
-        with chainer.using_device(self._device):
-            _kernel(name)((blocks,), (THREADS,), args)
+    def _launch(self, kernel, batch, **values):
+        """Runs ``kernel`` on every lane, its scratch sized for batches of
+        ``batch``; ``values`` are its other arguments, by name."""
+        xp, lanes = self._xp, self.lanes
+        scratch = xp.empty(lanes * cuda.scratch_floats(batch, self.n_units),
+                           xp.float32)
+        args = cuda.arguments(kernel, n_units=self.n_units, lanes=lanes,
+                              params=self.params, scratch=scratch, **values)
+        _kernel(kernel)((-(-lanes // THREADS),), (THREADS,), args)
 
-    def train_epoch(self, x, y, orders, batchsize):
-        """Trains every replica for one epoch (as
-        :meth:`NativeEnsemble.train_epoch`).
-
-        Returns:
-            numpy.ndarray: ``(K,)`` float64 on the CPU, each replica's sum
-            over the epoch's mini-batches of ``loss * len(batch)``.
-
-        """
-        xp = self._xp
-        orders = chainer.backend.CpuDevice().send(orders)
-        with chainer.using_device(self._device):
-            x = xp.ascontiguousarray(xp.asarray(x, xp.float32).reshape(-1))
-            y = xp.ascontiguousarray(xp.asarray(y, xp.float32).reshape(-1))
-            size = len(x)
-            check_batchsize(batchsize, size)
-            order = xp.asarray(self._orders(orders, size))
-            steps = -(-size // batchsize)
-            alpha_t = xp.asarray(self._alpha_t(steps))
-            lanes = self.lanes
-            sums = xp.empty(lanes, xp.float64)
-            scratch = xp.empty(
-                lanes * cuda.scratch_floats(batchsize, self.n_units),
-                xp.float32)
+    def _train_epoch(self, x, y, order, alpha_t, batchsize):
+        sums = self._xp.empty(self.lanes, self._xp.float64)
         hp = self.hyperparams
         self._launch(
-            'mh_train_epoch', lanes, numpy.int32(self.n_units),
-            numpy.int32(batchsize), numpy.int32(size), numpy.int64(lanes),
-            self.params, self.m, self.v, x, y, alpha_t, order,
-            numpy.float32(1.0 - hp['beta1']), numpy.float32(1.0 - hp['beta2']),
-            numpy.float32(hp['eps']), numpy.float32(-hp['eta']), sums,
-            scratch)
-        self.t += steps
-        return xp.asnumpy(sums[:self.size])
+            'mh_train_epoch', batchsize, batchsize=batchsize, points=len(x),
+            m=self.m, v=self.v, x=x, y=y, alpha_t=alpha_t, order=order,
+            one_minus_beta1=1.0 - hp['beta1'],
+            one_minus_beta2=1.0 - hp['beta2'], eps=hp['eps'],
+            neg_eta=-hp['eta'], sums=sums)
+        return sums
 
-    def evaluate(self, x, y):
-        """Returns each replica's mean squared error on a data set, on the
-        CPU (as :meth:`NativeEnsemble.evaluate`: ``(N, 1)`` data shared by
-        the replicas, or ``(K, N, 1)``)."""
-        xp = self._xp
-        lanes = self.lanes
-        with chainer.using_device(self._device):
-            x, y = self._lane_data(x, y, xp)
-            out = xp.empty(lanes, xp.float32)
-            scratch = xp.empty(
-                lanes * cuda.scratch_floats(kernels.EVAL_BATCH, self.n_units),
-                xp.float32)
-        self._launch('mh_evaluate', lanes, numpy.int32(self.n_units),
-                     numpy.int32(x.shape[1]), numpy.int64(lanes),
-                     self.params, x, y, out, scratch)
-        return xp.asnumpy(out[:self.size])
+    def _evaluate(self, x, y):
+        out = self._xp.empty(self.lanes, self._xp.float32)
+        self._launch('mh_evaluate', kernels.EVAL_BATCH, points=x.shape[1],
+                     x=x, y=y, out=out)
+        return out

@@ -12,18 +12,13 @@ _NAMES = ('W1', 'b1', 'W2', 'b2', 'W3', 'b3')
 
 
 class Ensemble(chainer.Link):
-    """K replicas of :class:`~minibatch_hybrid.core.model.MyChain`, stacked.
+    """K replicas of :class:`~minibatch_hybrid.core.model.MyChain`, stacked:
+    the numpy engine.
 
-    Parameter ``W2`` has shape ``(K, n, n)``: replica ``k``'s ``l2.W`` is
-    ``W2[k]``, and so on.  Called with inputs and targets of shape ``(K, B,
-    1)`` (one mini-batch per replica) it returns the ``(K,)`` per-replica
-    mean squared errors; inputs of shape ``(B, 1)`` are shared by all
-    replicas.  Trained by the package's loop
-    (:func:`~minibatch_hybrid.core.loop.train`) with one schedule per
-    replica, and an elementwise optimizer such as Adam, replica ``k``
-    follows the same path as the single model would, to float32 rounding.
-    This is the ``numpy`` engine (CuPy's on a GPU); the native engine's
-    ensemble is :class:`~minibatch_hybrid.engines.native.NativeEnsemble`.
+    Replica ``k``'s ``l2.W`` is ``W2[k]``, and so on.  Called with inputs
+    and targets ``(K, B, 1)`` (or ``(B, 1)``, shared) it returns the
+    ``(K,)`` mean squared errors.  With an elementwise optimizer (Adam),
+    replica ``k`` follows the single model's path to float32 rounding.
 
     Args:
         models (list of MyChain): The replicas' initial weights (copied).
@@ -54,12 +49,8 @@ class Ensemble(chainer.Link):
         return replica_model(self.arrays(), k)
 
     def arrays(self):
-        """Returns the replica-stacked weights in Chainer's names (views).
-
-        Returns:
-            dict: ``'l1/W'`` to the ``(K, n, 1)`` array, and so on.
-
-        """
+        """Returns the replica-stacked weights in Chainer's names (views):
+        ``'l1/W'`` to the ``(K, n, 1)`` array, and so on."""
         return {link: getattr(self, name).array
                 for name, link in zip(_NAMES, PARAMS)}
 

@@ -11,9 +11,10 @@
  *
  * The layout of a group's parameters is _native_layout.h's, as on the
  * CPU (GROUP lanes wide, element e of lane l at [e * GROUP + l]); a
- * thread works on lane l = lane % GROUP of group lane / GROUP.  Its scratch (h1, h2, g1: B n
- * floats; x, t, d, gy: B; loss: 1, contiguous) is MH_SCRATCH(B, n)
- * floats of global memory at scratch + lane * MH_SCRATCH(B, n).
+ * thread works on lane l = lane % GROUP of group lane / GROUP.  Its
+ * scratch (h1, h2, g1: B n floats; x, t, d, gy: B; loss: 1, contiguous)
+ * is MH_SCRATCH(B, n) floats of global memory at
+ * scratch + lane * MH_SCRATCH(B, n).
  *
  * Without __CUDACC__ this file is plain C (scripts/cuda_host_harness.c
  * includes it): train_lane and evaluate_lane, which the kernels run, run
@@ -35,7 +36,7 @@ typedef ptrdiff_t idx;
 #include "_native_body.h"
 
 /* Floats of one thread's scratch for batches of B (cuda.py's
- * scratch_floats says the same). */
+ * scratch_floats says the same; a test compares them). */
 #define MH_SCRATCH(B, n) (3 * (idx)(B) * (n) + 4 * (idx)(B) + 1)
 
 
@@ -93,36 +94,39 @@ evaluate_lane(int n, int N, idx lane, const float *params, const float *X,
 }
 
 #ifdef __CUDACC__
-/* One epoch of lanes 0 <= lane < lanes (groups * GROUP), one per thread.
- * params, m, v: float32 (groups, PARAMS(n), GROUP); X, Y: float32 (N);
- * alpha_t: float32, one per step; order: int32 (lanes, N); sum_loss:
- * float64 (lanes); scratch: float32 (lanes, MH_SCRATCH(B, n)). */
+/* The kernels, one lane per thread; their parameters are cuda.py's
+ * PARAMETERS, which builds each launch.  mh_train_epoch: one epoch of
+ * lanes 0 <= lane < lanes (groups * GROUP).  params, m, v: float32
+ * (groups, PARAMS(n), GROUP); x, y: float32 (points); alpha_t: float32,
+ * one per step; order: int32 (lanes, points); sums: float64 (lanes);
+ * scratch: float32 (lanes, MH_SCRATCH(batchsize, n_units)). */
 extern "C" __global__ void
-mh_train_epoch(int n, int B, int N, long long lanes, float *params,
-               float *m, float *v, const float *X, const float *Y,
-               const float *alpha_t, const int *order,
+mh_train_epoch(int n_units, int batchsize, int points, long long lanes,
+               float *params, float *m, float *v, const float *x,
+               const float *y, const float *alpha_t, const int *order,
                float one_minus_beta1, float one_minus_beta2, float eps,
-               float neg_eta, double *sum_loss, float *scratch)
+               float neg_eta, double *sums, float *scratch)
 {
     const idx lane = (idx)blockIdx.x * blockDim.x + threadIdx.x;
     if (lane >= lanes)
         return;
     const adam_hp h = {one_minus_beta1, one_minus_beta2, eps, neg_eta};
-    train_lane(n, B, N, lane, params, m, v, X, Y, alpha_t, order, h,
-               sum_loss, scratch + lane * MH_SCRATCH(B, n));
+    train_lane(n_units, batchsize, points, lane, params, m, v, x, y,
+               alpha_t, order, h, sums,
+               scratch + lane * MH_SCRATCH(batchsize, n_units));
 }
 
-/* Mean squared error of lanes 0 <= lane < lanes, one per thread: X, Y
- * float32 (lanes, N), out float32 (lanes); scratch: float32
- * (lanes, MH_SCRATCH(EVAL_BATCH, n)). */
+/* Mean squared error of lanes 0 <= lane < lanes: x, y float32
+ * (lanes, points), out float32 (lanes); scratch: float32
+ * (lanes, MH_SCRATCH(EVAL_BATCH, n_units)). */
 extern "C" __global__ void
-mh_evaluate(int n, int N, long long lanes, const float *params,
-            const float *X, const float *Y, float *out, float *scratch)
+mh_evaluate(int n_units, int points, long long lanes, const float *params,
+            const float *x, const float *y, float *out, float *scratch)
 {
     const idx lane = (idx)blockIdx.x * blockDim.x + threadIdx.x;
     if (lane >= lanes)
         return;
-    evaluate_lane(n, N, lane, params, X, Y, out,
-                  scratch + lane * MH_SCRATCH(EVAL_BATCH, n));
+    evaluate_lane(n_units, points, lane, params, x, y, out,
+                  scratch + lane * MH_SCRATCH(EVAL_BATCH, n_units));
 }
 #endif

@@ -1,9 +1,8 @@
-"""Splitting independent NumPy work across the CPU's cores.
+"""Splitting independent work across the CPU's cores.
 
-NumPy releases the GIL inside its matrix products and ufuncs, so threads
-that work on disjoint slices of the same arrays run in parallel.  Each
-slice's result does not depend on how the work is split, so results are the
-same bits with one thread or many.
+Threads work on disjoint slices of the same arrays (NumPy and the kernels
+release the GIL); a slice's result does not depend on the split, so the
+bits are the same with one thread or many.
 """
 import concurrent.futures
 import os
@@ -12,14 +11,10 @@ from minibatch_hybrid.errors import SettingsError
 
 _pool = None
 
-#: The environment variable that sets the threads (a local Dask cluster
-#: gives each worker process its share of the cores).  It takes an integer
-#: from 1 to :data:`THREADS_PER_CORE` times the cores this process may use;
-#: anything else is refused (:func:`check_threads`).
+#: The environment variable that sets the threads (:func:`check_threads`).
 THREADS_VARIABLE = 'MINIBATCH_HYBRID_THREADS'
 
-#: Threads allowed per core: more only slow the work down (each thread
-#: takes a slice of the same arrays) and cost memory.
+#: Threads allowed per core: more only slow the work down.
 THREADS_PER_CORE = 4
 
 
@@ -32,21 +27,9 @@ def cores():
 
 
 def check_threads(value=None):
-    """Returns the thread count ``MINIBATCH_HYBRID_THREADS`` asks for.
-
-    Args:
-        value (str): The variable's value (default: read from the
-            environment).  Unset or empty means all the cores.
-
-    Returns:
-        int or None: The count, or None if the variable is unset or empty.
-
-    Raises:
-        SettingsError: Unless the value is an integer from 1 to
-            :data:`THREADS_PER_CORE` times :func:`cores`, in one line that
-            names the variable, the value and the range.
-
-    """
+    """Returns the thread count ``MINIBATCH_HYBRID_THREADS`` (or
+    ``value``) asks for, None if unset or empty; a SettingsError unless an
+    integer from 1 to :data:`THREADS_PER_CORE` times :func:`cores`."""
     if value is None:
         value = os.environ.get(THREADS_VARIABLE, '')
     text = value.strip()
@@ -64,9 +47,8 @@ def check_threads(value=None):
 
 
 def workers():
-    """Returns the number of threads to use: the cores this process may use,
-    or ``MINIBATCH_HYBRID_THREADS`` if that is set (a bad value raises
-    SettingsError, see :func:`check_threads`)."""
+    """Returns the number of threads to use: ``MINIBATCH_HYBRID_THREADS``
+    if set (:func:`check_threads`), else the cores this process may use."""
     return check_threads() or cores()
 
 
@@ -78,10 +60,8 @@ def slices(n, parts):
 
 
 def run(function, parts):
-    """Calls ``function(part)`` for each part, in parallel when worthwhile.
-
-    The calling thread takes the first part itself: one hand-over fewer.
-    """
+    """Calls ``function(part)`` for each part, in parallel; the calling
+    thread takes the first part itself."""
     global _pool
     if len(parts) == 1:
         function(parts[0])
