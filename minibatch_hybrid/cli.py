@@ -5,8 +5,7 @@ import threading
 
 from minibatch_hybrid import _startup
 
-#: Ctrl-Cs that came after the imports but before :func:`main` could take
-#: them (see :func:`_take_interrupts`).
+#: Ctrl-Cs that came after the imports but before :func:`main` took them.
 _deferred = []
 
 
@@ -15,9 +14,9 @@ def _defer_interrupt(signum, frame):
 
 
 def _runs_the_command():
-    """Whether Ctrl-C is this module's to handle: in the main thread of a
-    command's own process (not a worker process that it started, which
-    imports the command's script again), at Python's default handler."""
+    """Whether Ctrl-C is this module's to handle: in the main thread of the
+    command's own process (not a worker process that imports its script
+    again), at Python's default handler."""
     multiprocessing = sys.modules.get('multiprocessing')
     worker = '--multiprocessing-fork' in getattr(sys, 'orig_argv', ()) or (
         multiprocessing is not None and (
@@ -28,8 +27,7 @@ def _runs_the_command():
         signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-# A command keeps a Ctrl-C from here until main() is in its handler, so that
-# none falls between the start-up block and main(): it is raised there.
+# A Ctrl-C between the start-up block and main() is kept, and raised there.
 if _runs_the_command():
     signal.signal(signal.SIGINT, _defer_interrupt)
 
@@ -54,15 +52,11 @@ with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
 
 #: The command's name, as its messages give it.
 PROG = 'minibatch-hybrid'
-
 #: The environment variable that names a Dask scheduler (--scheduler).
 SCHEDULER_VARIABLE = 'MINIBATCH_HYBRID_SCHEDULER'
-
 #: Epochs of ``--quick``: enough to see both phases.
 QUICK_EPOCHS = 40
-
-#: Seeds of ``study --quick`` and ``sweep --quick``, unless --seeds is
-#: given.
+#: Seeds of ``--quick`` (study, sweep, remedies) unless --seeds is given.
 QUICK_SEEDS = 4
 
 
@@ -73,82 +67,61 @@ def build_parser():
         '"fixed then random" sin(x) experiment.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
+    quick = {'epochs': QUICK_EPOCHS, 'seeds': QUICK_SEEDS}
 
-    p = commands.add_parser(
-        'reproduce', help="reproduce the post's figure (normal vs hybrid)",
-        description="Train the post's MyChain on sin(x) twice from the same "
-        "initial weights: in random order for all epochs (normal), and in "
-        "fixed order for the first half, random for the second (hybrid). "
-        "Writes {} into the output folder.".format(
-            ', '.join(reproduce.OUTPUT_FILES)))
-    reproduction = reproduce.ReproductionConfig
-    settings.add_options(p, ('epochs', 'seed', 'batchsize', 'n_units',
-                             'device'), reproduction,
-                         quick={'epochs': QUICK_EPOCHS})
-    p.add_argument('--out', '-o', default=os.path.join('results',
-                                                       'reproduce'),
-                   help='output folder (default: results/reproduce)')
+    p = _command(
+        commands, 'reproduce', _reproduce,
+        "reproduce the post's figure (normal vs hybrid)",
+        "Train the post's MyChain on sin(x) twice from the same weights: in "
+        'random order (normal), and in fixed order for the first half, '
+        'random for the rest (hybrid). Writes {}.'.format(
+            ', '.join(reproduce.OUTPUT_FILES)),
+        {'epochs': QUICK_EPOCHS})
+    settings.add_options(
+        p, ('epochs', 'seed', 'batchsize', 'n_units', 'device', 'engine'),
+        reproduce.ReproductionConfig, quick={'epochs': QUICK_EPOCHS})
     p.add_argument('--literal', action='store_true',
                    help="run the hybrid as the post's code did: 249 fixed + "
                    "249 random epochs of 500 (its Python 2 range); the "
                    "default follows its text, 250 + 250")
-    settings.add_options(p, ('engine',), reproduction)
-    p.add_argument('--quick', action='store_true',
-                   help='a quick look: {} epochs unless --epoch is given'
-                   .format(QUICK_EPOCHS))
-    p.set_defaults(func=_reproduce)
 
-    p = commands.add_parser(
-        'study', help='many seeds, schedules compared pair by pair',
-        description='Train every schedule from every seed\'s initial '
-        'weights (shared by the schedules of a seed) as one ensemble per '
-        'chunk of seeds, and compare the final losses seed by seed. Chunks '
-        'are saved as they finish: rerun the same command after an '
-        'interruption to continue.')
-    _add_study_options(p, out='study')
+    p = _command(
+        commands, 'study', _study,
+        'many seeds, schedules compared pair by pair',
+        'Train every schedule from every seed, a chunk of seeds at a time, '
+        'and compare the final losses seed by seed. Rerun the same command '
+        'after an interruption to continue.', quick)
+    _add_study_options(p, quick)
     p.add_argument('--schedules', '-s', default=None,
                    help='comma-separated schedules (default: "{}" for E '
                    'epochs)'.format(','.join(settings.DEFAULT_SCHEDULES)))
-    p.set_defaults(func=_study)
 
-    p = commands.add_parser(
-        'sweep', help='final loss against the switch point',
-        description='Runs hybrids with a growing fraction of fixed-order '
-        'epochs (and the reverse, random first) at a fixed total of epochs, '
-        'over many seeds; resumable like study.')
-    _add_study_options(p, out='sweep', chunk=study.sweep.CHUNK)
+    p = _command(
+        commands, 'sweep', _sweep, 'final loss against the switch point',
+        'Run hybrids with a growing fraction of fixed-order epochs (and the '
+        'reverse, random first) over many seeds; resumable like study.',
+        quick)
+    _add_study_options(p, quick, study.sweep.CHUNK)
     p.add_argument('--fractions', default='0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,'
                    '0.8,0.9,1', help='fractions of epochs in fixed order')
     p.add_argument('--no-reverse', action='store_true',
                    help='leave out the reverse hybrids (random first)')
-    p.set_defaults(func=_sweep)
 
-    p = commands.add_parser(
-        'remedies', help='cures for the stuck hybrid compared over the '
-        'same seeds',
-        description='Trains the post\'s hybrid from every seed once per '
-        'remedy applied at its switch (none; dead units revived in layer '
-        '1, 2 or both; Adam reset; a learning-rate restart) and counts, '
-        'against the plain hybrid, the stuck runs freed, the healthy runs '
-        'made stuck and the median ratio on healthy runs. Writes '
-        'remedies.csv and remedies.json.')
+    p = _command(
+        commands, 'remedies', _remedies,
+        'cures for the stuck hybrid compared over the same seeds',
+        "Train the post's hybrid from every seed once per remedy applied at "
+        'its switch, and compare each with the plain hybrid. Writes '
+        'remedies.csv and remedies.json.', quick)
     settings.add_options(p, ('seeds', 'first_seed', 'epochs', 'n_units',
-                             'engine'), StudyConfig,
-                         quick={'seeds': QUICK_SEEDS,
-                                'epochs': QUICK_EPOCHS})
-    _add_out_and_quick(p, 'remedies')
-    p.set_defaults(func=_remedies)
+                             'engine'), StudyConfig, quick=quick)
 
-    p = commands.add_parser(
-        'bench', help='speed of the post\'s loop, the package\'s loop and '
-        'both engines on the study\'s real workload, side by side',
-        description='Trains the study\'s replicas (half random, half '
-        'hybrid) to late training, then times a window of epochs from that '
-        'state for each contender in turn, several rounds: the post\'s '
-        'loop, the package\'s loop, the numpy engine and the native engine '
-        'with each kernel set the CPU runs; the same from fresh weights. '
-        'Prints medians with their spread and writes bench.json into the '
-        'output folder.')
+    p = _command(
+        commands, 'bench', _bench,
+        "speed of the loops and engines on the study's workload",
+        "Time the post's loop, the package's loop and the engines on the "
+        "study's replicas, late in training and from fresh weights, in "
+        'turns over several rounds. Writes bench.json.')
     p.add_argument('--replicas', '-k', default='64,128',
                    help='ensemble sizes (default: 64,128; a study chunk '
                    'trains 64)')
@@ -162,58 +135,53 @@ def build_parser():
     settings.add_options(p, ('device',), helps={
         'device': 'device of the numpy engine\'s ensemble, e.g. @cupy:0 '
         '(default: {default}); the rest runs on the CPU'})
-    p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
-                   help='output folder (default: results/bench)')
-    p.set_defaults(func=_bench)
     return parser
 
 
-def _add_study_options(p, out, chunk=None):
-    """Adds the options that the study and the sweep share; ``chunk``
-    replaces the settings' default chunk size."""
+def _command(commands, name, func, help, description, quick=None):
+    """Adds the subcommand ``name``, run by ``func(args)``, with its
+    ``--out`` and the ``--quick`` that gives the values ``quick``."""
+    p = commands.add_parser(name, help=help, description=description)
+    p.set_defaults(func=func)
+    p.add_argument('--out', '-o', default=os.path.join('results', name),
+                   help='output folder (default: results/{})'.format(name))
+    if quick:
+        p.add_argument('--quick', action='store_true',
+                       help='a quick look: {} unless given'.format(', '.join(
+                           '{} {}'.format(v, k) for k, v in quick.items())))
+    return p
+
+
+def _add_study_options(p, quick, chunk=None):
+    """Adds the options of the study and the sweep; ``chunk`` replaces the
+    default chunk size."""
     settings.add_options(
         p, ('seeds', 'first_seed', 'epochs', 'batchsize', 'n_units',
             'device', 'engine', 'chunk', 'revive'), StudyConfig,
-        quick={'seeds': QUICK_SEEDS, 'epochs': QUICK_EPOCHS},
-        defaults={} if chunk is None else {'chunk': chunk})
+        quick=quick, defaults={} if chunk is None else {'chunk': chunk})
     p.add_argument('--scheduler', default=None, metavar='ADDRESS',
-                   help='run the chunks as tasks on the Dask cluster whose '
-                   'scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786; '
-                   'default: ${} if set; tcp:// only), with the native '
-                   'engine; the results are the same bytes'
-                   .format(SCHEDULER_VARIABLE))
+                   help='run the chunks on the Dask cluster whose scheduler '
+                   'is at ADDRESS (tcp:// only; default: ${} if set), with '
+                   'the native engine: the same bytes'.format(
+                       SCHEDULER_VARIABLE))
     p.add_argument('--workers', type=int, default=None, metavar='N',
                    help='run the chunks on a local Dask cluster of N worker '
                    'processes (at most 2 per core)')
-    _add_out_and_quick(p, out)
-
-
-def _add_out_and_quick(p, out):
-    """Adds ``--out`` (default ``results/<out>``) and the many-seed
-    commands' ``--quick``."""
-    p.add_argument('--out', '-o', default=os.path.join('results', out),
-                   help='output folder (default: results/{})'.format(out))
-    p.add_argument('--quick', action='store_true',
-                   help='a quick look: {} epochs, {} seeds unless given'
-                   .format(QUICK_EPOCHS, QUICK_SEEDS))
 
 
 def _cluster(args, config):
-    """The Dask cluster the options ask for, or None (then no Dask).
-
-    Everything that can be checked here is, before a cluster starts.
-    """
+    """The Dask cluster the options ask for, or None; checked as far as
+    can be before it starts."""
     if args.scheduler is not None and not args.scheduler.strip():
         raise errors.SettingsError('--scheduler needs an address, such as '
                                    'tcp://10.0.0.5:8786')
     # Imported here: no Dask is imported before a cluster is asked for.
     from minibatch_hybrid.experiments.study import distributed
-    scheduler = (args.scheduler or os.environ.get(SCHEDULER_VARIABLE, '')
-                 ).strip() or None
-    # An error about an address from the environment says where it came
-    # from.
+    variable = os.environ.get(SCHEDULER_VARIABLE, '')
+    scheduler = (args.scheduler or variable).strip() or None
+    # An error about an address from the environment names the variable.
     source = '' if args.scheduler else '{}={}: '.format(
-        SCHEDULER_VARIABLE, os.environ.get(SCHEDULER_VARIABLE, ''))
+        SCHEDULER_VARIABLE, variable)
     try:
         if scheduler:
             scheduler = distributed.parse_address(scheduler)[0]
@@ -238,6 +206,30 @@ def _cluster(args, config):
         raise distributed.ClusterError(source + str(e)) from None
 
 
+def _run_chunks(args, config, run, files):
+    """Calls ``run(cluster)`` with the cluster the options ask for, open,
+    or None; then names the ``files`` written."""
+    cluster = _cluster(args, config)
+    with contextlib.nullcontext() if cluster is None else cluster:
+        run(cluster)
+    print('wrote ' + ', '.join(os.path.join(args.out, name)
+                               for name in files))
+
+
+def _log(line):
+    print(line, file=sys.stderr)
+
+
+def _check_out(out, files):
+    """Checks the output folder before any work, and says which of the
+    result ``files`` there the run replaces."""
+    earlier = set(results.check_output_dir(out, targets=files)) & set(files)
+    if earlier:
+        print('{} holds the results of an earlier run ({}); this run '
+              'replaces them, all together, when it ends'.format(
+                  out, ', '.join(sorted(earlier))))
+
+
 def _apply_quick(args):
     """Fills in the epochs (and a study's seeds) that depend on --quick."""
     if args.epoch is None:
@@ -255,27 +247,15 @@ def _study(args):
         text = ','.join(settings.default_schedules(args.epoch))
     config = study.StudyConfig([t.strip() for t in text.split(',')],
                                **settings.from_args(args, StudyConfig))
-    with contextlib.ExitStack() as stack:
-        cluster = _cluster(args, config)
-        if cluster is not None:
-            stack.enter_context(cluster)
-        study.run_study(config, args.out, cluster=cluster,
-                        finish=_study_outputs(args.out),
-                        outputs=study.STUDY_FILES)
-    print('wrote ' + ', '.join(os.path.join(args.out, name)
-                               for name in study.STUDY_FILES))
 
-
-def _study_outputs(out):
-    """Writes a study's files, its table printed first: the numbers are
-    seen even where no file can be written (run with the folder held)."""
-
-    def finish(result):
+    def finish(result):  # the table first, even where no file can be
         summary = study.summarize(result)
         for line in study.summary_table(summary):
             print(line)
-        study.write_study_outputs(result, summary, out)
-    return finish
+        study.write_study_outputs(result, summary, args.out)
+    _run_chunks(args, config, lambda cluster: study.run_study(
+        config, args.out, cluster=cluster, finish=finish,
+        outputs=study.STUDY_FILES), study.STUDY_FILES)
 
 
 def _sweep(args):
@@ -289,14 +269,9 @@ def _sweep(args):
     sweep, config = study.sweep_config(
         fractions, not args.no_reverse,
         **settings.from_args(args, StudyConfig))
-    with contextlib.ExitStack() as stack:
-        cluster = _cluster(args, config)
-        if cluster is not None:
-            stack.enter_context(cluster)
-        study.run_sweep(sweep, config, args.out, cluster=cluster,
-                        show=print)
-    print('wrote {}'.format(', '.join(os.path.join(args.out, name)
-                                      for name in study.SWEEP_FILES)))
+    _run_chunks(args, config, lambda cluster: study.run_sweep(
+        sweep, config, args.out, cluster=cluster, show=print),
+        study.SWEEP_FILES)
 
 
 def _remedies(args):
@@ -309,7 +284,7 @@ def _remedies(args):
     seeds = config.seed_list()
     runs = remedies.run_remedies(
         seeds, config.epochs, n_units=config.n_units, engine=config.engine,
-        log=lambda line: print(line, file=sys.stderr))
+        log=_log)
     rows = remedies.compare(runs)
     for line in remedies.table(rows, len(seeds)):
         print(line)
@@ -333,14 +308,9 @@ def _bench(args):
             '--replicas must be comma-separated positive integers, got '
             '{!r}'.format(args.replicas))
     bench.check_settings(replicas, args.warmup, args.window, args.repeat)
-    if 'bench.json' in results.check_output_dir(args.out,
-                                                targets=('bench.json',)):
-        print('{} holds an earlier bench.json; this run replaces it'.format(
-            args.out))
+    _check_out(args.out, ('bench.json',))
     result = bench.run_benchmark(replicas, args.warmup, args.window,
-                                 args.repeat, device=args.device,
-                                 log=lambda line: print(line,
-                                                        file=sys.stderr))
+                                 args.repeat, device=args.device, log=_log)
     for line in bench.table(result):
         print(line)
     result['environment'] = results.environment()
@@ -356,29 +326,21 @@ def _reproduce(args):
         literal=args.literal,
         **settings.from_args(args, reproduce.ReproductionConfig))
     config.check_memory()
-    # A bad device or output folder fails before anything starts.
-    get_device(config.device)
-    earlier = set(results.check_output_dir(
-        args.out, targets=reproduce.OUTPUT_FILES)) & set(
-        reproduce.OUTPUT_FILES)
-    if earlier:
-        print('{} holds the results of an earlier run ({}); this run '
-              'replaces them, all together, when it ends'.format(
-                  args.out, ', '.join(sorted(earlier))))
+    get_device(config.device)  # a bad device fails before anything starts
+    _check_out(args.out, reproduce.OUTPUT_FILES)
     print('start...')
     outcome = reproduce.run_reproduction(config)
     print('end')
     # The numbers first: they are printed even if no file can be written.
     for line in reproduce.summary(outcome):
         print(line)
-    paths = reproduce.write_outputs(outcome, config, args.out)
-    args.written = paths
-    print('wrote ' + ', '.join(paths))
+    args.written = reproduce.write_outputs(outcome, config, args.out)
+    print('wrote ' + ', '.join(args.written))
 
 
 def _take_interrupts():
     """Lets Ctrl-C raise KeyboardInterrupt again, and raises one that came
-    while it was kept (after the start-up block, before :func:`main`)."""
+    while it was kept."""
     if signal.getsignal(signal.SIGINT) is _defer_interrupt:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if _deferred:
@@ -389,17 +351,10 @@ def _take_interrupts():
 def main(argv=None):
     """Runs the command line; returns the exit status.
 
-    An error the user can fix (:class:`~minibatch_hybrid.errors.Error`),
-    and an :class:`OSError` that names its file, end it with exit status
-    2 and one line; anything else is a bug, and keeps its traceback.
-
-    A Ctrl-C at any moment ends it with exit status 130 and one line: one
-    that comes before the command runs (while the options are read, say)
-    is taken here, one while it runs by the command's own handler.
-
-    Standard output that fails (a closed pipe, a full disk) does not stop
-    the command: it runs to its end and writes its files, then says so in
-    one line, with exit status 2 (:mod:`~minibatch_hybrid.io.console`).
+    An error the user can fix, and an OSError that names its file, end it
+    with one line and exit status 2; a Ctrl-C, with one line and 130.  A
+    failing standard output does not stop the command: it says so at the
+    end, with exit status 2 (:mod:`~minibatch_hybrid.io.console`).
     """
     return console.run(PROG, _main_guarded, argv)
 
@@ -435,9 +390,9 @@ def _main(argv, finished):
         'outputs' if args.command in ('study', 'sweep') else ''
     try:
         with errors.boundary(parser, hint):
-            # A bad MINIBATCH_HYBRID_THREADS is refused before any work.
+            # Bad MINIBATCH_HYBRID_THREADS or _KERNELS: refused before work.
             threads.check_threads()
-            kernels.check_environment()  # and MINIBATCH_HYBRID_KERNELS
+            kernels.check_environment()
             args.func(args)
     except KeyboardInterrupt:
         if args.command in ('study', 'sweep'):

@@ -53,6 +53,10 @@ def test_the_defaults_are_the_posts():
         settings.default_schedules(500)
     assert [text for _, text in bench.study_schedules(2)] == \
         settings.default_schedules(bench.EPOCHS)
+    # Was the doctest of settings.py.
+    assert repr(Settings()) == (
+        "Settings(epochs=500, batchsize=10, n_units=100, n_data=1000, "
+        "n_heldout=1000, device='@numpy', engine='numpy')")
 
 
 @pytest.mark.parametrize('cls', list(CLASSES))

@@ -49,3 +49,9 @@ def test_bootstrap_is_seeded_and_narrows_with_more_seeds():
 def test_paired_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match='equal-length'):
         stats.paired([1.0, 2.0], [1.0], numpy.random.default_rng(0))
+
+
+def test_rate_interval_of_no_stuck_runs():
+    # Was a doctest of stats.rate_interval.
+    low, high = stats.rate_interval(0, 64)
+    assert (low, round(high, 4)) == (0.0, 0.0566)

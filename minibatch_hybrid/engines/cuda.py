@@ -48,16 +48,16 @@ class CudaEnsemble(PackedEnsemble):
 
     Args:
         models (list of MyChain): The replicas' initial weights (copied).
-        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters.
         device (int): The GPU.
+        adam: Adam's hyperparameters, fields of
+            :data:`~minibatch_hybrid.core.adam.HYPERPARAMS` to replace.
 
     """
 
-    def __init__(self, models, alpha=0.001, beta1=0.9, beta2=0.999,
-                 eps=1e-8, eta=1.0, device=0):
+    def __init__(self, models, device=0, **adam):
         self._xp = _cupy()
         self._device = _gpu(device)
-        super().__init__(list(models), alpha, beta1, beta2, eps, eta)
+        super().__init__(list(models), **adam)
 
     def _to_device(self, packed):
         with chainer.using_device(self._device):

@@ -3,13 +3,14 @@
 The same bits on every CPU, equal to Chainer's (the numpy engine's) to
 float32 rounding only: a study records its engine and does not mix them.
 """
-import math
 
 import chainer
 import numpy
 
 from minibatch_hybrid import kernels
 from minibatch_hybrid.checks import check_batchsize
+from minibatch_hybrid.core.adam import HYPERPARAMS
+from minibatch_hybrid.core.adam import step_sizes
 from minibatch_hybrid.core.engine import StatefulEngine
 from minibatch_hybrid.core.engine import check_which
 from minibatch_hybrid.core.diagnosis import Activity
@@ -34,12 +35,12 @@ class PackedEnsemble(StatefulEngine):
 
     Args:
         models (list of MyChain): The replicas' initial weights (copied).
-        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters.
+        adam: Adam's hyperparameters, fields of
+            :data:`~minibatch_hybrid.core.adam.HYPERPARAMS` to replace.
 
     """
 
-    def __init__(self, models, alpha=0.001, beta1=0.9, beta2=0.999,
-                 eps=1e-8, eta=1.0):
+    def __init__(self, models, **adam):
         stacked = stack_models(models)
         self.n_units = stacked['l2/W'].shape[1]
         self.size = len(stacked['l2/W'])
@@ -48,8 +49,7 @@ class PackedEnsemble(StatefulEngine):
         shape = (self.groups, self.n_params, GROUP)
         self.m = self._to_device(numpy.zeros(shape, numpy.float32))
         self.v = self._to_device(numpy.zeros(shape, numpy.float32))
-        self.hyperparams = dict(alpha=alpha, beta1=beta1, beta2=beta2,
-                                eps=eps, eta=eta)
+        self.hyperparams = HYPERPARAMS._replace(**adam)._asdict()
         self.t = 0
 
     @classmethod
@@ -106,18 +106,6 @@ class PackedEnsemble(StatefulEngine):
         out[self.size:] = numpy.arange(size)  # lanes without a replica
         return out
 
-    def _alpha_t(self, steps):
-        # Chainer's formula (chainer.optimizers.adam._learning_rate), step
-        # by step, cast to float32 as NumPy casts it.
-        hp = self.hyperparams
-        t = numpy.arange(self.t + 1, self.t + steps + 1, dtype=numpy.float64)
-        out = numpy.empty(steps, numpy.float32)
-        for i, ti in enumerate(t):
-            fix1 = 1. - math.pow(hp['beta1'], ti)
-            fix2 = 1. - math.pow(hp['beta2'], ti)
-            out[i] = hp['alpha'] * math.sqrt(fix2) / fix1
-        return out
-
     def _lane_data(self, x, y, xp=numpy):
         """Returns each lane's data, ``(lanes, N)`` contiguous float32, from
         ``(N, 1)`` data shared by the replicas or ``(K, N, 1)``."""
@@ -149,7 +137,8 @@ class PackedEnsemble(StatefulEngine):
             steps = -(-size // batchsize)
             sums = self._train_epoch(
                 x, y, self._to_device(self._orders(orders, size)),
-                self._to_device(self._alpha_t(steps)), batchsize)
+                self._to_device(step_sizes(self.t, steps,
+                                           **self.hyperparams)), batchsize)
         self.t += steps
         return self._to_host(sums)[:self.size]
 
@@ -170,8 +159,7 @@ class NativeEnsemble(PackedEnsemble):
     units.  Replica ``k``'s numbers do not depend on the other replicas.
     """
 
-    def __init__(self, models, alpha=0.001, beta1=0.9, beta2=0.999,
-                 eps=1e-8, eta=1.0):
+    def __init__(self, models, **adam):
         kernels.check_available()
         models = list(models)
         # Before anything is stacked: 8193 units are 268 MB a replica.
@@ -182,7 +170,7 @@ class NativeEnsemble(PackedEnsemble):
                 'the native engine trains at most {} units a layer, not {}: '
                 '--units must be at most {} (or use --engine numpy)'.format(
                     kernels.MAX_UNITS, units, kernels.MAX_UNITS))
-        super().__init__(models, alpha, beta1, beta2, eps, eta)
+        super().__init__(models, **adam)
 
     def _to_device(self, packed):
         return packed

@@ -1,31 +1,8 @@
-"""Benchmark of the real workload: the study's ensembles in late training.
-
-What users run is a study: K replicas, half in random order and half in
-the post's hybrid order, for 500 epochs.  Late in training many ReLU units
-are dead, their weights' gradients are exactly zero, and Adam's first
-moment of those weights decays into the subnormal range, which costs Intel
-CPUs a microcode assist per operand.  A benchmark from fresh weights sees
-none of that, so this one times a *window* of a real run well past the
-switch:
-
-1. The study's replicas (seed ``k // 2``; ``random`` for even ``k``,
-   ``fixed:E/2+random:E/2`` for odd ``k``) are trained by the native engine
-   under IEEE semantics for ``warmup`` epochs (default 300 of 500, 50 past
-   the switch), so the state holds what an IEEE run would hold,
-   subnormals included.
-2. Every contender starts from that state (weights, Adam's moments and
-   step count) and trains the next ``window`` epochs in the schedules'
-   orders: the post's loop (:mod:`~minibatch_hybrid.core.reference`, Chainer's
-   Adam) and the package's loop on single replicas, the numpy engine's
-   ensemble, and the native engine with each kernel set the CPU runs.
-3. Contenders take turns, ``repeat`` rounds, so that drift of the machine
-   touches all alike; each figure is the median over rounds, with the
-   lowest and highest.
-
-The same is measured from fresh weights (epoch 0), labelled as such.
-Throughput is in model-steps per second: one step is one mini-batch update
-of one model.
+"""Benchmark of the real workload: the study's ensembles in late training
+(subnormal Adam moments and all), and from fresh weights, in model-steps
+(mini-batch updates of one model) per second: ``docs/performance.md``.
 """
+import contextlib
 import statistics
 import time
 
@@ -55,19 +32,13 @@ from minibatch_hybrid.settings import default_schedules
 
 #: Epochs of a run in the study (the post's); the hybrid switches at half.
 EPOCHS = default('epochs')
-
-#: The post's settings, the study's defaults: those of the replicas here.
+#: The post's settings, those of the replicas here.
 _POST = Settings()
 
 
 def flops_per_step(n_units=_POST.n_units, batchsize=_POST.batchsize):
-    """Floating-point operations of one MyChain mini-batch step.
-
-    Counts the matrix products (forward: ``2*B*n*(1 + n + 1)``; backward:
-    the weight gradients of all three layers and the input gradients of the
-    upper two, about twice that) and Adam (about 10 per parameter);
-    elementwise work of the activations is left out.
-    """
+    """FLOP of one MyChain step: the products, forward and backward, and
+    Adam's (about 10 per parameter)."""
     n, b = n_units, batchsize
     forward = 2 * b * n * (1 + n + 1)
     backward = 2 * b * n * (1 + n + 1) + 2 * b * n * (n + 1)
@@ -75,11 +46,7 @@ def flops_per_step(n_units=_POST.n_units, batchsize=_POST.batchsize):
 
 
 def fma_peak(kernel_set, seconds=0.3):
-    """The CPU's float32 FMA rate with a kernel set, on all cores (FLOP/s).
-
-    Independent chains of fused multiply-adds in registers, one thread per
-    core: what no real kernel exceeds.
-    """
+    """The float32 FMA rate of a kernel set on all cores (FLOP/s)."""
     with kernels.using_kernels(kernel_set):
         native = kernels.module()
         rounds = 1 << 16
@@ -101,23 +68,16 @@ def fma_peak(kernel_set, seconds=0.3):
 
 
 def study_schedules(replicas, epochs=EPOCHS):
-    """The study's runs, interleaved: ``(seed, schedule text)`` per replica
-    (the study's default schedules, :func:`default_schedules`)."""
+    """The study's runs, interleaved: ``(seed, schedule text)`` per
+    replica."""
     texts = default_schedules(epochs)
     return [(k // 2, texts[k % 2]) for k in range(replicas)]
 
 
 class LateState(object):
-    """The replicas' state after ``warmup`` epochs of their real schedules.
-
-    Attributes:
-        params, m, v (dict): Chainer's parameter names to ``(K, ...)``
-            arrays: weights and Adam's moments.
-        t (int): Adam's step count.
-        epoch (int): The next epoch to run.
-        schedules (list): Each replica's schedule.
-
-    """
+    """The replicas' state after ``warmup`` epochs of their schedules
+    (IEEE semantics): ``params``, ``m``, ``v`` (Chainer's names to
+    ``(K, ...)`` arrays), Adam's step count ``t``, the next ``epoch``."""
 
     def __init__(self, replicas, warmup, n_units=_POST.n_units,
                  batchsize=_POST.batchsize):
@@ -138,7 +98,7 @@ class LateState(object):
             'native', [make_model(n_units, seed) for seed, _ in runs], None)
         size = len(self.dataset)
         with kernels.ieee_subnormals():
-            for epoch in range(warmup):  # the first epochs of 500
+            for epoch in range(warmup):
                 ensemble.train_epoch(
                     self.dataset.x, self.dataset.y,
                     [s.order(epoch, size) for s in self.schedules], batchsize)
@@ -163,10 +123,7 @@ class LateState(object):
         return replica_model(self.params, k)
 
     def load_into(self, engine, replicas):
-        """Puts the replicas' weights and Adam state into an engine.
-
-        ``replicas``: a slice (``k:k + 1`` for one model).
-        """
+        """Loads the ``replicas`` (a slice) into an engine; returns it."""
         for which in ('params', 'm', 'v'):
             engine.load(which, {name: a[replicas] for name, a in
                                 getattr(self, which).items()})
@@ -177,19 +134,29 @@ class LateState(object):
 def _contenders(state, replicas, singles, window, device='@numpy'):
     """Returns ``{name: (setup, run, model_steps)}`` for one window."""
     steps = window * -(-len(state.dataset) // state.batchsize)
-    contenders = {}
     x64, y64 = reference.get_dataset(len(state.dataset))
+    device = get_device(device)
 
-    def post_setup():
-        runs = []
-        for k in singles:
-            model = reference.MyChain(state.n_units)
-            optimizer = chainer.optimizers.Adam()
-            optimizer.setup(model)
-            state.load_into(ChainerEngine(model, optimizer),
-                            slice(k, k + 1))
-            runs.append((model, optimizer, iter(state.orders(k, window))))
-        return runs
+    def post_chain(k):
+        model = reference.MyChain(state.n_units)
+        optimizer = chainer.optimizers.Adam()
+        optimizer.setup(model)
+        return model, optimizer
+
+    def package_chain(k):
+        model = state.model(k)
+        return model, FusedAdam().setup(model)
+
+    def singles_setup(chain, feed):
+        def setup():
+            runs = []
+            for k in singles:
+                model, optimizer = chain(k)
+                state.load_into(ChainerEngine(model, optimizer),
+                                slice(k, k + 1))
+                runs.append((model, optimizer, feed(state.orders(k, window))))
+            return runs
+        return setup
 
     def post_run(runs):
         for model, optimizer, feed in runs:
@@ -197,74 +164,50 @@ def _contenders(state, replicas, singles, window, device='@numpy'):
                                   state.batchsize,
                                   lambda n, feed=feed: next(feed))
 
-    contenders["post's loop"] = (post_setup, post_run, len(singles) * steps)
-
-    def single_setup():
-        runs = []
-        for k in singles:
-            model = state.model(k)
-            optimizer = FusedAdam().setup(model)
-            state.load_into(ChainerEngine(model, optimizer),
-                            slice(k, k + 1))
-            runs.append((model, optimizer, Replay(state.orders(k, window))))
-        return runs
-
-    def single_run(runs):
+    def package_run(runs):
         for model, optimizer, schedule in runs:
             train(model, optimizer, state.dataset, schedule, window,
                   state.batchsize, train_loss='never')
 
-    contenders['package loop'] = (single_setup, single_run,
-                                  len(singles) * steps)
+    def ensemble_setup(engine, on, kernel_set=None):
+        def setup():
+            ensemble = make_ensemble(
+                engine, [state.model(k) for k in range(replicas)], on)
+            return (state.load_into(ensemble, slice(0, replicas)),
+                    [Replay(state.orders(k, window))
+                     for k in range(replicas)], kernel_set)
+        return setup
 
-    def schedules():
-        return [Replay(state.orders(k, window)) for k in range(replicas)]
-
-    device = get_device(device)
-
-    def numpy_setup():
-        ensemble = make_ensemble('numpy', [state.model(k) for k in
-                                           range(replicas)], device)
-        return state.load_into(ensemble, slice(0, replicas)), schedules()
-
-    def ensemble_run(run):
-        ensemble, scheds = run
-        train(ensemble, None, state.dataset, scheds, window,
-              state.batchsize, train_loss='never')
-        if device.xp is not numpy:  # wait for the GPU
+    def ensemble_run(work):
+        ensemble, schedules, kernel_set = work
+        with kernels.using_kernels(kernel_set) if kernel_set else \
+                contextlib.nullcontext():
+            train(ensemble, None, state.dataset, schedules, window,
+                  state.batchsize, train_loss='never')
+        if not kernel_set and device.xp is not numpy:  # wait for the GPU
             device.device.synchronize()
 
-    engine = 'numpy' if device.xp is numpy else 'cupy'
-    contenders['{} K={}'.format(engine, replicas)] = (
-        numpy_setup, ensemble_run, replicas * steps)
-
-    sets = kernels.supported_kernels() if kernels.available() else []
-    for kernel_set in sets:
-        def native_setup(kernel_set=kernel_set):
-            ensemble = make_ensemble('native', [state.model(k) for k in
-                                                range(replicas)], None)
-            ensemble = state.load_into(ensemble, slice(0, replicas))
-            return ensemble, kernel_set, schedules()
-
-        def native_run(run):
-            ensemble, kernel_set, scheds = run
-            with kernels.using_kernels(kernel_set):
-                train(ensemble, None, state.dataset, scheds, window,
-                      state.batchsize, train_loss='never')
-
+    numpy_name = '{} K={}'.format(
+        'numpy' if device.xp is numpy else 'cupy', replicas)
+    contenders = {
+        "post's loop": (singles_setup(post_chain, iter), post_run,
+                        len(singles) * steps),
+        'package loop': (singles_setup(package_chain, Replay), package_run,
+                         len(singles) * steps),
+        numpy_name: (ensemble_setup('numpy', device), ensemble_run,
+                     replicas * steps)}
+    for kernel_set in (kernels.supported_kernels() if kernels.available()
+                       else []):
         contenders['native-{} K={}'.format(kernel_set, replicas)] = (
-            native_setup, native_run, replicas * steps)
+            ensemble_setup('native', None, kernel_set), ensemble_run,
+            replicas * steps)
     return contenders
 
 
 def measure(state, replicas, singles, window, repeat, device='@numpy',
             log=print):
-    """Times each contender ``repeat`` times, taking turns.
-
-    Returns:
-        dict: contender to ``{'median', 'min', 'max'}`` model-steps/s.
-
-    """
+    """Times the contenders in turns; returns ``{contender: {'median',
+    'min', 'max'}}`` model-steps/s."""
     contenders = _contenders(state, replicas, singles, window, device)
     speeds = {name: [] for name in contenders}
     for round_ in range(repeat + 1):  # round 0 warms caches up, untimed
@@ -283,18 +226,8 @@ def measure(state, replicas, singles, window, repeat, device='@numpy',
 
 def check_settings(replicas, warmup, window, repeat, singles=1,
                    settings=None):
-    """Refuses settings the benchmark cannot run, before it starts.
-
-    Args:
-        replicas, warmup, window, repeat, singles: As
-            :func:`run_benchmark`.
-        settings (~minibatch_hybrid.settings.Settings): Those of the study
-            whose runs are timed (default: the post's): the window must
-            lie in its epochs, and the largest ensemble fit in memory
-            (:meth:`~minibatch_hybrid.settings.Settings.memory`; each
-            contender holds its replicas and the state they start from).
-
-    """
+    """Refuses settings the benchmark cannot run: the window must lie in
+    the study's epochs (``settings``: the post's), the ensembles fit."""
     settings = Settings() if settings is None else settings
     if not 0 <= warmup or window < 1 or repeat < 1 or singles < 1 or \
             warmup + window > settings.epochs:
@@ -312,21 +245,10 @@ def run_benchmark(replicas=(64, 128), warmup=300, window=2, repeat=5,
                   singles=2, device='@numpy', log=print):
     """Runs the whole benchmark; returns a JSON-ready dict.
 
-    Args:
-        replicas (list of int): Ensemble sizes (the study trains 64
-            replicas at once: 32 seeds x 2 schedules).
-        warmup (int): Epochs before the timed window (0: fresh weights
-            only).
-        window (int): Epochs timed per contender and round.
-        repeat (int): Rounds.
-        singles (int): Replicas the single-model loops train per round
-            (one in random order, one hybrid).
-        device: Where the numpy engine's ensemble runs (``'@cupy:0'``: the
-            CuPy ensemble on a GPU); everything else runs on the CPU.
-        log (callable): Takes one line of progress.
-
-    Without the compiled kernels there is no native contender, and no
-    late-training workload (the native engine prepares it).
+    ``replicas`` are the ensemble sizes, ``warmup`` the epochs before the
+    timed ``window`` (0, or no compiled kernels: fresh weights only),
+    ``singles`` the replicas of the single-model loops, ``device`` the
+    numpy engine's (the rest runs on the CPU).
     """
     check_settings(replicas, warmup, window, repeat, singles)
     if not kernels.available():

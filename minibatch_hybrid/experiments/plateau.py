@@ -1,27 +1,10 @@
 """The plateau: which function the stuck hybrids compute, and its loss.
 
-A stuck hybrid's second hidden layer has no unit active beyond some
-x = c (its *coverage*, :mod:`~minibatch_hybrid.core.diagnosis`).  Beyond c
-every unit of that layer is zero, so the network's output is its last
-bias ``b3``: a constant.  The best the network can then do is fit sin(x)
-on [0, c] and the constant that minimises the squared error on (c, 2π],
-the mean of sin there, ``m(c) = (cos c - 1) / (2π - c)``.  Its output is
-continuous, so at x = c the fitted left part meets the constant:
-``sin c = m(c)``.  That equation has one root in (π, 2π), c* ≈ 3.95, and
-the loss of the best such function is the variance of sin on (c*, 2π]
-weighted by the share of the data there:
-
-    L* = (1 / 2π) ∫_{c*}^{2π} (sin x - m(c*))² dx ≈ 0.03044.
-
-It is also where the loss, as a function of c, stands still
-(dL/dc = -(sin c - m(c))² / 2π vanishes at c*, and is nowhere positive),
-so the gradient gives the boundary no push there: a plateau.  (On the
-post's 1,000 points the same function's loss is 0.03067.)
-:func:`plateau_boundary` and :func:`plateau_loss` compute both, for the
-continuous interval and for the post's 1,000 points; ``docs/findings.md``
-sets them beside the measured plateau.  :func:`coverage_history` and
-:func:`replica_functions` give the figures of how it forms and what it
-looks like.
+A stuck hybrid's second hidden layer has no unit active beyond some x = c
+(its coverage), so it fits sin(x) on [0, c] and a constant, the mean of
+sin, on (c, 2π].  Continuity puts c at the root c* ≈ 3.95 of
+``sin c = tail_mean(c)``, where the loss L* ≈ 0.03044 stands still in c:
+a plateau.  ``docs/findings.md`` derives it and sets it beside the runs.
 """
 import math
 
@@ -42,13 +25,12 @@ def tail_mean(c):
 
 
 def plateau_boundary(tol=1e-13):
-    """Returns c*, the root of ``sin c = tail_mean(c)`` in (π, 2π)
-    (bisection: the difference changes sign once there)."""
+    """Returns c*, the root of ``sin c = tail_mean(c)`` in (π, 2π)."""
     def gap(c):
         return math.sin(c) - tail_mean(c)
     lo, hi = math.pi + 1e-9, 3 * math.pi / 2
     assert gap(lo) * gap(hi) < 0
-    while hi - lo > tol:
+    while hi - lo > tol:  # bisection: the sign changes once there
         mid = (lo + hi) / 2
         if gap(lo) * gap(mid) <= 0:
             hi = mid
@@ -58,16 +40,9 @@ def plateau_boundary(tol=1e-13):
 
 
 def plateau_loss(c=None, x=None):
-    """Returns the loss of sin fitted exactly on [0, c] and by its best
-    constant on (c, 2π].
-
-    Args:
-        c (float): The coverage; c* (:func:`plateau_boundary`) if None.
-        x: If given, the data's x (the post's: ``make_sin_dataset().x``):
-            the loss is then the mean over those points, as the training
-            loss is; otherwise the continuous integral over [0, 2π].
-
-    """
+    """Returns the loss of sin fitted exactly on [0, c] (by default c*)
+    and by its best constant on (c, 2π]: the mean over the points ``x``
+    if given, else the integral over [0, 2π]."""
     c = plateau_boundary() if c is None else c
     if x is None:
         m = tail_mean(c)
@@ -83,16 +58,9 @@ def plateau_loss(c=None, x=None):
 
 def coverage_history(seeds, schedule='fixed:250+random:250', epochs=None,
                      n_units=100):
-    """Trains one schedule from each seed with the native engine,
-    recording coverage after every epoch.
-
-    Returns:
-        tuple: ``(ensemble, result, coverage)``: the trained
-        NativeEnsemble, its TrainResult (full-data loss at the end) and
-        ``(epochs + 1, K, 2)`` coverage of both hidden layers, before
-        training and after each epoch.
-
-    """
+    """Trains one schedule from each seed with the native engine; returns
+    ``(ensemble, result, coverage)``: the coverage ``(epochs + 1, K, 2)``
+    of both hidden layers before training and after each epoch."""
     dataset = make_sin_dataset()
     schedules = [parse_schedule(schedule, seed) for seed in seeds]
     epochs = schedules[0].epochs if epochs is None else epochs
@@ -108,5 +76,5 @@ def coverage_history(seeds, schedule='fixed:250+random:250', epochs=None,
 
 def replica_functions(engine, x):
     """Returns what each replica of an engine computes at ``x`` ``(N,)``:
-    ``(K, N)`` float64, from its weights (NumPy in float64)."""
+    ``(K, N)`` float64."""
     return mychain_layers(engine.arrays('params'), x, numpy.float64)[2]

@@ -1,23 +1,12 @@
 """Remedies for the stuck hybrid, compared over the same seeds.
 
-Each remedy acts once, at the hybrid's switch, on every run of its arm:
-
-* ``revive layer 1``, ``revive layer 2``, ``revive both``: dead units of
-  those hidden layers revived
-  (:class:`~minibatch_hybrid.core.revival.Revival`);
-* ``Adam reset``: Adam's moments and step count set back to zero (its
-  bias correction then restarts too);
-* ``learning-rate restart``: Adam's step size ``alpha`` ten times the
-  post's for ten epochs, then the post's again.
-
-Every arm trains the same seeds from the same initial weights in the same
-orders with the native engine (so the same bits on every CPU); the arm
-``none`` is the plain hybrid, bit for bit the study's.  :func:`compare`
-counts, against ``none``, the stuck runs freed, the healthy runs made
-stuck and the median ratio of final losses on the healthy runs.
+Each remedy acts once, at the hybrid's switch, on every run of its arm;
+every arm trains the same seeds from the same weights in the same orders,
+and ``none`` is the plain hybrid, bit for bit the study's.
 """
 import numpy
 
+from minibatch_hybrid.core.adam import HYPERPARAMS
 from minibatch_hybrid.core.data import make_sin_dataset
 from minibatch_hybrid.core.loop import train
 from minibatch_hybrid.core.model import make_model
@@ -37,12 +26,13 @@ REMEDIES = ('none', 'revive layer 1', 'revive layer 2', 'revive both',
             'Adam reset', 'learning-rate restart')
 #: The learning-rate restart: alpha times this, for this many epochs.
 RESTART_FACTOR, RESTART_EPOCHS = 10, 10
+#: Files that :func:`write_outputs` writes.
+OUTPUT_FILES = ('remedies.csv', 'remedies.json')
 
 
 class AdamReset(object):
-    """An intervention: Adam's moments and step count back to zero after
-    ``epoch`` epochs, for every replica (the native engine's step count is
-    shared by its replicas)."""
+    """An intervention: Adam's moments and step count (shared by the
+    replicas) back to zero after ``epoch`` epochs."""
 
     def __init__(self, epoch):
         self.epoch = epoch
@@ -56,8 +46,7 @@ class AdamReset(object):
 
 class StepSize(object):
     """An intervention: Adam's ``alpha`` set to ``alpha`` after ``epoch``
-    epochs (the native engine's hyperparameters, or a Chainer
-    optimizer's)."""
+    epochs."""
 
     def __init__(self, epoch, alpha):
         self.epoch = epoch
@@ -72,7 +61,7 @@ class StepSize(object):
 
 
 class Probe(object):
-    """An intervention that changes nothing: it records the engine's
+    """An intervention that records the engine's
     :class:`~minibatch_hybrid.core.diagnosis.Activity` after ``epoch``
     epochs (as :attr:`activity`)."""
 
@@ -84,10 +73,9 @@ class Probe(object):
         self.activity = engine.activity(x)
 
 
-def interventions(remedy, switch, seeds, epochs, alpha=0.001):
+def interventions(remedy, switch, seeds, epochs, alpha=HYPERPARAMS.alpha):
     """Returns the interventions of ``remedy`` at epoch ``switch`` for an
-    ensemble of one replica per seed, in runs of ``epochs`` (a restart
-    ends :data:`RESTART_EPOCHS` later, or before the last epoch)."""
+    ensemble of one replica per seed, in runs of ``epochs``."""
     replicas = range(len(seeds))
     layers = {'revive layer 1': (1,), 'revive layer 2': (2,),
               'revive both': (1, 2)}
@@ -111,20 +99,11 @@ def run_remedies(seeds, epochs=500, remedies=REMEDIES, n_units=100,
                  engine='auto', log=None):
     """Trains the post's hybrid from each seed with each remedy.
 
-    Args:
-        seeds (list of int): The seeds.
-        epochs (int): Epochs of each run; the hybrid switches at half.
-        remedies (tuple of str): Among :data:`REMEDIES`.
-        n_units (int): Hidden width.
-        engine (str): ``'auto'``, ``'native'`` or ``'numpy'``.
-        log (callable): Takes a line per remedy done.
-
     Returns:
-        dict: ``remedy`` to ``{'final': (seeds,) final training losses,
-        'stuck': (seeds,) booleans, 'coverage': (seeds,) second-layer
-        coverage}``; ``'at_switch'``: the runs' Activity at the switch,
-        before any remedy (the same for every remedy); ``'schedule'``,
-        ``'engine'``, ``'switch'`` and ``'last_x'`` (the last training x).
+        dict: Each remedy to ``{'final', 'stuck', 'coverage'}``, one value
+        per seed; ``'at_switch'``: the runs' Activity at the switch;
+        ``'schedule'``, ``'engine'``, ``'switch'`` and ``'last_x'`` (the
+        last training x).
 
     """
     schedule = hybrid_halves(epochs)
@@ -155,9 +134,8 @@ def run_remedies(seeds, epochs=500, remedies=REMEDIES, n_units=100,
 
 
 def compare(runs, remedies=REMEDIES):
-    """Returns one row per remedy against ``none``: stuck runs, stuck runs
-    freed, healthy runs made stuck, healthy runs ending higher, and the
-    median over healthy runs of (loss without / loss with the remedy)."""
+    """Returns one row per remedy against ``none``
+    (:func:`~minibatch_hybrid.experiments.stats.freed`)."""
     base = runs['none']
     rows = []
     for remedy in remedies:
@@ -173,10 +151,9 @@ def compare(runs, remedies=REMEDIES):
 
 
 def at_switch(runs):
-    """Returns what the runs looked like at the switch, apart for those
-    that end stuck and those that do not (without a remedy): dead units
-    per hidden layer (median, least, most) and how many runs had no
-    second-layer unit active at the last training x."""
+    """Returns, for the runs that end stuck without a remedy and for the
+    rest, their dead units per hidden layer at the switch (median, least,
+    most) and how many had no second-layer unit active at the last x."""
     activity, stuck = runs['at_switch'], runs['none']['stuck']
     dead, coverage = activity.dead(), activity.coverage()[:, 1]
     top = runs['last_x']
@@ -210,13 +187,9 @@ def table(rows, seeds):
     return lines
 
 
-#: Files that :func:`write_outputs` writes.
-OUTPUT_FILES = ('remedies.csv', 'remedies.json')
-
-
 def write_outputs(runs, rows, seeds, out):
-    """Writes the per-run table and the comparison, together (elsewhere
-    if ``out`` cannot take them: :func:`results.save_results`)."""
+    """Writes the per-run table and the comparison together
+    (:func:`~minibatch_hybrid.io.results.save_results`)."""
     switch = runs['at_switch']
     dead, coverage = switch.dead(), switch.coverage()[:, 1]
     per_run = [[seed, remedy, float(runs[remedy]['final'][k]),

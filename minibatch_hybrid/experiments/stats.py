@@ -5,36 +5,17 @@ import numpy
 
 from minibatch_hybrid.errors import SettingsError
 
-#: Epochs at the end of a run that the plateau test looks at (a fraction of
-#: the run, at least :data:`PLATEAU_MIN_EPOCHS`).
+#: A run ended on a plateau when, over its last PLATEAU_FRACTION of epochs
+#: (at least PLATEAU_MIN_EPOCHS), its loss stayed within a factor
+#: PLATEAU_FLATNESS and above PLATEAU_LOSS (see docs/findings.md).
 PLATEAU_FRACTION = 0.2
 PLATEAU_MIN_EPOCHS = 5
-#: A run is on a plateau when its loss over the final epochs stays within
-#: this factor (max / min) ...
 PLATEAU_FLATNESS = 1.05
-#: ... while it is above this loss.
 PLATEAU_LOSS = 1e-3
 
 
 def plateau(curve):
-    """Tells whether a run ended stuck on a plateau.
-
-    A healthy run of the post's setup keeps moving to its end: Adam with
-    mini-batches of 10 makes the per-epoch loss jump by factors of two and
-    more from epoch to epoch, at losses of 1e-3 and below.  A stuck run
-    (seen with seed 0's hybrid, where ReLUs died in the fixed phase) sits at
-    a loss around 3e-2 that changes by well under 1% per epoch.  So a run is
-    called stuck when, over its last ``PLATEAU_FRACTION`` of epochs (at
-    least ``PLATEAU_MIN_EPOCHS``), its loss stayed within a factor
-    ``PLATEAU_FLATNESS`` and above ``PLATEAU_LOSS``.
-
-    Args:
-        curve (array): The per-epoch loss of one run.
-
-    Returns:
-        bool
-
-    """
+    """Tells whether a run (its per-epoch loss) ended stuck on a plateau."""
     curve = numpy.asarray(curve, numpy.float64)
     window = max(PLATEAU_MIN_EPOCHS, int(round(PLATEAU_FRACTION * len(curve))))
     tail = curve[-window:]
@@ -49,18 +30,8 @@ def quartiles(values):
 
 
 def bootstrap_median_ci(values, rng, resamples=10000, level=0.95):
-    """Returns a percentile bootstrap interval of the median.
-
-    Args:
-        values (array): One value per seed.
-        rng (numpy.random.Generator): Source of the resamples.
-        resamples (int): Number of bootstrap resamples.
-        level (float): Coverage of the interval.
-
-    Returns:
-        tuple: ``(low, high)``.
-
-    """
+    """Returns ``(low, high)``: a percentile bootstrap interval of the
+    median, drawn from ``rng`` (a :class:`numpy.random.Generator`)."""
     values = numpy.asarray(values, numpy.float64)
     index = rng.integers(0, len(values), (resamples, len(values)))
     medians = numpy.median(values[index], axis=1)
@@ -74,15 +45,13 @@ def paired(a, b, rng, resamples=10000):
 
     Args:
         a, b (array): Final losses, one per seed, the same seeds in the
-            same order (so ``a[i]`` and ``b[i]`` started from the same
-            weights).
+            same order.
         rng (numpy.random.Generator): For the bootstrap.
 
     Returns:
-        dict: ``b_wins`` (fraction of seeds where ``b`` ended lower than
-        ``a``), ``median_ratio`` (median over seeds of ``a / b``: how many
-        times lower ``b`` ended; above 1 favours ``b``), and its bootstrap
-        95% interval ``ratio_ci``.
+        dict: ``b_wins`` (the fraction of seeds where ``b`` ended lower),
+        ``median_ratio`` (the median of ``a / b``) and its bootstrap 95%
+        interval ``ratio_ci``.
 
     """
     a = numpy.asarray(a, numpy.float64)
@@ -99,19 +68,9 @@ def paired(a, b, rng, resamples=10000):
 
 
 def rate_interval(k, n, z=1.959963984540054):
-    """Returns the Wilson score interval of a rate ``k / n``: 95% by
-    default (``z``, the normal quantile), as ``(low, high)`` fractions.
-
-    It stays inside [0, 1] and is sound for rates near 0, where the
-    normal approximation is not (the revived arms' plateau rates).
-
-    .. doctest::
-
-        >>> low, high = rate_interval(0, 64)
-        >>> low, round(high, 4)
-        (0.0, 0.0566)
-
-    """
+    """Returns the Wilson score interval of a rate ``k / n`` (95% by
+    default) as ``(low, high)``: sound near 0, where the normal
+    approximation is not."""
     if n <= 0:
         raise ValueError('a rate needs n > 0, got {}'.format(n))
     p = k / n
@@ -125,15 +84,14 @@ def rate_interval(k, n, z=1.959963984540054):
 
 def freed(base, base_stuck, other, other_stuck):
     """Compares runs with a remedy (``other``) to the same runs without it
-    (``base``), seed by seed: final losses and plateau flags.
+    (``base``), seed by seed.
 
     Returns:
         dict: ``stuck`` (runs stuck without it), ``freed`` (of those, not
-        stuck with it), ``healthy`` (not stuck without it),
-        ``made_stuck`` (of those, stuck with it), ``healthy_higher`` (of
-        those, ending higher with it) and ``median_ratio_healthy``: the
-        median over healthy runs of ``base / other`` (> 1: the remedy ends
-        lower; NaN without healthy runs).
+        stuck with it), ``healthy`` (the rest), ``made_stuck`` (of those,
+        stuck with it), ``healthy_higher`` (of those, ending higher with
+        it) and ``median_ratio_healthy`` (the median of ``base / other``
+        over the healthy runs; NaN without any).
 
     """
     base, other = numpy.asarray(base), numpy.asarray(other)

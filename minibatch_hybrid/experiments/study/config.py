@@ -3,7 +3,6 @@ import dataclasses
 
 import numpy
 
-from minibatch_hybrid import engines
 from minibatch_hybrid.checks import SEED_LIMIT
 from minibatch_hybrid.checks import check_memory
 from minibatch_hybrid.checks import check_positive_int
@@ -15,36 +14,12 @@ from minibatch_hybrid.schedules.text import canonical_schedule
 from minibatch_hybrid.schedules.text import phases_text
 from minibatch_hybrid.settings import ARRAY_BYTES
 from minibatch_hybrid.settings import Settings
+from minibatch_hybrid.settings import engine_setting
 from minibatch_hybrid.settings import setting
 
 #: Runs longer than this are not searched for the epochs that tell a
 #: sweep's fractions apart (:func:`check_fractions`).
 _MAX_SEARCH = 100000
-
-
-def check_distinct_schedules(texts, epochs):
-    """Raises SettingsError if two schedules give the same runs.
-
-    Schedules equal in effect (``fixed:6+random:6`` and ``hybrid:6`` at 12
-    epochs: see :func:`~minibatch_hybrid.schedules.text.canonical_schedule`)
-    would train the same runs twice and compare them as a pair.
-
-    Args:
-        texts (list of str): Text forms of the schedules.
-        epochs (int): Epochs of the run.
-
-    """
-    seen = {}
-    for text in texts:
-        form = canonical_schedule(text, epochs)
-        if form in seen:
-            raise SettingsError(
-                'schedules {!r} and {!r} give the same runs at {} epochs '
-                '(both are {}): list one of them'.format(
-                    seen[form], text, epochs, form))
-        seen[form] = text
-
-
 #: The ``--revive`` value that revives each schedule at its first switch.
 AT_SWITCH = 'switch'
 
@@ -55,55 +30,42 @@ def revive_value(text):
             isinstance(text, int) and not isinstance(text, bool)):
         return text
     try:
-        if not isinstance(text, str):  # 2.5 or True: not an epoch
-            raise TypeError
-        return int(text)
-    except (TypeError, ValueError):
-        raise SettingsError(
-            '--revive takes an epoch (a whole number) or {!r}, not '
-            '{!r}'.format(AT_SWITCH, text)) from None
+        if isinstance(text, str):  # not 2.5 or True
+            return int(text)
+    except ValueError:
+        pass
+    raise SettingsError('--revive takes an epoch (a whole number) or {!r}, '
+                        'not {!r}'.format(AT_SWITCH, text))
 
 
 def first_switch(text):
-    """Returns the epoch at which a schedule first changes order (its
-    second phase's first epoch), or None for a schedule of one phase."""
+    """Returns the epoch at which a schedule first changes order, or None
+    for a schedule of one phase."""
     starts = getattr(parse_schedule(text, 0), 'starts', [0])
     return starts[1] if len(starts) > 1 else None
 
 
-def revive_label(text, epoch):
-    """Returns the name of the arm ``text`` revived after ``epoch``."""
-    return '{} revive@{}'.format(text, epoch)
-
-
 def study_arms(schedules, revive=None):
-    """Returns a study's arms: ``(label, schedule text, revival epoch or
-    None)``, the schedules first, then their revived arms.
-
-    Args:
-        schedules (list of str): The schedules' text forms.
-        revive (int or str): The ``revive`` setting (:class:`StudyConfig`).
-
-    """
+    """Returns a study's arms, ``(label, schedule text, revival epoch or
+    None)``: the schedules, then their revived arms (``revive`` as
+    :class:`StudyConfig`'s)."""
     arms = [(text, text, None) for text in schedules]
     if revive is None:
         return arms
     for text in schedules:
         epoch = first_switch(text) if revive == AT_SWITCH else revive
         if epoch is not None:
-            arms.append((revive_label(text, epoch), text, epoch))
+            arms.append(('{} revive@{}'.format(text, epoch), text, epoch))
     return arms
 
 
 def switch_epoch(fraction, epochs):
-    """Returns the epochs in fixed order of a sweep's ``fraction``: the
-    fraction of ``epochs`` rounded to a whole epoch."""
+    """Returns the fixed-order epochs of a sweep's ``fraction``."""
     return int(round(fraction * epochs))
 
 
 def _collision(fractions, epochs):
-    """Returns the first two fractions with the same switch epoch, or
-    None."""
+    """The first two fractions with the same switch epoch, or None."""
     seen = {}
     for f in fractions:
         k = switch_epoch(f, epochs)
@@ -114,18 +76,9 @@ def _collision(fractions, epochs):
 
 
 def check_fractions(fractions, epochs):
-    """Raises SettingsError unless a sweep's fractions give distinct runs.
-
-    Each fraction must lie in [0, 1], and no two may round to the same
-    switch epoch (:func:`switch_epoch`): they would be the same runs twice,
-    as two rows of the table.  The message says how many epochs tell them
-    apart, when some number does.
-
-    Args:
-        fractions (list of float): Fractions of the epochs in fixed order.
-        epochs (int): Epochs of every run.
-
-    """
+    """Raises SettingsError unless a sweep's fractions lie in [0, 1] and
+    give distinct runs (no two round to one :func:`switch_epoch`); the
+    message says how many epochs would tell them apart."""
     check_positive_int(epochs, 'epochs')
     fractions = list(fractions)
     for f in fractions:
@@ -163,52 +116,29 @@ def check_fractions(fractions, epochs):
 
 @dataclasses.dataclass
 class _Runs:
-    """The first settings of a study: its schedules and seeds (see
-    :class:`StudyConfig`)."""
-
     schedules: list
     seeds: int = setting(64, 'number of seeds', ('--seeds',), int)
     first_seed: int = setting(0, 'the first seed', ('--first-seed',), int)
 
 
-# Settings first among the bases, and _Runs' fields first among the fields
-# (dataclasses take the fields of the last base first): the schedules stay
-# the first argument, the seeds the next ones.
+# Dataclasses take the fields of the last base first: the schedules and
+# seeds stay the first arguments.
 @dataclasses.dataclass
 class StudyConfig(Settings, _Runs):
-    """The settings of a study.
-
-    The shared settings and their checks are :class:`Settings`'.
+    """The settings of a study; the shared ones are :class:`Settings`'.
 
     Args:
-        schedules (list of str): Text forms of the schedules to compare,
-            each covering ``epochs`` epochs (``'random'`` does; a phased
-            schedule's phases must add up to it).
-        seeds (int): Number of seeds: ``first_seed``, ``first_seed + 1``, ...
+        schedules (list of str): The schedules compared, as text.
+        seeds (int): Number of seeds, from ``first_seed`` on.
         first_seed (int): The first seed.
-        epochs (int): Epochs of every run.
-        batchsize (int): Mini-batch size.
-        n_units (int): Hidden width.
-        n_data (int): Training points.
-        n_heldout (int): Held-out points (drawn with each run's seed).
-        device: Chainer device specifier.
-        engine (str): ``'auto'``, ``'native'`` or ``'numpy'``: the
-            ensemble's arithmetic (:func:`engines.resolve_engine`).  Engines
-            agree to float32 rounding, so a study records the one it ran
-            with and is continued only with the same; the native engine
-            gives the same bits on every CPU that runs it.
-        chunk (int): Seeds per saved chunk; each chunk trains
-            ``chunk * len(schedules)`` replicas at once.  It changes speed
-            and memory, never the results; a folder is continued with the
-            chunk size that started it (its chunk files are cut by it).
+        chunk (int): Seeds per saved chunk, trained at once.
+        revive (int or str): Also train each schedule with its dead
+            second-layer units revived after this epoch, or at its first
+            switch (:data:`AT_SWITCH`).
 
     """
 
-    engine: str = setting(
-        'auto', "the ensemble's arithmetic: native (compiled kernels, CPU; "
-        'the same bits on every CPU), numpy, or auto: native where it runs '
-        '(default: {default}); engines agree to float32 rounding',
-        ('--engine',), choices=engines.ENGINES)
+    engine: str = engine_setting('auto')
     chunk: int = setting(
         32, 'seeds trained at once and saved together (default: '
         '{default}); changes speed, not results (a folder is continued '
@@ -227,8 +157,8 @@ class StudyConfig(Settings, _Runs):
 
     def check(self):
         """Raises SettingsError unless every setting is in its range, the
-        seeds are below 2**32 and the schedules cover the epochs, each
-        giving other runs."""
+        seeds are below 2**32 and each schedule covers the epochs and
+        gives other runs than the rest."""
         super().check()
         check_positive_int(self.seeds, 'the number of seeds')
         check_positive_int(self.chunk, 'chunk')
@@ -243,15 +173,20 @@ class StudyConfig(Settings, _Runs):
         if not isinstance(self.schedules, (list, tuple)) or \
                 not self.schedules:
             raise SettingsError('a study needs at least one schedule')
-        texts = []
-        for text in self.schedules:
-            schedule = parse_schedule(text, 0)
-            schedule.check_epochs(self.epochs)
-            texts.append(str(schedule))
+        # Each covers the epochs, or canonical_schedule says so.
+        forms = [canonical_schedule(text, self.epochs)
+                 for text in self.schedules]
+        texts = [str(parse_schedule(text, 0)) for text in self.schedules]
         if len(set(texts)) != len(texts):
             raise SettingsError('schedules are listed twice: {}'.format(
                 texts))
-        check_distinct_schedules(self.schedules, self.epochs)
+        for i, form in enumerate(forms):  # hybrid:6 is fixed:6+random:6
+            if forms.index(form) != i:
+                raise SettingsError(
+                    'schedules {!r} and {!r} give the same runs at {} '
+                    'epochs (both are {}): list one of them'.format(
+                        self.schedules[forms.index(form)],
+                        self.schedules[i], self.epochs, form))
         self.revive = revive_value(self.revive)
         if isinstance(self.revive, int) and \
                 not 1 <= self.revive < self.epochs:
@@ -289,12 +224,8 @@ class StudyConfig(Settings, _Runs):
                 for i in range(0, len(seeds), self.chunk)]
 
     def identity(self):
-        """The settings a study folder is continued with, but the engine.
-
-        All settings but the device (which changes speed only) and the
-        engine (recorded apart, as resolved); the chunk size is among them
-        because it cuts the chunk files.
-        """
+        """The settings a study folder is continued with: all but the
+        device and the engine (recorded apart)."""
         settings = self.to_dict()
         del settings['device'], settings['engine']
         if settings.get('revive') is None:  # as folders before --revive
@@ -302,14 +233,8 @@ class StudyConfig(Settings, _Runs):
         return settings
 
     def memory_needed(self, parallel=1):
-        """Bytes a run needs at its peak, roughly (:meth:`Settings.memory`):
-        results and the chunks trained at once (``parallel``: local worker
-        processes).
-
-        The results keep every run's per-epoch loss, its final loss and
-        held-out error in float64 (twice, while they are put together);
-        each replica of the chunks' ensembles is a model in training.
-        """
+        """Bytes the study needs at its peak, roughly: its results and the
+        chunks trained at once by ``parallel`` workers."""
         runs = len(self.arms()) * self.seeds
         replicas = len(self.arms()) * min(self.chunk, self.seeds)
         return self.memory(replicas=parallel * replicas,
@@ -328,26 +253,16 @@ class StudyConfig(Settings, _Runs):
 
 
 class StudyResult(object):
-    """The results of a study, one row per arm (:meth:`StudyConfig.arms`:
-    the schedules, then their revived arms) and seed.
+    """The results of a study, one row per arm (:attr:`labels`) and seed.
 
     Attributes:
-        config (StudyConfig): Its settings.
-        labels (list of str): The arms' names, one per row.
         loss (numpy.ndarray): ``(arms, seeds, epochs)``: the post's
             per-epoch loss of each run.
-        final_train_loss (numpy.ndarray): ``(arms, seeds)``: the
-            mean squared error on the whole training set after the last
-            epoch (not ``loss[..., -1]``, the post's running mean of that
-            epoch's mini-batch losses).  Chunk files call it
-            ``final_loss``, as does :attr:`final_loss`, its older name.
+        final_train_loss (numpy.ndarray): ``(arms, seeds)``: the loss on
+            the whole training set at the end (older name: final_loss).
         heldout_mse (numpy.ndarray): ``(arms, seeds)``.
-        engine (str): The engine that ran: ``'native'``, ``'numpy'`` or
-            ``'cupy'``.
         coverage (numpy.ndarray): ``(arms, seeds)``: the largest training
-            x at which a unit of the second hidden layer is active after
-            the last epoch (NaN if none is;
-            :mod:`~minibatch_hybrid.core.diagnosis`).
+            x where a second-layer unit is active at the end (or NaN).
 
     """
 
