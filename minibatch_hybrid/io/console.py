@@ -1,14 +1,6 @@
-"""Standard output that a closed pipe or a full disk cannot stop.
-
-A command prints its tables before it writes its files (so that the
-numbers are seen even where no file can be written).  If standard output
-is a pipe whose reader has gone (``minibatch-hybrid study | head -1``), a
-full disk or ``/dev/full``, that print raises, and the files would never be
-written.  While :func:`kept_going` runs, a failed write to standard output
-or error is recorded instead, and everything later on that stream is
-dropped: the command runs to its end and writes its files, then says in one
-line what was lost.
-"""
+"""Standard output that a closed pipe or a full disk cannot stop: a command
+runs to its end and writes its files, then says in one line what could not
+be printed (docs/faults.md)."""
 import contextlib
 import errno
 import io
@@ -19,13 +11,9 @@ import sys
 class KeptStream(object):
     """A text stream whose first failed write is recorded, not raised.
 
-    Each write is flushed at once, so that a failure shows where it
-    happens, not at some later print or at exit.  After the first failure
-    the stream's descriptor is pointed at ``os.devnull``: neither later
-    writes nor Python's own flush at exit can fail again.
-
-    Args:
-        stream: The stream to write to (``sys.stdout``, ``sys.stderr``).
+    Each write is flushed at once; after the first failure the stream's
+    descriptor points at ``os.devnull``, so that nothing later (Python's
+    flush at exit included) fails again.
 
     Attributes:
         failure (OSError): The first write that failed, or None.
@@ -37,33 +25,28 @@ class KeptStream(object):
         self.failure = None
 
     def write(self, text):
-        if self.failure is None:
-            try:
-                written = self.stream.write(text)
-                self.stream.flush()
-                return written
-            except (OSError, ValueError) as e:
-                self._lose(e)
+        self._try(self.stream.write, text)
+        self.flush()
         return len(text)
 
     def flush(self):
-        if self.failure is None:
-            try:
-                self.stream.flush()
-            except (OSError, ValueError) as e:
-                self._lose(e)
+        self._try(self.stream.flush)
 
-    def _lose(self, error):
-        self.failure = error if isinstance(error, OSError) else \
-            OSError(0, str(error))
+    def _try(self, call, *args):
+        if self.failure is not None:
+            return
         try:
-            null = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(null, self.stream.fileno())
-            finally:
-                os.close(null)
-        except (OSError, ValueError, io.UnsupportedOperation):
-            pass  # no descriptor (a test's capture): later writes dropped
+            call(*args)
+        except (OSError, ValueError) as e:
+            self.failure = e if isinstance(e, OSError) else OSError(0, str(e))
+            # No descriptor (a test's capture): later writes are dropped.
+            with contextlib.suppress(OSError, ValueError,
+                                     io.UnsupportedOperation):
+                null = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(null, self.stream.fileno())
+                finally:
+                    os.close(null)
 
     def __getattr__(self, name):  # isatty, fileno, encoding, ...
         return getattr(self.stream, name)
@@ -71,18 +54,12 @@ class KeptStream(object):
 
 @contextlib.contextmanager
 def kept_going():
-    """Keeps ``sys.stdout`` and ``sys.stderr`` from stopping the block.
-
-    Yields:
-        KeptStream: Standard output, to ask whether it failed
-        (``failure``) once the block is done.  A failure of standard error
-        is not told: there is nowhere left to tell it.
-
-    """
+    """Keeps ``sys.stdout`` and ``sys.stderr`` from stopping the block;
+    yields standard output's :class:`KeptStream`."""
     saved = sys.stdout, sys.stderr
     with contextlib.ExitStack() as stack:
-        # A closed descriptor (``>&-``): Python gives None; writes go
-        # nowhere, and a closed standard output is told as a failure.
+        # A closed descriptor (``>&-``) is None: writes go nowhere, and a
+        # closed standard output is told as a failure.
         sink = None
         if sys.stdout is None or sys.stderr is None:
             sink = stack.enter_context(open(os.devnull, 'w'))
@@ -99,24 +76,19 @@ def kept_going():
 def run(prog, main, *args):
     """Runs a command's ``main(*args)`` under :func:`kept_going`; returns
     its exit status, or 2 if it succeeded but standard output failed (then
-    said in one line, :func:`tell_lost_output`)."""
+    said in one line on standard error, if that can be written)."""
     with kept_going() as stdout:
         status = main(*args)
-    if stdout.failure is not None and status == 0:
-        tell_lost_output(prog, stdout.failure)
-        return 2
-    return status
-
-
-def tell_lost_output(prog, failure):
-    """Says on standard error, in one line, that standard output failed
-    (nothing if standard error fails too: there is nowhere to say it)."""
+    if stdout.failure is None or status != 0:
+        return status
     try:
         sys.stderr.write(
             '{}: error: could not write to standard output ({}), so part of '
             'what the command prints is missing; it ran to its end and its '
             'files are written: rerun with the output sent to a file to see '
-            'it all\n'.format(prog, failure.strerror or failure))
+            'it all\n'.format(prog, stdout.failure.strerror or
+                              stdout.failure))
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):  # None: closed
         pass
+    return 2

@@ -3,18 +3,24 @@ from matplotlib.figure import Figure
 import numpy
 
 
+def _finish(ax, title, xlabel, ylabel, log=True, **legend):
+    """A log y axis (if ``log``), a legend, a grid, the title and labels."""
+    if log:
+        ax.set_yscale('log')
+    ax.legend(**legend)
+    ax.grid(True)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
 def loss_figure(curves, switch_epoch=None, title='loss'):
     """Returns the post's figure: loss per epoch on a log scale.
 
     Args:
-        curves (dict): Legend label (the post: ``'normal_loss'``,
-            ``'hybrid_loss'``) to per-epoch losses; epoch 1 is the first.
-        switch_epoch (int): If given, the epoch after which the hybrid
-            switches from fixed to random order, marked by a dashed line.
+        curves (dict): Label (``'normal_loss'``) to losses from epoch 1.
+        switch_epoch (int): The hybrid's last epoch in fixed order, marked.
         title (str): The axes' title.
-
-    Returns:
-        matplotlib.figure.Figure
 
     """
     figure = Figure(figsize=(8, 5), layout='constrained')
@@ -25,22 +31,13 @@ def loss_figure(curves, switch_epoch=None, title='loss'):
     if switch_epoch is not None:
         ax.axvline(switch_epoch, color='gray', linestyle='--', linewidth=1,
                    label='switch to random (epoch {})'.format(switch_epoch))
-    ax.set_yscale('log')
-    ax.legend()
-    ax.grid(True)
-    ax.set_title(title)
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('loss')
+    _finish(ax, title, 'epoch', 'loss')
     return figure
 
 
 def band_figure(curves, title='median loss and quartiles over seeds'):
-    """Returns the median per-epoch loss with its quartile band, log y.
-
-    Args:
-        curves (dict): Label to a ``(seeds, epochs)`` array of losses.
-
-    """
+    """Returns the median per-epoch loss with its quartile band, log y,
+    from ``curves``: label to a ``(seeds, epochs)`` array of losses."""
     figure = Figure(figsize=(8, 5), layout='constrained')
     ax = figure.subplots()
     for label, runs in curves.items():
@@ -50,12 +47,7 @@ def band_figure(curves, title='median loss and quartiles over seeds'):
             label, len(runs)))
         ax.fill_between(epochs, q25, q75, color=line.get_color(), alpha=0.25,
                         linewidth=0)
-    ax.set_yscale('log')
-    ax.legend()
-    ax.grid(True)
-    ax.set_title(title)
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('loss (median, quartile band)')
+    _finish(ax, title, 'epoch', 'loss (median, quartile band)')
     return figure
 
 
@@ -65,8 +57,7 @@ def paired_figure(baseline, others, stuck):
     Args:
         baseline (tuple): ``(label, values)``, one final loss per seed.
         others (list of tuple): ``(label, values)`` to compare with it.
-        stuck (dict): Label to booleans per seed (runs on a plateau),
-            drawn as crosses.
+        stuck (dict): Label to booleans per seed (drawn as crosses).
 
     """
     # Square axes under two-line titles: a little taller than wide.
@@ -89,12 +80,11 @@ def paired_figure(baseline, others, stuck):
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect('equal')
-        ax.grid(True)
-        ax.set_xlabel('final loss, {}'.format(label_a))
-        ax.set_ylabel('final loss, {}'.format(label_b))
-        ax.set_title('{} seeds; below the diagonal:\n{} ends lower'.format(
-            len(a), label_b), fontsize='medium')
-        ax.legend(loc='lower right', fontsize='small')
+        _finish(ax, '{} seeds; below the diagonal:\n{} ends lower'.format(
+            len(a), label_b), 'final loss, {}'.format(label_a),
+            'final loss, {}'.format(label_b), log=False, loc='lower right',
+            fontsize='small')
+        ax.title.set_fontsize('medium')
     return figure
 
 
@@ -103,11 +93,11 @@ def sweep_figure(fractions, quartiles, stuck=None, title='final loss against '
     """Returns final loss (median, quartile bars) against the fixed fraction.
 
     Args:
-        fractions (dict): Label (``'fixed first'``, ``'random first'``) to
-            the fractions of epochs in fixed order.
+        fractions (dict): Label (``'fixed first'``) to fractions of epochs
+            in fixed order.
         quartiles (dict): Label to ``(q25, median, q75)`` arrays.
-        stuck (dict): If given, label to the fraction of runs that ended on
-            a plateau, drawn in a second panel below.
+        stuck (dict): Label to the fractions of runs on a plateau, drawn
+            in a second panel.
 
     """
     figure = Figure(figsize=(8, 7 if stuck else 5), layout='constrained')
@@ -123,32 +113,25 @@ def sweep_figure(fractions, quartiles, stuck=None, title='final loss against '
         if stuck:
             low.plot(x, 100 * numpy.asarray(stuck[label]), marker='o',
                      label=label)
-    ax.set_yscale('log')
-    ax.legend()
-    ax.grid(True)
-    ax.set_title(title)
-    ax.set_ylabel('final training loss (median, quartiles)')
-    bottom = ax
+    xlabel = 'fraction of epochs in fixed order'
+    _finish(ax, title, None if stuck else xlabel,
+            'final training loss (median, quartiles)')
     if stuck:
         low.set_ylabel('runs on a plateau (%)')
         low.set_ylim(bottom=0)
         low.grid(True)
-        bottom = low
-    bottom.set_xlabel('fraction of epochs in fixed order')
+        low.set_xlabel(xlabel)
     return figure
 
 
 def functions_figure(x, panels, boundary=None, level=None):
-    """Returns what networks compute over the data, panel by panel, with
-    sin(x) underneath.
+    """Returns what networks compute over ``x``, over sin(x).
 
     Args:
         x: The points, ``(N,)``.
         panels (list): ``(title, {label: (N,) outputs})`` per panel.
-        boundary (float): If given, an x marked in every panel (the
-            plateau's c*).
-        level (float): If given, the constant drawn right of ``boundary``
-            (the plateau's best constant).
+        boundary (float): An x to mark (the plateau's c*).
+        level (float): The constant to draw right of ``boundary``.
 
     """
     figure = Figure(figsize=(4.2 * len(panels), 4), layout='constrained')
@@ -165,10 +148,7 @@ def functions_figure(x, panels, boundary=None, level=None):
             if level is not None:
                 ax.hlines(level, boundary, x.max(), color='red',
                           linestyle=':', label='mean of sin beyond c*')
-        ax.set_title(title)
-        ax.set_xlabel('x')
-        ax.grid(True)
-        ax.legend(fontsize=7)
+        _finish(ax, title, 'x', None, log=False, fontsize=7)
     axes[0].set_ylabel('network output')
     return figure
 
@@ -179,11 +159,10 @@ def coverage_figure(coverage, labels, boundary=None, switch=None,
     """Returns coverage per epoch, one line per run.
 
     Args:
-        coverage: ``(epochs + 1, K)``: before training, then after each
-            epoch.
+        coverage: ``(epochs + 1, K)``: before training, after each epoch.
         labels (list of str): One per run.
-        boundary (float): If given, a level marked (the plateau's c*).
-        switch (int): If given, the epoch marked where order changes.
+        boundary (float): A level to mark (the plateau's c*).
+        switch (int): An epoch to mark (where order changes).
 
     """
     figure = Figure(figsize=(8, 4.5), layout='constrained')
@@ -198,10 +177,7 @@ def coverage_figure(coverage, labels, boundary=None, switch=None,
     if switch is not None:
         ax.axvline(switch, color='black', linestyle=':', linewidth=1,
                    label='switch to random (epoch {})'.format(switch))
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('coverage (x)')
     ax.set_ylim(0, 2 * numpy.pi + 0.2)
-    ax.set_title(title)
-    ax.grid(True)
-    ax.legend(fontsize=7, ncol=2)
+    _finish(ax, title, 'epoch', 'coverage (x)', log=False, fontsize=7,
+            ncol=2)
     return figure

@@ -11,16 +11,9 @@ def format_seconds(seconds):
 
 
 class Progress(object):
-    """Reports progress over a known amount of work (epochs, say).
-
-    On a terminal one line is redrawn in place; elsewhere (a log file, CI) a
-    line is printed each time another tenth of the work is done.
-
-    Args:
-        total (int): Units of work in all.
-        stream: Where to write; standard error by default.
-
-    """
+    """Reports progress over ``total`` units of work on ``stream``
+    (standard error by default): one line redrawn on a terminal, else a
+    line per tenth of the work."""
 
     def __init__(self, total, stream=None):
         self.total = total

@@ -1,4 +1,5 @@
-"""Writing results: whole files or none, and what produced them."""
+"""Writing results: whole files or none, never lost to a full disk, and
+what produced them (docs/faults.md)."""
 import contextlib
 import csv
 import errno
@@ -23,20 +24,14 @@ from minibatch_hybrid._version import __version__
 from minibatch_hybrid.errors import Error
 from minibatch_hybrid.errors import FileError
 
+#: Reading without following a link, waiting on a FIFO, or a child's copy.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
 
 def atomic_write(path, write, binary=False):
-    """Writes a file whole or not at all.
-
-    ``write(f)`` writes into a temporary file beside ``path``, which then
-    replaces ``path`` in one step; if ``write`` raises (a Ctrl-C included),
-    the temporary file is removed and ``path`` is left as it was.
-
-    Args:
-        path (str): The file to write.
-        write (callable): Takes the open file.
-        binary (bool): Open the file in binary mode.
-
-    """
+    """Writes file ``path`` whole or not at all: ``write(f)`` writes into
+    a temporary file beside it (opened in binary mode if ``binary``), which
+    then replaces it, or is removed if ``write`` raises."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -71,6 +66,15 @@ def write_csv(path, header, rows):
         writer.writerow(header)
         writer.writerows(rows)
     atomic_write(path, write)
+
+
+def save_figure(figure, path):
+    """Saves a matplotlib figure as PNG, atomically."""
+    def write(f):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format='png', dpi=120)
+        f.write(buffer.getvalue())
+    atomic_write(path, write, binary=True)
 
 
 def float_list(array):
@@ -117,15 +121,6 @@ def _cpu_model():
     return platform.processor() or None
 
 
-def save_figure(figure, path):
-    """Saves a matplotlib figure as PNG, atomically."""
-    def write(f):
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format='png', dpi=120)
-        f.write(buffer.getvalue())
-    atomic_write(path, write, binary=True)
-
-
 class OutputError(Error, ValueError):
     """An output folder cannot take a run's results (the message says why)."""
 
@@ -133,20 +128,11 @@ class OutputError(Error, ValueError):
 def check_output_dir(out, clean=True, targets=()):
     """Makes sure results can be written into folder ``out``, before work.
 
-    Creates the folder if needed and writes (and removes) a small file in
-    it, so that a path naming a file, a path under a file, a link that
-    leads nowhere, a place nobody may write and a read-only or full file
-    system are reported before a run starts, in one line.  Staging folders
-    that a killed run left there are removed
-    (:func:`remove_stale_staging`), unless ``clean`` is False (a study
-    removes them once it holds its folder's lock).
-
     Args:
-        out (str): The output folder.
+        out (str): The output folder, created if needed.
         clean (bool): Remove the staging folders of killed runs.
         targets (tuple of str): Names of the result files the run will
-            write there: a folder (or anything but a file) in the place of
-            one is refused too (:func:`check_output_targets`).
+            write there (:func:`check_output_targets`).
 
     Returns:
         list of str: Names of files already in the folder.
@@ -155,10 +141,15 @@ def check_output_dir(out, clean=True, targets=()):
     if not out:
         raise OutputError('the output folder is empty text; give a folder '
                           '(--out)')
-    if os.path.islink(out) and not os.path.exists(out):
-        raise OutputError(
-            'the output folder {} is a link that leads nowhere ({}); give '
-            'a folder (--out)'.format(out, _broken_link(out)))
+    try:
+        os.stat(out)
+    except OSError as e:
+        if os.path.islink(out):
+            why = 'a loop of links' if e.errno == errno.ELOOP else \
+                'its target {} does not exist'.format(os.readlink(out))
+            raise OutputError('the output folder {} is a link that leads '
+                              'nowhere ({}); give a folder (--out)'.format(
+                                  out, why)) from None
     if os.path.exists(out) and not os.path.isdir(out):
         raise OutputError('the output folder {} is {}; give a folder '
                           '(--out)'.format(out,
@@ -182,25 +173,9 @@ def check_output_dir(out, clean=True, targets=()):
             from None
 
 
-def _broken_link(path):
-    """Why the link ``path`` cannot be followed: a loop, or no target."""
-    try:
-        os.stat(path)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return 'a loop of links'
-        return 'its target {} does not exist'.format(os.readlink(path))
-    return 'it can be followed'
-
-
 def check_output_targets(out, names):
-    """Refuses, before a run, a folder (or anything but a file) where one
-    of the result files ``names`` goes in folder ``out``.
-
-    Raises:
-        OutputError: One line naming the path and the fix.
-
-    """
+    """Raises :class:`OutputError` if anything but a file is where one of
+    the result files ``names`` goes in folder ``out``."""
     for name in names:
         problem = _target_problem(os.path.join(out, name))
         if problem:
@@ -222,8 +197,7 @@ def _target_problem(path):
 def file_kind(mode):
     """Names the kind of file that ``mode`` (of os.lstat) describes."""
     for test, name in ((stat.S_ISREG, 'a file'), (stat.S_ISDIR, 'a folder'),
-                       (stat.S_ISLNK, 'a link'),
-                       (stat.S_ISFIFO, 'a FIFO'),
+                       (stat.S_ISLNK, 'a link'), (stat.S_ISFIFO, 'a FIFO'),
                        (stat.S_ISCHR, 'a character device'),
                        (stat.S_ISBLK, 'a block device'),
                        (stat.S_ISSOCK, 'a socket')):
@@ -232,133 +206,68 @@ def file_kind(mode):
     return 'not a regular file'
 
 
-def _not_regular_file(path, why):
-    return FileError('{} is {}'.format(path, why))
-
-
 def open_regular(path, refuse=None):
-    """Opens ``path`` for reading if it is a regular file, not a link.
+    """Opens ``path`` for reading bytes if it is a regular file, not a link.
 
-    A FIFO, a device, a socket, a folder or a link (to ``/dev/zero``, say)
-    is refused by its kind, without being opened for reading (a FIFO
-    would wait for a writer, a device would read without end).
-
-    Args:
-        path (str): The file.
-        refuse (callable): Makes the error to raise from ``(path, why)``
-            (default: a :class:`~minibatch_hybrid.errors.FileError`
-            ``'PATH is WHY'``).
-
-    Raises:
-        minibatch_hybrid.errors.FileError: ``path`` is not a regular file
-            (or what ``refuse`` makes).
-        OSError: It cannot be opened.
-
-    Returns:
-        file: ``path`` open for reading bytes.
-
+    Anything else (a FIFO, a device) is refused unread: ``refuse(path,
+    why)`` makes the error (default: :class:`FileError` ``'PATH is WHY'``).
     """
-    refuse = refuse or _not_regular_file
+    fd = None
     mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode):
+        fd = os.open(path, _READ_FLAGS)
+        mode = os.fstat(fd).st_mode  # it may have changed since lstat
     if not stat.S_ISREG(mode):
-        raise _refused(path, mode, refuse)
-    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) |
-                 getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0))
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):  # it changed since lstat
-        os.close(fd)
-        raise _refused(path, mode, refuse)
+        if fd is not None:
+            os.close(fd)
+        why = '{}, not a regular file; nothing was read from it'.format(
+            file_kind(mode))
+        if refuse is None:
+            raise FileError('{} is {}'.format(path, why))
+        raise refuse(path, why)
     return os.fdopen(fd, 'rb')
 
 
-def _refused(path, mode, refuse):
-    return refuse(path, '{}, not a regular file; nothing was read from '
-                  'it'.format(file_kind(mode)))
-
-
-#: Staging folders are named after this (and the process that made them).
+#: A run stages its result files in ``out/.staging-PID-XXXX``, marked as
+#: this package's by a file that the run holds an ``flock`` on.
 STAGING_PREFIX = '.staging-'
-#: The file that marks a staging folder as this package's: the process
-#: that writes the folder holds an ``flock`` on it until it removes the
-#: folder, so a folder whose marker nobody holds was left by a killed run.
 STAGING_MARKER = '.minibatch-hybrid-staging'
 
 
-def _lock_marker(path):
-    """Takes the marker's lock without waiting; returns its open file
-    descriptor, or None if another process holds it (or it is not a
-    regular file)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) |
-                     getattr(os, 'O_NONBLOCK', 0) |
-                     getattr(os, 'O_CLOEXEC', 0))
-    except OSError:
-        return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-    except OSError:  # held: its run still writes into it
-        pass
-    os.close(fd)
-    return None
-
-
-def remove_stale_staging(out):
-    """Removes the staging folders in ``out`` that a killed run left.
-
-    A run stages its result files in ``out/.staging-PID-XXXX``, which
-    holds a marker file (:data:`STAGING_MARKER`) that the run keeps locked
-    (``flock``) until it has moved the files into place and removed the
-    folder.  A folder whose marker can be locked was left by a run that
-    was killed (SIGKILL) in between, wherever it ran (another container or
-    host sharing the folder included, and whatever its process id), and
-    is removed.  Folders named ``.staging-*`` without the marker are not
-    this package's, and are left as they are.
-
-    Returns:
-        list of str: The folders removed.
-
-    """
-    removed = []
-    try:
-        names = os.listdir(out)
-    except OSError:
-        return removed
-    for name in sorted(names):
-        path = os.path.join(out, name)
-        if not name.startswith(STAGING_PREFIX) or os.path.islink(path) or \
-                not os.path.isdir(path):
-            continue
-        fd = _lock_marker(os.path.join(path, STAGING_MARKER))
-        if fd is None:  # not ours, or its run still goes
-            continue
-        try:
-            shutil.rmtree(path, ignore_errors=True)
-        finally:
-            os.close(fd)
-        removed.append(path)
+def remove_left_over(folder, remove):
+    """Returns the entries of ``folder`` that ``remove(name, path)``
+    removed (it returns True; False or an OSError: not removed)."""
+    removed, names = [], []
+    with contextlib.suppress(OSError):
+        names = sorted(os.listdir(folder))
+    for name in names:
+        path = os.path.join(folder, name)
+        with contextlib.suppress(OSError):
+            if remove(name, path):
+                removed.append(path)
     return removed
 
 
-@contextlib.contextmanager
-def _staging_folder(out):
-    """A new staging folder in ``out``, marked and locked while the block
-    runs (:func:`remove_stale_staging`), removed at its end."""
-    staging = tempfile.mkdtemp(
-        dir=out, prefix='{}{}-'.format(STAGING_PREFIX, os.getpid()))
-    fd = None
+def _remove_if_stale(name, path):
+    # An OSError: not ours, or its run still writes into it.
+    if not name.startswith(STAGING_PREFIX) or os.path.islink(path) or \
+            not os.path.isdir(path):
+        return False
+    fd = os.open(os.path.join(path, STAGING_MARKER), _READ_FLAGS)
     try:
-        # Locked before it has its name, so that no other run can find the
-        # marker unlocked in between.
-        fd, tmp = tempfile.mkstemp(dir=staging, prefix='.marker-')
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.rename(tmp, os.path.join(staging, STAGING_MARKER))
-        yield staging
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        shutil.rmtree(path, ignore_errors=True)
+        return True
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
+
+
+def remove_stale_staging(out):
+    """Removes the staging folders in ``out`` that killed runs left (on
+    any host); returns them."""
+    return remove_left_over(out, _remove_if_stale)
 
 
 @contextlib.contextmanager
@@ -378,18 +287,9 @@ def _interrupts_held():
 def write_result_set(out, writers):
     """Writes a run's files so that they appear together or not at all.
 
-    Each ``writers[name](path)`` writes its file into a staging folder
-    inside ``out`` (marked and locked, so that a later run can tell one
-    left by a killed run: :func:`remove_stale_staging`); then all are
-    moved into place with Ctrl-C held back, so an interruption leaves
-    either the earlier files or all the new ones.
-
-    Raises:
-        OSError: With ``filename`` the path that failed: the file in
-            ``out`` (not the staging folder) where one cannot go there.
-
-    Returns:
-        list of str: The paths written.
+    Each ``writers[name](path)`` writes its file into a staging folder in
+    ``out``, then all are moved into place with Ctrl-C held back.  Returns
+    the paths written; an OSError names the path in ``out`` that failed.
 
     """
     os.makedirs(out, exist_ok=True)
@@ -399,7 +299,15 @@ def write_result_set(out, writers):
         if _target_problem(target):
             raise OSError(errno.EISDIR if os.path.isdir(target)
                           else errno.EEXIST, _target_problem(target), target)
-    with _staging_folder(out) as staging:
+    staging = tempfile.mkdtemp(
+        dir=out, prefix='{}{}-'.format(STAGING_PREFIX, os.getpid()))
+    fd = None
+    try:
+        # The marker is locked before it has its name, so that no other
+        # run can find it unlocked (:func:`remove_stale_staging`).
+        fd, tmp = tempfile.mkstemp(dir=staging, prefix='.marker-')
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(tmp, os.path.join(staging, STAGING_MARKER))
         for name, write in writers.items():
             write(os.path.join(staging, name))
         with _interrupts_held():
@@ -410,41 +318,32 @@ def write_result_set(out, writers):
                 except OSError as e:
                     raise OSError(e.errno, e.strerror,
                                   os.path.join(out, name)) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
     return [os.path.join(out, name) for name in writers]
 
 
-def fallback_places(out):
-    """Where results go when folder ``out`` cannot take them, in order:
-    beside ``out``, the user's cache folder, the temporary folder."""
-    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(
-        os.path.expanduser('~'), '.cache')
-    places = [os.path.dirname(os.path.abspath(out)),
-              os.path.join(cache, 'minibatch-hybrid'),
-              tempfile.gettempdir()]
-    unique = []
-    for place in places:
-        if os.path.realpath(place) not in [os.path.realpath(p)
-                                           for p in unique]:
-            unique.append(place)
-    return unique
-
-
 def write_elsewhere(out, prefix, write):
-    """Tries each of :func:`fallback_places` until ``write(folder)`` works
-    in a new folder there; leaves no folder behind where it fails.
-
-    Args:
-        out (str): The folder that failed.
-        prefix (str): Start of the new folder's name.
-        write (callable): Writes into the folder it is given.
+    """Tries each place until ``write(folder)`` works in a new folder
+    ``prefix...`` there: beside ``out``, in the user's cache folder, in the
+    temporary folder.  No folder is left behind where it fails.
 
     Returns:
         tuple: ``(folder, failures)``: the folder written (None if none
         could be), and ``'place (why)'`` for each place that failed.
 
     """
+    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(
+        os.path.expanduser('~'), '.cache')
+    places = {}  # each real place once
+    for place in (os.path.dirname(os.path.abspath(out)),
+                  os.path.join(cache, 'minibatch-hybrid'),
+                  tempfile.gettempdir()):
+        places.setdefault(os.path.realpath(place), place)
     failures = []
-    for place in fallback_places(out):
+    for place in places.values():
         made = []  # folders this made, removed again if it fails
         folder = None
         try:
@@ -461,29 +360,14 @@ def write_elsewhere(out, prefix, write):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
             for path in made:  # deepest first
-                try:
+                with contextlib.suppress(OSError):
                     os.rmdir(path)
-                except OSError:
-                    pass
     return None, failures
 
 
 def save_results(out, writers, prefix='minibatch-hybrid-'):
-    """Writes a result set into ``out``; if that fails, somewhere else.
-
-    A run's results are never lost to a full or broken disk: when writing
-    into ``out`` fails, they go to a new folder beside ``out``, else in
-    the user's cache folder, else in the system's temporary folder
-    (:func:`fallback_places`), and :class:`OutputError` says where.
-
-    Raises:
-        OutputError: The results are not (all) in ``out``: the one line
-            says why, and where they are, or that no place could take them.
-
-    Returns:
-        list of str: The paths written (in ``out``).
-
-    """
+    """:func:`write_result_set` into ``out``; if that fails, elsewhere
+    (:func:`write_elsewhere`), and :class:`OutputError` says where."""
     try:
         return write_result_set(out, writers)
     except OSError as e:
@@ -500,13 +384,8 @@ def save_results(out, writers, prefix='minibatch-hybrid-'):
 
 
 def describe_failure(error, path):
-    """An OSError as ``path: why`` (or the whole problem if it says it).
-
-    Args:
-        error (OSError): What failed.
-        path (str): The path to name if ``error`` names none.
-
-    """
+    """An OSError as ``path: why`` (or its message, if it names the path);
+    ``path`` is named if ``error`` names none."""
     if error.strerror and error.strerror.startswith(str(error.filename)):
         return error.strerror
     return '{}: {}'.format(error.filename or path, error.strerror or error)
