@@ -87,12 +87,12 @@ check: lint
 # The CUDA kernels compiled to PTX by NVRTC, no GPU needed
 # (tests/test_cuda_kernels.py): NVRTC from the nvidia-cuda-nvrtc wheel of
 # CUDA 13 (a 58 MB download, 142 MB installed), kept in build/nvrtc and put
-# on the path, where minibatch_hybrid.kernels.cuda finds it. It fails,
+# on the path, where scripts/cuda_host.py finds it. It fails,
 # rather than skips, if NVRTC does not load.
 NVRTC_DIR := build/nvrtc
 NVRTC_PATH := PYTHONPATH='$(CURDIR)/$(NVRTC_DIR)'
-CHECK_NVRTC := from minibatch_hybrid.kernels import cuda; \
-    print("NVRTC", *cuda.version(), "at", cuda.nvrtc()._name)
+CHECK_NVRTC := import sys; sys.path.insert(0, "scripts"); import cuda_host; \
+    print("NVRTC", *cuda_host.version(), "at", cuda_host.nvrtc()._name)
 
 $(NVRTC_DIR)/.installed: | $(VENV)/.installed
 	$(VENV)/bin/python -m pip install --quiet --upgrade \
