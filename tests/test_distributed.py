@@ -10,6 +10,7 @@ import time
 import pytest
 
 import minibatch_hybrid as mh
+from minibatch_hybrid import kernels
 from minibatch_hybrid.experiments import study
 from minibatch_hybrid.experiments.study import distributed as dist
 from minibatch_hybrid.experiments.study.config import StudyConfig
@@ -259,35 +260,47 @@ def test_the_command_on_an_unreachable_scheduler(tmp_path):
 
 
 class FakeClient(object):
-    def __init__(self, infos):
-        self.infos = infos
+    """Runs a function as on Dask's workers, here: each worker is
+    ``(version, native)``, or None where the package cannot be imported."""
 
-    def run(self, function):
-        return self.infos
+    def __init__(self, workers):
+        self.workers = workers
+
+    def run(self, function, *args):
+        answers = {}
+        for address, worker in self.workers.items():
+            with pytest.MonkeyPatch.context() as m:
+                if worker is None:
+                    m.setitem(sys.modules, 'minibatch_hybrid', None)
+                else:
+                    m.setattr(mh, '__version__', worker[0])
+                    m.setattr(kernels, 'available',
+                              lambda native=worker[1]: native)
+                answers[address] = function(*args)
+        return answers
 
 
-def fake_cluster(infos):
+def fake_cluster(workers):
     cluster = dist.Cluster.__new__(dist.Cluster)
-    cluster.client = FakeClient(infos)
+    cluster.client = FakeClient(workers)
     cluster.address = 'tcp://scheduler:8786'
     return cluster
 
 
 def test_workers_that_would_compute_other_bits_are_refused():
-    good = dict(version=mh.__version__, native=True)
-    assert fake_cluster({'a': good}).check_workers('native')
+    good = (mh.__version__, True)
+    fake_cluster({'a': good}).check_workers('native')
     with pytest.raises(dist.ClusterError, match='not mixed in: b runs '
                        'minibatch_hybrid 0.1.0; install minibatch_hybrid'):
-        fake_cluster({'a': good, 'b': dict(good, version='0.1.0')}) \
+        fake_cluster({'a': good, 'b': ('0.1.0', True)}) \
             .check_workers('native')
     with pytest.raises(dist.ClusterError, match='b cannot import '
-                       'minibatch_hybrid \\(No module named'):
-        fake_cluster({'b': dict(version=None, native=False,
-                                error="No module named 'minibatch_hybrid'")}) \
-            .check_workers('native')
+                       'minibatch_hybrid \\(import of minibatch_hybrid '
+                       'halted'):
+        fake_cluster({'b': None}).check_workers('native')
     with pytest.raises(dist.ClusterError, match='b cannot run the native '
                        'engine'):
-        fake_cluster({'a': good, 'b': dict(good, native=False)}) \
+        fake_cluster({'a': good, 'b': (mh.__version__, False)}) \
             .check_workers('native')
     with pytest.raises(dist.ClusterError, match='with the native engine '
                        'only: .* the numpy engine\'s follow each machine'):

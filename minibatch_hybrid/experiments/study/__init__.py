@@ -1,16 +1,4 @@
-"""Many seeds, compared pair by pair: does the hybrid beat random order?
-
-A study trains every schedule from every seed's initial weights as one
-ensemble per chunk of seeds, saving each chunk as it is done, here or on a
-Dask cluster.  The package is laid out as the work is:
-
-* :mod:`.config`: the settings, checked whole.
-* :mod:`.run`: training chunks, in order or resumed.
-* :mod:`.folder`: the output folder that never lies.
-* :mod:`.distributed`: chunks as Dask tasks.
-* :mod:`.summary`: statistics, tables and files.
-* :mod:`.sweep`: the switch-point sweep.
-"""
+"""Many seeds, compared pair by pair: does the hybrid beat random order?"""
 from minibatch_hybrid.experiments.study.config import StudyConfig  # NOQA
 from minibatch_hybrid.experiments.study.config import StudyResult  # NOQA
 from minibatch_hybrid.experiments.study.folder import StudyFolderError  # NOQA

@@ -1,14 +1,7 @@
 """Running a study: chunks of seeds, trained here or on a Dask cluster.
 
-A study trains every schedule from every seed's initial weights (the same
-weights for all schedules of a seed) as one ensemble per chunk of seeds,
-and saves each chunk as soon as it is done: rerunning an interrupted study
-continues where it stopped and ends with the same numbers as an
-uninterrupted run, because a replica's results do not depend on which
-other replicas share its ensemble, nor (with the native engine) on the CPU
-that ran it.  :func:`train_chunk` is the unit of work, a pure function of
-its arguments; :mod:`~minibatch_hybrid.experiments.study.distributed` runs
-it as Dask tasks.
+Each chunk is saved when done, so an interrupted study continues where it
+stopped, with the same numbers; :func:`train_chunk` is the unit of work.
 """
 import numpy
 
@@ -29,13 +22,11 @@ from minibatch_hybrid.core.loop import train
 
 
 class VersionMismatch(Error, RuntimeError):
-    """A process (a Dask worker, say) runs another version of the package
-    than the study: it does not train, as its numbers could differ."""
+    """A process runs another version of the package than the study."""
 
 
 def _heldout(config, chunk_seeds):
-    # Each run is measured on its own seed's held-out points, as in
-    # ``reproduce``: a (K, N, 1) data set, one slice per replica.
+    # Each replica's own seed's held-out points, as in ``reproduce``.
     sets = [make_heldout_dataset(config.n_heldout, seed)
             for seed in chunk_seeds]
     sets = sets * len(config.arms())
@@ -50,20 +41,15 @@ def train_chunk(config, engine, chunk_seeds, version=__version__,
     Args:
         config (StudyConfig): The study's settings.
         engine (str): The resolved engine (``'native'``, ``'numpy'``, ...).
-        chunk_seeds (list of int): The chunk's seeds (a study's ``seeds``
-            setting is their number).
-        version (str): The package version the caller runs; a process
-            that runs another refuses (its numbers could differ).
-        callback (callable): Called with each epoch's
+        chunk_seeds (list of int): The chunk's seeds.
+        version (str): The caller's version: a process of another refuses.
+        callback (callable): Takes each epoch's
             :data:`~minibatch_hybrid.core.loop.EpochLog`.
 
     Returns:
-        dict: ``seeds``, ``loss`` ``(arms, seeds, epochs)``,
-        ``final_loss``, ``heldout_mse`` and ``coverage`` (the second
-        hidden layer's at the end: :mod:`~minibatch_hybrid.core.diagnosis`)
-        ``(arms, seeds)``, and ``record``: the settings, engine, version
-        and seeds it trained with.  The arms are
-        :meth:`StudyConfig.arms`: the schedules, then their revived arms.
+        dict: ``record`` (what it trained), ``seeds``, and per arm
+        (:meth:`StudyConfig.arms`) and seed ``loss`` (per epoch),
+        ``final_loss``, ``heldout_mse`` and ``coverage``.
 
     """
     if version != __version__:
@@ -130,21 +116,16 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None,
 
     Args:
         config (StudyConfig): The settings.
-        out (str): Output folder; chunks go to ``out/chunks``.  A folder
-            with chunks of the same study is continued; one that holds
-            anything else is refused, as is a folder another run holds.
+        out (str): Output folder (chunks in ``out/chunks``): one with
+            chunks of the same study is continued, any other refused.
         log (callable): Takes one line of text.
         progress_stream: Where the progress bar goes (standard error).
         cluster (~minibatch_hybrid.experiments.study.distributed.Cluster):
-            If given, the chunks run as tasks on its Dask cluster; the
-            results are the same bytes.
-        finish (callable): If given, called with the StudyResult while the
-            folder is still held, to write the result files: its lock is
-            released only after they exist, so a second run cannot start
-            in between.
-        outputs (tuple of str): Names of the result files ``finish``
-            writes into ``out``: a folder (or anything but a file) in the
-            place of one is refused before anything is trained.
+            If given, the chunks run on it (the same bytes).
+        finish (callable): Called with the StudyResult while the folder is
+            still held, to write the result files.
+        outputs (tuple of str): The files ``finish`` writes into ``out``,
+            checked before anything is trained.
 
     Returns:
         StudyResult
@@ -173,13 +154,11 @@ def run_study(config, out, log=print, progress_stream=None, cluster=None,
         finally:
             progress.close()
         parts = [folder.load(i) for i in range(len(chunks))]
-        result = StudyResult(
-            config,
-            numpy.concatenate([p['loss'] for p in parts], axis=1),
-            numpy.concatenate([p['final_loss'] for p in parts], axis=1),
-            numpy.concatenate([p['heldout_mse'] for p in parts], axis=1),
-            engine,
-            numpy.concatenate([p['coverage'] for p in parts], axis=1))
+        joined = {k: numpy.concatenate([p[k] for p in parts], axis=1)
+                  for k in ('loss', 'final_loss', 'heldout_mse', 'coverage')}
+        result = StudyResult(config, joined['loss'], joined['final_loss'],
+                             joined['heldout_mse'], engine,
+                             joined['coverage'])
         if finish is not None:
             finish(result)
     return result

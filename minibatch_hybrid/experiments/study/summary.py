@@ -16,11 +16,10 @@ BOOTSTRAP_SEED = 20161127
 def summarize(result):
     """Returns the study's summary: per schedule and per pair of schedules.
 
-    Per schedule: quartiles of the final training loss and of the held-out
-    MSE, and how many runs ended on a plateau (:func:`stats.plateau`).  Per
-    pair ``(a, b)`` of schedules, in the order given: the fraction of seeds
-    where ``b`` ended lower, the median of ``a / b`` over seeds, and its
-    bootstrap 95% interval (resamples drawn with :data:`BOOTSTRAP_SEED`).
+    Per schedule: quartiles of the final training loss and held-out MSE,
+    and the runs stuck on a plateau.  Per pair ``(a, b)``: how often ``b``
+    ended lower, and the median of ``a / b`` with its bootstrap 95%
+    interval (resamples drawn with :data:`BOOTSTRAP_SEED`).
     """
     config = result.config
     stuck = result.stuck()
@@ -37,21 +36,19 @@ def summarize(result):
     labels = result.labels
     for i, text in enumerate(labels):
         summary['schedules'][text] = {
-            'final_loss': dict(zip(('q25', 'median', 'q75'),
-                                   stats.quartiles(result.final_train_loss[i]))),
-            'heldout_mse': dict(zip(('q25', 'median', 'q75'),
-                                    stats.quartiles(result.heldout_mse[i]))),
+            key: dict(zip(('q25', 'median', 'q75'), stats.quartiles(x[i])))
+            for key, x in (('final_loss', result.final_train_loss),
+                           ('heldout_mse', result.heldout_mse))}
+        summary['schedules'][text].update({
             'stuck': int(stuck[i].sum()),
             'stuck_ci95': list(stats.rate_interval(int(stuck[i].sum()),
                                                    len(stuck[i]))),
             'coverage_median': float(numpy.nanmedian(result.coverage[i]))
-            if numpy.isfinite(result.coverage[i]).any() else None,
-        }
-    for i, j in itertools.combinations(range(len(labels)), 2):
-        pair = {'a': labels[i], 'b': labels[j]}
-        pair.update(stats.paired(result.final_train_loss[i],
-                                 result.final_train_loss[j], rng))
-        summary['pairs'].append(pair)
+            if numpy.isfinite(result.coverage[i]).any() else None})
+    summary['pairs'] = [
+        dict(a=labels[i], b=labels[j], **stats.paired(
+            result.final_train_loss[i], result.final_train_loss[j], rng))
+        for i, j in itertools.combinations(range(len(labels)), 2)]
     index = {label: i for i, label in enumerate(labels)}
     revivals = [(index[text], index[label])
                 for text, label in config.revived_arms().items()]
@@ -99,8 +96,7 @@ STUDY_FILES = ('curves.npz', 'final.csv', 'summary.json', 'curves.png',
 
 
 def study_writers(result, summary, paired_figure=True):
-    """Returns ``{file name: writer(path)}`` for a study's output files:
-    curves, per-run finals, the summary and the figures."""
+    """Returns ``{file name: writer(path)}`` for a study's files."""
     config = result.config
     stuck = result.stuck()
     seeds = config.seed_list()
@@ -131,16 +127,14 @@ def study_writers(result, summary, paired_figure=True):
         writers['paired.png'] = lambda path: results.save_figure(
             plots.paired_figure(
                 (labels[0], result.final_train_loss[0]),
-                [(labels[i], result.final_train_loss[i])
-                 for i in range(1, len(labels))],
+                list(zip(labels[1:], result.final_train_loss[1:])),
                 {label: stuck[i] for i, label in enumerate(labels)}), path)
     return writers
 
 
 def write_study_outputs(result, summary, out, paired_figure=True):
-    """Writes the study's output files, all together or not at all (if
-    ``out`` cannot take them, elsewhere: see
-    :func:`~minibatch_hybrid.io.results.save_results`)."""
+    """Writes the study's files, all together (where ``out`` cannot take
+    them, elsewhere: :func:`~minibatch_hybrid.io.results.save_results`)."""
     return results.save_results(
         out, study_writers(result, summary, paired_figure),
         prefix='minibatch-hybrid-study-')

@@ -1,10 +1,6 @@
-"""The switch-point sweep: a study over a generated list of schedules.
-
-At a fixed total of epochs, a fraction f of them in fixed order, first (the
-post's hybrid at f = 0.5) or last (the reverse hybrid); every fraction from
-the same initial weights per seed.  :func:`run_sweep` is the whole thing:
-the schedules, the study, its files and the table.
-"""
+"""The switch-point sweep: a study of fixed order for a fraction f of the
+epochs, first (the post's hybrid at f = 0.5) or last, from the same
+initial weights per seed."""
 
 from minibatch_hybrid.errors import SettingsError
 from minibatch_hybrid.io import plots
@@ -19,12 +15,10 @@ from minibatch_hybrid.experiments.study.summary import summarize
 from minibatch_hybrid.schedules.text import phases_text
 from minibatch_hybrid.settings import default
 
-#: Epochs of every run by default: the post's.
 _EPOCHS = default('epochs')
 
-#: Seeds per chunk of the ``sweep`` command by default (a study's is
-#: :class:`StudyConfig`'s): a sweep has many more schedules (20 by
-#: default), and a chunk trains a replica of each for each of its seeds.
+#: Seeds per chunk of the ``sweep`` command by default: a chunk trains a
+#: replica of each of a sweep's many schedules per seed.
 CHUNK = 6
 
 #: Files that :func:`run_sweep` writes, besides the study's chunks.
@@ -38,48 +32,50 @@ def sweep_schedules(epochs, fractions, reverse=True):
     Args:
         epochs (int): Epochs of every run.
         fractions (list of float): Fractions of the epochs in fixed order,
-            each in [0, 1]; rounded to whole epochs.
-        reverse (bool): Also run each fraction with random order first.
+            each in [0, 1] (rounded to whole epochs).
+        reverse (bool): Also run each with random order first.
 
     Returns:
         dict: ``'fixed first'`` (and ``'random first'``) to a list of
-        ``(fraction, schedule text)``; fraction 0 is ``random`` and 1 is
-        ``fixed`` in both.
+        ``(fraction, schedule text)``.
 
     """
     if not fractions:
         raise SettingsError('a sweep needs at least one fraction')
-    # Each fraction in [0, 1], the runs distinct, epochs >= 1.
     check_fractions(fractions, epochs)
-    out = {'fixed first': []}
+    ks = [switch_epoch(f, epochs) for f in fractions]
+    out = {'fixed first': [(k / epochs, phases_text(
+        [('fixed', k), ('random', epochs - k)])) for k in ks]}
     if reverse:
-        out['random first'] = []
-    for f in fractions:
-        k = switch_epoch(f, epochs)
-        for direction in out:
-            phases = [('fixed', k), ('random', epochs - k)]
-            if direction == 'random first':
-                phases.reverse()
-            out[direction].append((k / epochs, phases_text(phases)))
+        out['random first'] = [(k / epochs, phases_text(
+            [('random', epochs - k), ('fixed', k)])) for k in ks]
     return out
 
 
-def sweep_writers(result, sweep):
-    """Returns ``(writers, rows)``: the sweep's table and figure (final
-    loss against fraction) as ``{file name: writer(path)}``, and the
-    table's rows."""
+def write_sweep_outputs(result, sweep, out, show=None, study=False):
+    """Writes the sweep's table and figure, all together; returns the rows.
+
+    ``show`` takes each line of the table (:func:`sweep_table`) first;
+    ``study`` adds the study's files (:data:`SWEEP_FILES`).
+    """
+    revived = result.config.revived_arms()
+    groups = []  # each direction, then its revived arms (--revive) if any
+    for direction, entries in sweep.items():
+        groups.append((direction, entries))
+        arms = [(f, revived[text]) for f, text in entries if text in revived]
+        if arms:
+            groups.append((direction + ', revived', arms))
     index = {text: i for i, text in enumerate(result.labels)}
     rows, quartiles, fractions, stuck_rate = [], {}, {}, {}
     stuck = result.stuck()
-    for direction, entries in _with_revived(sweep, result.config).items():
+    for name, entries in groups:
         qs = [stats.quartiles(result.final_train_loss[index[text]])
               for _, text in entries]
-        fractions[direction] = [f for f, _ in entries]
-        quartiles[direction] = list(zip(*qs))
-        stuck_rate[direction] = [stuck[index[text]].mean()
-                                 for _, text in entries]
+        fractions[name] = [f for f, _ in entries]
+        quartiles[name] = list(zip(*qs))
+        stuck_rate[name] = [stuck[index[text]].mean() for _, text in entries]
         for (f, text), q in zip(entries, qs):
-            rows.append([direction, f, text, q[0], q[1], q[2],
+            rows.append([name, f, text, q[0], q[1], q[2],
                          int(stuck[index[text]].sum())])
     writers = {
         'sweep.csv': lambda path: results.write_csv(
@@ -88,34 +84,19 @@ def sweep_writers(result, sweep):
         'sweep.png': lambda path: results.save_figure(
             plots.sweep_figure(fractions, quartiles, stuck_rate), path),
     }
-    return writers, rows
-
-
-def _with_revived(sweep, config):
-    """Returns the sweep's directions, each followed by its revived arms
-    (``'fixed first, revived'``: the arms of ``--revive``) if any."""
-    revived = config.revived_arms()
-    out = {}
-    for direction, entries in sweep.items():
-        out[direction] = entries
-        arms = [(f, revived[text]) for f, text in entries if text in revived]
-        if arms:
-            out[direction + ', revived'] = arms
-    return out
-
-
-def write_sweep_outputs(result, sweep, out):
-    """Writes the sweep's table and figure (together); returns the rows."""
-    writers, rows = sweep_writers(result, sweep)
+    if show is not None:
+        for line in sweep_table(result, rows):
+            show(line)
+    if study:
+        writers.update(study_writers(result, summarize(result),
+                                     paired_figure=False))
     results.save_results(out, writers, prefix='minibatch-hybrid-sweep-')
     return rows
 
 
 def sweep_config(fractions, reverse=True, epochs=_EPOCHS, **settings):
-    """Returns ``(sweep, config)``: the sweep's schedules and its study.
-
-    ``settings`` are :class:`StudyConfig`'s (seeds, chunk, engine, ...).
-    """
+    """Returns ``(sweep, config)``: the sweep's schedules and its study
+    (``settings`` are :class:`StudyConfig`'s)."""
     sweep = sweep_schedules(epochs, fractions, reverse)
     texts = list(dict.fromkeys(t for entries in sweep.values()
                                for _, t in entries))
@@ -126,39 +107,24 @@ def run_sweep(sweep, config, out, log=print, progress_stream=None,
               cluster=None, show=None):
     """Runs (or continues) a sweep and writes its files.
 
-    The files are written while the study folder is still held (its lock
-    is released after they exist).
-
     Args:
-        sweep (dict): From :func:`sweep_config` (or :func:`sweep_schedules`).
+        sweep (dict): From :func:`sweep_config`.
         config (StudyConfig): Its study.
         out (str): Output folder.
         log, progress_stream, cluster: As :func:`run_study`.
-        show (callable): If given, takes each line of the table
-            (:func:`sweep_table`) before the files are written, so that
-            the numbers are seen even where no file can be written.
+        show (callable): Takes each line of the table before the files
+            are written.
 
     Returns:
-        tuple: ``(result, rows)``: the StudyResult and the table's rows
-        (see :func:`sweep_table`).
+        tuple: ``(result, rows)``: the StudyResult and the table's rows.
 
     """
     rows = []
-
-    def finish(result):
-        writers, table = sweep_writers(result, sweep)
-        rows.extend(table)
-        if show is not None:
-            for line in sweep_table(result, rows):
-                show(line)
-        writers.update(study_writers(result, summarize(result),
-                                     paired_figure=False))
-        # All of the sweep's files together, or none (then elsewhere).
-        results.save_results(out, writers,
-                                prefix='minibatch-hybrid-sweep-')
-
-    result = run_study(config, out, log=log, progress_stream=progress_stream,
-                       cluster=cluster, finish=finish, outputs=SWEEP_FILES)
+    result = run_study(
+        config, out, log=log, progress_stream=progress_stream,
+        cluster=cluster, outputs=SWEEP_FILES,
+        finish=lambda result: rows.extend(
+            write_sweep_outputs(result, sweep, out, show, study=True)))
     return result, rows
 
 
