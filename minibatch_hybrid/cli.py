@@ -3,14 +3,11 @@ import signal
 import sys
 import threading
 
-from minibatch_hybrid import _startup
+from minibatch_hybrid import _interrupts
 
-#: Ctrl-Cs that came after the imports but before :func:`main` took them.
-_deferred = []
-
-
-def _defer_interrupt(signum, frame):
-    _deferred.append(signum)
+#: Keeps a Ctrl-C that comes after the imports, before :func:`main` takes
+#: it (raised there).
+EARLY = _interrupts.Recorder()
 
 
 def _runs_the_command():
@@ -22,16 +19,15 @@ def _runs_the_command():
         multiprocessing is not None and (
             multiprocessing.parent_process() is not None or
             multiprocessing.current_process().name != 'MainProcess'))
-    return not worker and _startup.started_as_command() and \
+    return not worker and _interrupts.started_as_command() and \
         threading.current_thread() is threading.main_thread() and \
         signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-# A Ctrl-C between the start-up block and main() is kept, and raised there.
 if _runs_the_command():
-    signal.signal(signal.SIGINT, _defer_interrupt)
+    EARLY.install()
 
-with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
+with _interrupts.interruptible():  # Ctrl-C here: one line, exit status 130
     import argparse
     import contextlib
     import os
@@ -340,11 +336,10 @@ def _reproduce(args):
 
 def _take_interrupts():
     """Lets Ctrl-C raise KeyboardInterrupt again, and raises one that came
-    while it was kept."""
-    if signal.getsignal(signal.SIGINT) is _defer_interrupt:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if _deferred:
-        del _deferred[:]
+    while :data:`EARLY` kept it."""
+    EARLY.uninstall()
+    if EARLY.pending:
+        del EARLY.pending[:]
         raise KeyboardInterrupt
 
 
@@ -366,8 +361,7 @@ def _main_guarded(argv):
         return _main(argv, finished)
     except KeyboardInterrupt:
         sys.stderr.write('interrupted after the command ended\n' if finished
-                         else 'interrupted while starting: nothing was '
-                         'run\n')
+                         else _interrupts.STARTING + '\n')
         return 130
     finally:
         # Python's exit (threads joined, modules freed) takes a moment too.
@@ -377,7 +371,7 @@ def _main_guarded(argv):
 
 #: Ends a command that a Ctrl-C reaches after :func:`main` returned: its
 #: output is out, and its exit status becomes 130.
-_interrupted_while_exiting = _startup.exit_130_handler(
+_interrupted_while_exiting = _interrupts.exit_130_handler(
     'interrupted after the command ended')
 
 

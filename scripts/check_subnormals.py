@@ -11,7 +11,7 @@ IEEE run.  Writes a JSON report; exits 1 if any result differs.
 
     python scripts/check_subnormals.py [--seeds 64] [--epoch 500]
 """
-#: A command of minibatch_hybrid (see minibatch_hybrid._startup): a Ctrl-C
+#: A command of minibatch_hybrid (see minibatch_hybrid._interrupts): a Ctrl-C
 #: while it starts ends it in one line.  Set before the package's imports.
 __minibatch_hybrid_command__ = True
 

@@ -3,7 +3,7 @@
 
 The same as ``minibatch-hybrid reproduce``.
 """
-#: A command of minibatch_hybrid (see minibatch_hybrid._startup): a Ctrl-C
+#: A command of minibatch_hybrid (see minibatch_hybrid._interrupts): a Ctrl-C
 #: while it starts ends it in one line.  Set before the package's imports.
 __minibatch_hybrid_command__ = True
 

@@ -8,68 +8,19 @@ Writes result/log, result/loss.png and snapshots every --snapshot-every
 epochs.  Ctrl-C and rerun with --resume to continue exactly where a snapshot
 left off.
 """
-#: A command of minibatch_hybrid (see minibatch_hybrid._startup): a Ctrl-C
+#: A command of minibatch_hybrid (see minibatch_hybrid._interrupts): a Ctrl-C
 #: while it starts ends it in one line.  Set before the package's imports.
 __minibatch_hybrid_command__ = True
 
 import sys
 
-
-class Interrupts(object):
-    """Ctrl-C, recorded when it comes and raised where nothing swallows it.
-
-    Python raises the KeyboardInterrupt of a SIGINT wherever the main thread
-    happens to be.  Inside a ``__del__``, a weakref callback or a
-    generator's finalizer (Chainer's graph and iterators run many), it is
-    printed as "Exception ignored" and lost, and the run went on to its
-    last epoch with exit status 0.  While installed, the handler only
-    records the signal; :meth:`check` raises it where it cannot be lost:
-    before every iteration, and before and after the run.
-    """
-
-    def __init__(self):
-        self.pending = False
-        self._installed = False
-        self._previous = None
-
-    def install(self):
-        """Records SIGINT from now on; True if this call installed it.
-
-        Not outside the main thread, and not where SIGINT is ignored (a
-        background job's): there it stays ignored, as Python leaves it.
-        """
-        if self._installed or \
-                threading.current_thread() is not threading.main_thread() \
-                or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-            return False
-        self._previous = signal.signal(signal.SIGINT, self._record)
-        self._installed = True
-        return True
-
-    def uninstall(self):
-        """Gives SIGINT back to the handler it had before."""
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous
-                          if self._previous is not None else signal.SIG_DFL)
-            self._installed = False
-
-    def _record(self, signum, frame):
-        self.pending = True
-
-    def check(self):
-        """Raises KeyboardInterrupt if SIGINT came."""
-        if self.pending:
-            raise KeyboardInterrupt
-
-
 try:
-    import signal
-    import threading
+    # Before the package's heavy imports (this one is light): from here
+    # on, no moment of the run loses a Ctrl-C.
+    from minibatch_hybrid import _interrupts
 
-    INTERRUPTS = Interrupts()
+    INTERRUPTS = _interrupts.Recorder()
     if __name__ == '__main__':
-        # Before the package's imports: from here on, no moment of the run
-        # loses a Ctrl-C (the imports defer theirs and end in one line).
         INTERRUPTS.install()
 except KeyboardInterrupt:  # the moment before: one line too
     sys.stderr.write('interrupted while starting: nothing was run\n')
@@ -79,11 +30,10 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
+import signal  # noqa: E402
 import zipfile  # noqa: E402
 
-from minibatch_hybrid import _startup  # noqa: E402
-
-with _startup.interruptible():  # Ctrl-C here: one line, exit status 130
+with _interrupts.interruptible():  # Ctrl-C here: one line, exit status 130
     # First: chainer on today's stacks (NumPy 2, Python 3.12).
     from minibatch_hybrid._compat import chainer  # noqa: F401
     from chainer import training
@@ -288,7 +238,7 @@ def _main(argv):
 
 #: Ends a run that a Ctrl-C reaches after :func:`main` returned: its files
 #: are written, and its exit status becomes 130.
-_interrupted_while_exiting = _startup.exit_130_handler(
+_interrupted_while_exiting = _interrupts.exit_130_handler(
     'interrupted after the run ended: its log and snapshots are written')
 
 
@@ -297,7 +247,7 @@ def _exit_status(status):
     130 if a Ctrl-C came after the run's last check (its final writes,
     the return), which the recording handler held.  From here on a
     Ctrl-C ends the process at once, with 130 as well."""
-    if INTERRUPTS._installed:
+    if INTERRUPTS.installed:
         signal.signal(signal.SIGINT, _interrupted_while_exiting)
     if INTERRUPTS.pending and status == 0:
         sys.stderr.write('interrupted after the run ended: its log and '

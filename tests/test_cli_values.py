@@ -260,15 +260,16 @@ def test_the_default_hybrid_for_the_trainer_example():
 def test_a_ctrl_c_kept_during_start_up_is_raised_in_main(capsys, tmp_path):
     # What a command's process does: the start-up keeps a Ctrl-C that
     # comes after the imports; main() raises it inside its own handler.
-    previous = signal.signal(signal.SIGINT, cli._defer_interrupt)
+    assert cli.EARLY.install()
     try:
         os.kill(os.getpid(), signal.SIGINT)
-        assert cli._deferred  # kept, not raised
+        assert cli.EARLY.pending  # kept, not raised
         status = cli.main(['reproduce', '-o', str(tmp_path / 'out')])
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert not cli.EARLY.pending
     finally:
-        signal.signal(signal.SIGINT, previous)
-        del cli._deferred[:]
+        cli.EARLY.uninstall()
+        del cli.EARLY.pending[:]
     assert status == 130
     assert capsys.readouterr().err == \
         'interrupted while starting: nothing was run\n'
@@ -287,7 +288,7 @@ def test_a_ctrl_c_while_the_options_are_read(capsys, monkeypatch):
 
 def run_as_command(tmp_path, code):
     """Runs ``code`` as scripts/reproduce.py would: a program that declares
-    itself a command of the package (see minibatch_hybrid._startup)."""
+    itself a command of the package (see minibatch_hybrid._interrupts)."""
     script = tmp_path / 'reproduce.py'
     script.write_text('__minibatch_hybrid_command__ = True\n' +
                       textwrap.dedent(code))
@@ -344,7 +345,7 @@ def test_a_worker_process_of_the_command_keeps_python_s_ctrl_c(tmp_path):
                 signal.default_int_handler
 
         if __name__ == '__main__':
-            assert signal.getsignal(signal.SIGINT) is cli._defer_interrupt
+            assert signal.getsignal(signal.SIGINT) == cli.EARLY._record
             p = multiprocessing.get_context('spawn').Process(target=child)
             p.start()
             p.join()

@@ -278,8 +278,8 @@ def test_a_program_declares_itself_a_command(tmp_path, declared):
     script = tmp_path / 'reproduce.py'  # a name the package used to list
     script.write_text(
         ('__minibatch_hybrid_command__ = True\n' if declared else '') +
-        'from minibatch_hybrid import _startup\n'
-        'print(_startup.started_as_command())\n')
+        'from minibatch_hybrid import _interrupts\n'
+        'print(_interrupts.started_as_command())\n')
     proc = subprocess.run([sys.executable, str(script)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -287,13 +287,13 @@ def test_a_program_declares_itself_a_command(tmp_path, declared):
 
 
 def test_the_package_lists_no_script():
-    from minibatch_hybrid import _startup
-    with open(_startup.__file__, encoding='utf-8') as f:
+    from minibatch_hybrid import _interrupts
+    with open(_interrupts.__file__, encoding='utf-8') as f:
         source = f.read()
     scripts = os.path.join(os.path.dirname(__file__), '..', 'scripts')
     named = [name for name in os.listdir(scripts) if name in source]
     assert named == []
-    assert json.dumps(_startup.PROGRAM) == '"minibatch-hybrid"'
+    assert json.dumps(_interrupts.PROGRAM) == '"minibatch-hybrid"'
 
 
 # One boundary, used by the command and the Trainer example alike.

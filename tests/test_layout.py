@@ -24,7 +24,7 @@ ROOT = os.path.dirname(minibatch_hybrid.__file__)
 #: at the root (``iterators``, ``extensions``) are facades: each stands as
 #: high as the highest layer it imports.
 LAYERS = [
-    ('errors', '_version', '_compat', '_startup', '_legacy', 'checks'),
+    ('errors', '_version', '_compat', '_interrupts', '_legacy', 'checks'),
     ('schedules', 'kernels'),
     ('core', 'settings'),
     ('engines', 'io'),

@@ -9,16 +9,15 @@ import json
 import os
 import platform
 import shutil
-import signal
 import stat
 import sys
 import tempfile
-import threading
 
 import chainer
 import numpy
 
 from minibatch_hybrid import _compat
+from minibatch_hybrid import _interrupts
 from minibatch_hybrid import kernels
 from minibatch_hybrid._version import __version__
 from minibatch_hybrid.errors import Error
@@ -270,20 +269,6 @@ def remove_stale_staging(out):
     return remove_left_over(out, _remove_if_stale)
 
 
-@contextlib.contextmanager
-def _interrupts_held():
-    """Holds Ctrl-C (SIGINT) back until the block is done (main thread)."""
-    held = (hasattr(signal, 'pthread_sigmask') and
-            threading.current_thread() is threading.main_thread())
-    if held:
-        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
-    try:
-        yield
-    finally:
-        if held:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
-
-
 def write_result_set(out, writers):
     """Writes a run's files so that they appear together or not at all.
 
@@ -310,7 +295,7 @@ def write_result_set(out, writers):
         os.rename(tmp, os.path.join(staging, STAGING_MARKER))
         for name, write in writers.items():
             write(os.path.join(staging, name))
-        with _interrupts_held():
+        with _interrupts.blocked():
             for name in writers:
                 try:
                     os.replace(os.path.join(staging, name),

@@ -1,18 +1,7 @@
-"""Studies that outgrow one machine, on Dask (``dask.distributed``).
+"""A study's chunks as tasks on a Dask cluster (``dask.distributed``).
 
-A study is a set of independent chunks whose results do not depend on
-where they ran, which is the work Dask's scheduler already knows how to
-spread over processes and machines, to rerun when a worker dies, and to
-cancel.  This module only connects to a cluster (a running scheduler, or a
-local cluster of worker processes), checks that every worker would compute
-the client's bits, submits
-:func:`~minibatch_hybrid.experiments.study.run.train_chunk` per chunk and
-saves each result on the client as it arrives, asking the scheduler
-meanwhile whether it still answers and has workers (Dask alone would wait
-for ever).
-
-Without a cluster nothing here is imported: Dask is an optional
-dependency, ``pip install 'minibatch_hybrid[distributed]'``.
+Dask is optional (``pip install 'minibatch_hybrid[distributed]'``); the
+faults handled here, and why, are in ``docs/distributed.md``.
 """
 import contextlib
 import logging
@@ -26,7 +15,7 @@ import time
 import uuid
 
 from minibatch_hybrid.kernels import threads
-from minibatch_hybrid import _startup
+from minibatch_hybrid import _interrupts
 from minibatch_hybrid import engines
 from minibatch_hybrid._version import __version__
 from minibatch_hybrid.errors import Error
@@ -34,37 +23,18 @@ from minibatch_hybrid.errors import frame_scopes
 from minibatch_hybrid.experiments.study.folder import StudyFolderError
 from minibatch_hybrid.experiments.study.run import train_chunk
 
-#: Seconds to wait for a scheduler (the connection and Dask's greeting on
-#: it, then Dask's client's start in the time left) before giving up, in
-#: one line.
-CONNECT_TIMEOUT = 10
+CONNECT_TIMEOUT = 10  #: Seconds to reach a scheduler, greeting included.
+CHECK_INTERVAL = 2  #: Seconds between two questions to a scheduler.
+ANSWER_TIMEOUT = CONNECT_TIMEOUT  #: Seconds a scheduler has to answer one.
+NO_WORKERS_TIMEOUT = 20  #: Seconds a cluster may be without workers.
+CLOSE_TIMEOUT = 5  #: Seconds to close Dask's client.
+WORKERS_PER_CORE = 2  #: Local worker processes allowed per core.
+GREETING_LIMIT = 1 << 16  #: The most bytes a scheduler's greeting may take.
 
-#: Seconds between two questions to the scheduler while a study runs:
-#: does it answer, and has it a worker?
-CHECK_INTERVAL = 2
+_RERUN = 'rerun the same command (with a scheduler that runs)'
 
-#: Seconds the scheduler has to answer one of them: one that does not
-#: (stopped, hung, or cut off without a closed connection) ends the run in
-#: one line.
-ANSWER_TIMEOUT = CONNECT_TIMEOUT
-
-#: Seconds a cluster may be without any worker while chunks are left
-#: before the run ends in one line (Dask itself waits for workers for
-#: ever).
-NO_WORKERS_TIMEOUT = 20
-
-#: Seconds to close Dask's client, whatever the scheduler does.
-CLOSE_TIMEOUT = 5
-
-#: Local worker processes allowed per core (``--workers``): more only
-#: compete for the cores, each with its own memory.
-WORKERS_PER_CORE = 2
-
-#: The most bytes a Dask scheduler's greeting may take (a real one: about
-#: 60); a listener that announces more is not a scheduler.
-GREETING_LIMIT = 1 << 16
-
-_FIX = 'give the address "dask scheduler" prints (tcp://HOST:8786 by default)'
+#: The loggers, with their children, of Dask and those it runs on.
+_LOGGERS = ('distributed', 'tornado', 'asyncio')
 
 
 class ClusterError(Error, ValueError):
@@ -72,7 +42,6 @@ class ClusterError(Error, ValueError):
 
 
 def _distributed():
-    # Dask is optional: imported when a cluster is asked for, not before.
     try:
         import distributed
     except ImportError:
@@ -82,62 +51,43 @@ def _distributed():
     return distributed
 
 
-def parse_address(text):
-    """Checks a scheduler address as Dask reads it; returns its parts.
+def _one_line(error):
+    return '{}: {}'.format(type(error).__name__,
+                           (str(error).splitlines() or [''])[0])
 
-    Dask takes ``[tcp://]HOST:PORT``, with an IPv6 host in brackets
-    (``tcp://[::1]:8786``).  Only ``tcp://`` is supported here: the other
-    schemes Dask knows (``tls://`` needs certificates, ``inproc://`` a
-    scheduler in this process, ``ucx://``, ``ws://`` other libraries) are
-    refused at once.
+
+def parse_address(text):
+    """Checks a scheduler address as Dask reads it (``tcp://`` only).
 
     Args:
-        text (str): The address.
+        text (str): ``[tcp://]HOST:PORT``, an IPv6 host in brackets.
 
     Returns:
-        tuple: ``('tcp://HOST:PORT', host, port)``, ``host`` without
-        brackets.
-
-    Raises:
-        ClusterError: In one line that says what is wrong and the fix.
+        tuple: ``('tcp://HOST:PORT', host, port)``, ``host`` unbracketed.
 
     """
-    address = text.strip()
-    scheme, sep, rest = address.rpartition('://')
-    if sep and scheme.lower() != 'tcp':
-        raise ClusterError(
-            'the scheduler address {!r} uses {}://, and only tcp:// is '
-            'supported: give tcp://HOST:PORT (what "dask scheduler" '
-            'prints)'.format(text, scheme))
+    scheme, sep, rest = text.strip().rpartition('://')
     match = re.match(r'^(?:\[([0-9A-Fa-f:.%\w]+)\]|([^\s:/\[\]@]+))'
                      r':([0-9]+)$', rest)
-    if not match:
-        raise ClusterError(
-            'the scheduler address {!r} is not one Dask takes: give '
-            'tcp://HOST:PORT (what "dask scheduler" prints; an IPv6 host '
-            'in brackets, tcp://[::1]:8786)'.format(text))
-    host = match.group(1) or match.group(2)
-    port = int(match.group(3))
-    if not 1 <= port <= 65535:
-        raise ClusterError(
-            'the scheduler address {!r} has port {}: a port is from 1 to '
-            '65535 (a scheduler listens on 8786 by default)'.format(
-                text, port))
-    shown = '[{}]'.format(host) if match.group(1) else host
-    return 'tcp://{}:{}'.format(shown, port), host, port
+    port = int(match.group(3)) if match else None
+    if sep and scheme.lower() != 'tcp':
+        why = 'uses {}://, and only tcp:// is supported'.format(scheme)
+    elif not match:
+        why = 'is not one Dask takes'
+    elif not 1 <= port <= 65535:
+        why = 'has port {}: a port is from 1 to 65535'.format(port)
+    else:
+        return ('tcp://{}:{}'.format(rest.rpartition(':')[0], port),
+                match.group(1) or match.group(2), port)
+    raise ClusterError(
+        'the scheduler address {!r} {}; give tcp://HOST:PORT (what "dask '
+        'scheduler" prints; an IPv6 host in brackets, tcp://[::1]:8786)'
+        .format(text, why))
 
 
 def check_local_workers(workers, cores=None):
-    """Refuses a local cluster far larger than this machine.
-
-    Args:
-        workers (int): Worker processes asked for (``--workers``).
-        cores (int): The cores this process may use (default: counted).
-
-    Raises:
-        ClusterError: Unless ``1 <= workers <= WORKERS_PER_CORE * cores``.
-
-    """
+    """Refuses a local cluster of more than :data:`WORKERS_PER_CORE`
+    workers per core (``cores``: those this process may use)."""
     if isinstance(workers, bool) or not isinstance(workers, int) \
             or workers < 1:
         raise ClusterError('--workers must be a positive integer, got '
@@ -153,29 +103,19 @@ def check_local_workers(workers, cores=None):
 
 
 def _greeting(host, port, address, timeout):
-    """Checks, within ``timeout`` seconds, that a Dask scheduler listens at
-    ``host``:``port``: it accepts, and sends Dask's greeting (a small framed
-    message that names the pickle protocol) unasked, as Dask's servers do.
-    Sends nothing; reads at most :data:`GREETING_LIMIT` bytes.
-
-    Dask's own timeouts do not bound this wait: its connection reads the
-    greeting without one, and a listener that stays silent (an HTTP
-    server) holds Dask's client for ever.  Here a closed port, a listener
-    that answers something else and one that hangs up are one line at
-    once (Dask retries a closed port for its whole timeout)."""
+    """Checks within ``timeout`` s that a Dask scheduler greets at
+    ``host``:``port`` (Dask's own wait for it has no bound); returns the
+    seconds left."""
     deadline = time.monotonic() + timeout
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
-    except socket.timeout:
-        raise ClusterError(
-            'cannot reach the Dask scheduler at {} within {} s (no answer to '
-            'the connection); start one with "dask scheduler" and check the '
-            'address'.format(address, timeout)) from None
     except OSError as e:
         raise ClusterError(
             'cannot reach the Dask scheduler at {} within {} s ({}); start '
             'one with "dask scheduler" and check the address'.format(
-                address, timeout, e.strerror or e)) from None
+                address, timeout, 'no answer to the connection'
+                if isinstance(e, socket.timeout) else e.strerror or e)) \
+            from None
 
     def read(n):
         data = b''
@@ -190,177 +130,67 @@ def _greeting(host, port, address, timeout):
             data += part
         return data
 
-    not_dask = 'the listener at {} is not a Dask scheduler ({}); ' + _FIX
     with sock:
         try:
+            # A framed message that names the pickle protocol, sent unasked.
             size, = struct.unpack('<Q', read(8))
-            if not 16 <= size <= GREETING_LIMIT:
-                raise ValueError
-            if b'pickle-protocol' not in read(size):
+            if not 16 <= size <= GREETING_LIMIT or \
+                    b'pickle-protocol' not in read(size):
                 raise ValueError
         except socket.timeout:
-            raise ClusterError(
-                'the listener at {} did not greet as a Dask scheduler within '
-                '{} s: it is not one (a dashboard, often on port 8787, is '
-                'not), or it is stuck; {}'.format(address, timeout, _FIX)) \
-                from None
+            why = 'did not greet as a Dask scheduler within {} s: it is not ' \
+                'one (a dashboard, often on port 8787, is not), or it is ' \
+                'stuck'.format(timeout)
         except EOFError:
-            raise ClusterError(not_dask.format(
-                address, 'it closed the connection without Dask\'s '
-                'greeting')) from None
+            why = 'is not a Dask scheduler (it closed the connection ' \
+                'without Dask\'s greeting)'
         except ValueError:
-            raise ClusterError(not_dask.format(
-                address, 'it answered something else')) from None
+            why = 'is not a Dask scheduler (it answered something else)'
         except OSError as e:
-            raise ClusterError(not_dask.format(
-                address, 'the connection failed: {}'.format(
-                    e.strerror or e))) from None
-    return max(0.1, deadline - time.monotonic())
-
-
-def _close_unstarted(error, client_class):
-    """Closes the Dask client whose start raised ``error``, if one is left.
-
-    A client whose start fails on something other than an OSError (a
-    listener that sent a greeting and then bytes that Dask cannot read,
-    or nothing) is left half started, and Python closes it only at exit,
-    after Dask's loop has stopped: its ``__del__`` then waits twice the
-    timeout and prints a traceback.  Closed here, it closes at once.  The
-    client is the ``self`` of its own ``__init__``, in the traceback.
-    """
-    for scope in frame_scopes(error):
-        client = scope.get('self')
-        if isinstance(client, client_class):
-            with contextlib.suppress(Exception):
-                client.close(timeout=CLOSE_TIMEOUT)
-            return
-
-
-#: Loggers that Dask sets up with a handler of their own.
-_LOGGERS = ('distributed', 'distributed.client', 'distributed.scheduler',
-            'distributed.worker', 'distributed.nanny', 'tornado',
-            'tornado.application', 'asyncio')
-
-#: Loggers, with their children, whose records are dropped while a
-#: cluster is open.
-_SILENCED = ('distributed', 'tornado', 'asyncio')
-
-
-class _Silence(logging.Filter):
-    """Drops Dask's records (and those of Tornado and asyncio, which it
-    runs on) while a study runs: its failures become one line of this
-    package.  Every other record, a user's own logging included, passes."""
-
-    def filter(self, record):
-        name = record.name
-        return not any(name == n or name.startswith(n + '.')
-                       for n in _SILENCED)
+            why = 'is not a Dask scheduler (the connection failed: {})'.format(
+                e.strerror or e)
+        else:
+            return max(0.1, deadline - time.monotonic())
+    raise ClusterError('the listener at {} {}; give the address "dask '
+                       'scheduler" prints (tcp://HOST:8786 by default)'
+                       .format(address, why))
 
 
 def _silence():
     """Silences Dask's loggers; returns the function that restores them."""
-    drop = _Silence()
-    handlers = set(logging.getLogger().handlers)
-    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    # Each of them: Dask's configuration gives some a level of their own.
+    loggers = [logging.getLogger(name) for name in set(_LOGGERS).union(
+        logging.root.manager.loggerDict) if name.split('.')[0] in _LOGGERS]
+    levels = [logger.level for logger in loggers]
     for logger in loggers:
-        handlers.update(logger.handlers)
-        logger.addFilter(drop)
-    for handler in handlers:
-        handler.addFilter(drop)
+        logger.setLevel(logging.CRITICAL + 1)
 
     def restore():
-        for logger in loggers:
-            logger.removeFilter(drop)
-        for handler in handlers:
-            handler.removeFilter(drop)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
     return restore
 
 
-class _Termination(object):
-    """SIGTERM, while a cluster is open in one of the package's commands
-    (in its main thread, where SIGTERM has its default action): taken as a
-    Ctrl-C.
-
-    By default a SIGTERM (``kill``, a batch system's stop) ends the process
-    at once, and a local cluster with it: the semaphores its nannies made
-    in this process are left to Python's resource tracker, which warns
-    about them after the command has ended.  Taken as a Ctrl-C, it ends
-    the run as one does: what was saved stays saved, the cluster is
-    closed, one line, exit status 130.  Like a Ctrl-C it is held while
-    Dask starts (:func:`_deferred_interrupt`), and while the cluster
-    closes.  A library's caller keeps its own SIGTERM.
-    """
-
-    def __init__(self):
-        #: The list a held SIGTERM goes to, None while none is held.
-        self.held = None
-        self.previous = None
-        if threading.current_thread() is threading.main_thread() and \
-                _startup.started_as_command() and \
-                signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.held is not None:
-            self.held.append(signum)
-        else:
-            raise KeyboardInterrupt
-
-    def restore(self):
-        """Puts SIGTERM's default action back."""
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-            self.previous = None
-
-
-@contextlib.contextmanager
-def _deferred_interrupt(termination=None):
-    """Holds a Ctrl-C back while Dask starts (a client, a local cluster),
-    then raises it: a KeyboardInterrupt in the middle of Dask's start
-    leaves threads and processes behind that print as they die.  A
-    SIGTERM taken as a Ctrl-C (``termination``) is held too."""
-    with _startup.holding_interrupts() as interrupted:
-        if termination is not None:
-            termination.held = interrupted
-        try:
-            yield
-        finally:
-            if termination is not None:
-                termination.held = None
-            # A Ctrl-C held back wins over an error of the block: the user
-            # asked to stop (exit status 130), whatever failed meanwhile.
-            if interrupted:
-                raise KeyboardInterrupt
-
-
 def dask_setup(worker):
-    """Dask's preload hook, run in each local worker process: a Ctrl-C at
-    the terminal reaches the whole process group, and the client, not the
-    workers, handles it (cancels, closes the cluster).  The workers' own
-    logs stay silent, as the client's do (a heartbeat that meets the
-    scheduler closing after that Ctrl-C logs an ERROR): a failure reaches
-    the client as its task's error, and is told in one line there."""
+    """Dask's preload hook in each local worker: Ctrl-C is the client's,
+    and the worker's logs stay silent (a failure reaches the client)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in _LOGGERS:
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    _silence()
 
 
 class Cluster(object):
     """A Dask cluster to run a study's chunks on; a context manager.
 
     A local cluster starts worker processes: in a script, create it under
-    ``if __name__ == '__main__':``, as for any multiprocessing code.  In
-    the package's commands, a SIGTERM while it is open is taken as a
-    Ctrl-C (:class:`_Termination`): it is closed before the command ends.
+    ``if __name__ == '__main__':``.  In the package's commands, a SIGTERM
+    while it is open is taken as a Ctrl-C.
 
     Args:
         scheduler (str): Address of a running scheduler, e.g.
             ``'tcp://10.0.0.5:8786'`` (``dask scheduler`` prints it).
         workers (int): Instead, start a local cluster of this many worker
-            processes on this machine (each with its share of the cores);
-            at most :data:`WORKERS_PER_CORE` per core
-            (:func:`check_local_workers`, the command's check too).
+            processes (:func:`check_local_workers`).
         timeout (float): Seconds to wait for the scheduler.
 
     """
@@ -370,29 +200,22 @@ class Cluster(object):
             raise ClusterError('give a scheduler address or a number of '
                                'local workers (not both)')
         if scheduler is not None:
-            address, host, port = parse_address(scheduler)
+            self.address, host, port = parse_address(scheduler)
         else:
-            # The command's check too: a local cluster far larger than
-            # this machine is refused, from a library call as well.
             check_local_workers(workers)
         distributed = _distributed()
-        self._local = None
-        self.client = None
-        self.address = scheduler
-        self._termination = _Termination()
-        # Dask's logs stay silent while the cluster is in use: its
-        # failures are told in one line by this class.
+        self.client = self._local = None
+        self._termination = _interrupts.Termination()
         self._restore_logs = _silence()
         try:
             if scheduler is not None:
-                self.address = address
                 # Plain sockets: a Ctrl-C ends this wait at once.
-                left = _greeting(host, port, address, timeout)
-                with _deferred_interrupt(self._termination):
-                    self._connect(distributed, left, timeout)
-            else:
-                with _deferred_interrupt(self._termination):
+                left = _greeting(host, port, self.address, timeout)
+            with _interrupts.deferred(self._termination):
+                if scheduler is None:
                     self._start_local(distributed, workers)
+                else:
+                    self._connect(distributed, left, timeout)
         except BaseException:
             self.close()
             raise
@@ -402,26 +225,28 @@ class Cluster(object):
             self.client = distributed.Client(
                 self.address, timeout=left, set_as_default=False)
         except Exception as e:
-            _close_unstarted(e, distributed.Client)
+            # A client left half started would be closed at exit, after
+            # Dask's loop stopped: slowly, with a traceback.
+            for scope in frame_scopes(e):
+                if isinstance(scope.get('self'), distributed.Client):
+                    with contextlib.suppress(Exception):
+                        scope['self'].close(timeout=CLOSE_TIMEOUT)
+                    break
             raise ClusterError(
-                'cannot connect to the Dask scheduler at {} within {} s ({}: '
-                '{}); check that it runs this version of Dask, and the '
-                'address'.format(self.address, timeout, type(e).__name__,
-                                 (str(e).splitlines() or [''])[0])) from None
+                'cannot connect to the Dask scheduler at {} within {} s ({}); '
+                'check that it runs this version of Dask, and the '
+                'address'.format(self.address, timeout, _one_line(e))) \
+                from None
 
     def _start_local(self, distributed, workers):
-        per_worker = max(1, threads.workers() // workers)
         self._local = distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True,
             host='127.0.0.1', dashboard_address=None,
-            # The scheduler's HTTP server runs without a dashboard too:
-            # on a free port, not 8787, so that a taken 8787 (another
-            # run, a user's dashboard) is no warning.
+            # Its HTTP server on a free port: a taken 8787 is no warning.
             scheduler_kwargs={'dashboard_address': '127.0.0.1:0'},
-            silence_logs=logging.ERROR,
-            # Workers leave a Ctrl-C to the client (dask_setup).
-            preload=[__name__],
-            env={threads.THREADS_VARIABLE: str(per_worker)})
+            silence_logs=logging.ERROR, preload=[__name__],
+            env={threads.THREADS_VARIABLE: str(
+                max(1, threads.workers() // workers))})
         self.client = distributed.Client(self._local, set_as_default=False)
         self.address = self._local.scheduler_address
 
@@ -430,36 +255,25 @@ class Cluster(object):
 
     def __exit__(self, *exc):
         self.close()
-        return False
 
     def close(self):
-        """Closes the client and the local cluster, if any (quietly).
-
-        A SIGTERM that comes meanwhile is held, and then raised as a
-        Ctrl-C (see :class:`_Termination`)."""
-        termination = getattr(self, '_termination', None)
-        held = []
-        if termination is not None:
-            termination.held = held
+        """Closes the client and the local cluster, if any (quietly)."""
+        termination, self._termination = self._termination, None
         try:
-            if self.client is not None:
+            with _interrupts.deferred(termination, ctrl_c=False):
                 with contextlib.suppress(Exception):
-                    self.client.close(timeout=CLOSE_TIMEOUT)
-            if self._local is not None:
+                    if self.client is not None:
+                        self.client.close(timeout=CLOSE_TIMEOUT)
                 with contextlib.suppress(Exception):
-                    self._local.close()
+                    if self._local is not None:
+                        self._local.close()
         finally:
-            self.client = None
-            self._local = None
-            restore = getattr(self, '_restore_logs', None)
-            self._restore_logs = None
-            if restore is not None:
-                restore()
-            self._termination = None
+            self.client = self._local = None
+            if self._restore_logs is not None:
+                self._restore_logs()
+                self._restore_logs = None
             if termination is not None:
                 termination.restore()
-                if held:
-                    raise KeyboardInterrupt
 
     @staticmethod
     def check_engine(engine):
@@ -472,231 +286,159 @@ class Cluster(object):
                 'auto), or run without --scheduler/--workers'.format(engine))
 
     def check_workers(self, engine):
-        """Refuses a cluster where a worker would compute other bits.
-
-        Studies run on a cluster with the native engine only: its numbers
-        are the same on every CPU that runs it (the numpy engine's follow
-        each machine's BLAS).  Every worker must run this version of the
-        package and be able to run the kernels (which kernel set does not
-        matter).  Workers that join later are checked by the task itself.
+        """Refuses a cluster where a worker would compute other bits: one
+        without the kernels or this version (later ones: the task's check).
         """
         self.check_engine(engine)
 
-        def probe():
+        def probe(version):
             # Sent by value: it answers even where the package is missing.
             try:
                 import minibatch_hybrid
                 from minibatch_hybrid import kernels
             except ImportError as e:
-                return {'version': None, 'native': False, 'error': str(e)}
-            return {'version': minibatch_hybrid.__version__,
-                    'native': kernels.available()}
+                return 'cannot import minibatch_hybrid ({})'.format(e)
+            if minibatch_hybrid.__version__ != version:
+                return 'runs minibatch_hybrid ' + minibatch_hybrid.__version__
+            return None if kernels.available() else \
+                'cannot run the native engine'
 
         try:
-            infos = self.client.run(probe)
+            answers = self.client.run(probe, __version__)
         except Exception as e:
             raise ClusterError('could not ask the workers at {} what they '
-                               'run: {}: {}'.format(
-                                   self.address, type(e).__name__,
-                                   str(e).splitlines()[0] if str(e)
-                                   else '')) from None
-        if not infos:
+                               'run: {}'.format(self.address, _one_line(e))) \
+                from None
+        if not answers:
             raise ClusterError(
                 'the cluster at {} has no workers; start some with "dask '
                 'worker {}"'.format(self.address, self.address))
-        bad = []
-        for address, info in sorted(infos.items()):
-            if info['version'] is None:
-                bad.append('{} cannot import minibatch_hybrid ({})'.format(
-                    address, info.get('error')))
-            elif info['version'] != __version__:
-                bad.append('{} runs minibatch_hybrid {}'.format(
-                    address, info['version']))
-            elif not info['native']:
-                bad.append('{} cannot run the native engine'.format(address))
+        bad = ['{} {}'.format(address, problem)
+               for address, problem in sorted(answers.items()) if problem]
         if bad:
             raise ClusterError(
                 'workers that would compute other numbers are not mixed in: '
                 '{}; install minibatch_hybrid {} with its compiled kernels on '
                 'every worker (or use --engine numpy)'.format(
                     '; '.join(bad), __version__))
-        return infos
 
     def run(self, config, engine, folder, todo, progress):
         """Runs the chunks ``todo`` as tasks; saves each as it arrives.
 
-        A worker that dies costs only its chunk, which the scheduler runs
-        again elsewhere.  A chunk that fails, or one that cannot be saved
-        in the folder (a full disk), stops the run, but the chunks already
-        finished on the workers are still taken and saved (in the folder,
-        else where :meth:`StudyFolder.save` puts what the folder cannot
-        take); only the unfinished ones are cancelled.  An interruption
-        (Ctrl-C) cancels what has not been saved; what was saved stays
-        saved.  A scheduler that goes away or stops answering, and a
-        cluster left without workers, stop the run in one line
-        (:meth:`_arrivals`); what was saved stays saved.
+        A fault stops the run in one line; what was saved stays saved, and
+        the chunks finished on the workers are saved too.
         """
         distributed = _distributed()
         chunks = config.chunks()
         run = uuid.uuid4().hex  # keys no other client shares
-        futures = {}
-        for index in todo:
-            future = self.client.submit(
-                train_chunk, config, engine, chunks[index], __version__,
-                key='minibatch-hybrid-{}-chunk-{}'.format(run, index),
-                pure=False)
-            futures[future] = index
-        taken = set()
+        futures = {self.client.submit(
+            train_chunk, config, engine, chunks[index], __version__,
+            key='minibatch-hybrid-{}-chunk-{}'.format(run, index),
+            pure=False): index for index in todo}
+        left = dict(futures)
         try:
             done = distributed.as_completed(futures, loop=self.client.loop)
-            n = 0
             for n, future in enumerate(self._arrivals(done, folder), 1):
-                taken.add(future)
+                index = left.pop(future)
                 try:
-                    self._save(folder, futures[future], future, chunks)
+                    self._save(folder, index, future)
                 except (ClusterError, StudyFolderError, OSError) as e:
-                    raise self._salvage(folder, futures, taken, chunks,
-                                        e) from None
-                progress.update(n, 'chunk {} saved'.format(futures[future]))
-            if n < len(futures):
+                    raise self._salvage(folder, left, e) from None
+                progress.update(n, 'chunk {} saved'.format(index))
+            if left:
                 self._check_scheduler(folder)
-                raise ClusterError(
-                    'the Dask cluster at {} stopped answering after {} of '
-                    'the {} chunks this run gave it; {} of {} chunks are '
-                    'saved in {}: rerun the same command to continue from '
-                    'them'.format(self.address, n, len(futures),
-                                  len(folder.saved()), len(chunks),
-                                  folder.out))
+                raise self._stopped(
+                    folder, 'cluster', 'stopped answering after {} of the {} '
+                    'chunks this run gave it'.format(
+                        len(futures) - len(left), len(futures)),
+                    'rerun the same command')
         except BaseException:
             with contextlib.suppress(Exception):
                 self.client.cancel(list(futures))
             raise
 
     def _arrivals(self, done, folder):
-        """Yields the tasks of ``done`` (Dask's ``as_completed``) as they
-        finish.  While none is ready, asks the scheduler every
-        :data:`CHECK_INTERVAL` seconds whether it answers and has a worker
-        (:meth:`_check_cluster`): Dask alone waits for ever on a scheduler
-        that stopped, and on one whose workers all died."""
+        """Yields the finished tasks of ``done`` (Dask's ``as_completed``);
+        while none is, asks the scheduler whether it answers and has
+        workers (Dask alone would wait for ever)."""
         next_check = time.monotonic() + CHECK_INTERVAL
-        without_workers = None
+        alone = None  # since when the cluster has had no worker
         while not done.is_empty():
             if done.has_ready():
                 yield next(done)
                 continue
             if time.monotonic() >= next_check:
-                without_workers = self._check_cluster(folder,
-                                                      without_workers)
-                next_check = time.monotonic() + CHECK_INTERVAL
+                self._check_scheduler(folder)
+                try:
+                    info = self.client.sync(self.client.scheduler.identity,
+                                            callback_timeout=ANSWER_TIMEOUT)
+                except Exception:
+                    self._check_scheduler(folder)  # it went away meanwhile
+                    raise self._stopped(
+                        folder, 'scheduler', 'stopped answering (no answer '
+                        'within {} s)'.format(ANSWER_TIMEOUT), _RERUN) \
+                        from None
+                now = time.monotonic()
+                if info.get('workers'):
+                    alone = None
+                elif alone is None:
+                    alone = now
+                elif now - alone >= NO_WORKERS_TIMEOUT:
+                    raise self._stopped(
+                        folder, 'cluster', 'has had no worker for {} '
+                        's'.format(NO_WORKERS_TIMEOUT), 'start workers ("dask '
+                        'worker {}") and rerun the same command'.format(
+                            self.address))
+                next_check = now + CHECK_INTERVAL
             time.sleep(0.1)  # as as_completed itself waits
 
-    def _check_cluster(self, folder, without_workers):
-        """Asks the scheduler for its workers, within
-        :data:`ANSWER_TIMEOUT` seconds; returns when it was first seen
-        without any (``without_workers``, or now), None if it has some.
+    def _stopped(self, folder, what, happened, fix):
+        return ClusterError(
+            'the Dask {} at {} {}; {} of {} chunks are saved in {}: {} to '
+            'continue from them'.format(
+                what, self.address, happened, len(folder.saved()),
+                len(folder.config.chunks()), folder.out, fix))
 
-        Raises:
-            ClusterError: In one line, if the scheduler went away, does
-                not answer in time, or has had no worker for
-                :data:`NO_WORKERS_TIMEOUT` seconds.
+    def _check_scheduler(self, folder):
+        if self.client.status != 'running':
+            raise self._stopped(folder, 'scheduler', 'went away', _RERUN)
 
-        """
-        self._check_scheduler(folder)
-        client = self.client
-        try:
-            info = client.sync(client.scheduler.identity,
-                               callback_timeout=ANSWER_TIMEOUT)
-        except Exception:
-            self._check_scheduler(folder)  # it went away meanwhile
-            raise ClusterError(
-                'the Dask scheduler at {} stopped answering (no answer '
-                'within {} s); {}: rerun the same command (with a scheduler '
-                'that runs) to continue from them'.format(
-                    self.address, ANSWER_TIMEOUT,
-                    self._saved(folder))) from None
-        if info.get('workers'):
-            return None
-        now = time.monotonic()
-        if without_workers is None:
-            return now
-        if now - without_workers >= NO_WORKERS_TIMEOUT:
-            raise ClusterError(
-                'the Dask cluster at {} has had no worker for {} s; {}: '
-                'start workers ("dask worker {}") and rerun the same command '
-                'to continue from them'.format(
-                    self.address, NO_WORKERS_TIMEOUT, self._saved(folder),
-                    self.address))
-        return without_workers
-
-    @staticmethod
-    def _saved(folder):
-        """``'N of M chunks are saved in OUT'``, for an error's line."""
-        return '{} of {} chunks are saved in {}'.format(
-            len(folder.saved()), len(folder.config.chunks()), folder.out)
-
-    def _save(self, folder, index, future, chunks):
+    def _save(self, folder, index, future):
         """Takes a finished task's chunk and saves it (``folder.save``)."""
         try:
             data = future.result()
         except Exception as e:
             self._check_scheduler(folder)
-            raise ClusterError(
-                'chunk {} failed on the cluster: {}: {}'.format(
-                    index, type(e).__name__,
-                    str(e).splitlines()[0] if str(e) else '')) from None
-        # What the worker says it trained must be this chunk.
-        expected = folder.record(index, chunks[index])
-        if not isinstance(data, dict) or data.get('record') != {
-                k: expected[k] for k in (
-                    'config', 'engine', 'version', 'seeds')}:
-            raise ClusterError(
-                'the cluster returned another study\'s result for chunk {}; '
-                'nothing of it was saved'.format(index))
+            raise ClusterError('chunk {} failed on the cluster: {}'.format(
+                index, _one_line(e))) from None
         folder.save(index, data)
 
-    def _salvage(self, folder, futures, taken, chunks, error):
-        """After ``error`` stopped the run: saves the chunks that already
-        finished on the workers (without waiting for the others, which are
-        then cancelled) and returns the one-line error to raise, with the
-        chunks the folder really holds."""
-        if getattr(self.client, 'status', 'running') != 'running':
+    def _salvage(self, folder, left, error):
+        """Saves the chunks of ``left`` that finished before ``error``
+        stopped the run; returns the error to raise, which counts them."""
+        if self.client.status != 'running':
             return error  # nothing more can be fetched
         rescued, failures = [], []
-        for future, index in sorted(futures.items(), key=lambda f: f[1]):
-            if future in taken or getattr(future, 'status', None) != \
-                    'finished':
-                continue
-            taken.add(future)
-            try:
-                self._save(folder, index, future, chunks)
-            except (ClusterError, StudyFolderError, OSError) as e:
-                failures.append(str(e))
-                continue
-            rescued.append(index)
+        for future, index in sorted(left.items(), key=lambda f: f[1]):
+            if future.status == 'finished':
+                try:
+                    self._save(folder, index, future)
+                    rescued.append(index)
+                except (ClusterError, StudyFolderError, OSError) as e:
+                    failures.append(str(e))
         if not rescued and not failures:
             return error  # its count is true
-        cls = StudyFolderError if isinstance(error, StudyFolderError) \
-            else ClusterError
         parts = [str(error)]
         if rescued:
+            many = len(rescued) > 1
             parts.append('the chunk{} {} that had finished on the cluster '
                          '{} saved in {} as well'.format(
-                             's' if len(rescued) > 1 else '',
-                             ', '.join(map(str, rescued)),
-                             'were' if len(rescued) > 1 else 'was',
+                             's' if many else '', ', '.join(map(str, rescued)),
+                             'were' if many else 'was',
                              os.path.join(folder.out, 'chunks')))
-        parts.extend(failures)
-        parts.append('in all, {} of {} chunks are saved in {}'.format(
-            len(folder.saved()), len(chunks),
-            os.path.join(folder.out, 'chunks')))
+        parts += failures + ['in all, {} of {} chunks are saved in {}'.format(
+            len(folder.saved()), len(folder.config.chunks()),
+            os.path.join(folder.out, 'chunks'))]
+        cls = StudyFolderError if isinstance(error, StudyFolderError) \
+            else ClusterError
         return cls('; '.join(parts))
-
-    def _check_scheduler(self, folder):
-        """Raises ClusterError in one line if the scheduler went away."""
-        status = getattr(self.client, 'status', 'running')
-        if status == 'running':
-            return
-        raise ClusterError(
-            'the Dask scheduler at {} went away; {}: rerun the same command '
-            '(with a scheduler that runs) to continue from them'.format(
-                self.address, self._saved(folder)))
