@@ -20,11 +20,11 @@ COMPILED = [False, pytest.param(True, marks=needs_native)]
 @pytest.mark.parametrize('compiled', COMPILED)
 @pytest.mark.parametrize('shape', [(3,), (13, 7), (100, 100), (300, 1000)])
 def test_fused_adam_gives_chainers_bits(shape, compiled):
-    # compiled=False: NumPy's operations.  (300, 1000) is above BLOCK and
-    # NATIVE_SPLIT: in blocks or split across threads; (13, 7) leaves a tail
-    # after the kernels' 8-wide vectors.
+    # compiled=False: Chainer's own update.  (300, 1000) is above
+    # NATIVE_SPLIT: split across threads; (13, 7) leaves a tail after the
+    # kernels' vectors.
     assert numpy.prod(shape) < adam.NATIVE_SPLIT or \
-        numpy.prod(shape) > 2 * adam.BLOCK
+        numpy.prod(shape) > 2 * adam.NATIVE_SPLIT
     rng = numpy.random.default_rng(0)
     start = rng.standard_normal(shape).astype(numpy.float32)
     finals = []
@@ -91,13 +91,15 @@ def test_the_compiled_update_obeys_the_kernel_set_asked_for():
 
 @needs_native
 @pytest.mark.exact
-def test_the_compiled_update_runs_in_the_kernel_set_in_use():
+@pytest.mark.parametrize('shape', [(1,), (3,), (16,), (17,), (13, 7)])
+def test_the_compiled_update_runs_in_the_kernel_set_in_use(shape):
     # The compiled adam runs the selected kernel set's update (the portable
     # C code under 'c') and returns that set's name; every set gives
-    # Chainer's bits.  (13, 7) leaves a tail after the 8-wide vectors.
+    # Chainer's bits, for fewer elements than a vector's lanes (4, 8 or
+    # 16), exactly 16, and a tail after whole vectors.
     from minibatch_hybrid import kernels
     rng = numpy.random.default_rng(2)
-    start, grad = (rng.standard_normal((13, 7)).astype(numpy.float32)
+    start, grad = (rng.standard_normal(shape).astype(numpy.float32)
                    for _ in range(2))
     link = chainer.Link()
     with link.init_scope():

@@ -16,8 +16,6 @@ Hyperparams = collections.namedtuple(
 HYPERPARAMS = Hyperparams(alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
                           eta=1.0)
 
-#: Elements per block of the NumPy update: its six arrays stay in the cache.
-BLOCK = 131072
 #: Parameters of at least this many elements are updated on all cores.
 NATIVE_SPLIT = 65536
 
@@ -31,12 +29,12 @@ def step_sizes(t, steps, **hyperparams):
 
 
 class FusedAdamRule(adam.AdamRule):
-    """Chainer's AdamRule, its float32 operations in its order done in place
-    on the CPU: in cache-sized blocks on all cores, or compiled (``native``:
-    ``None`` where the kernels are built).  AMSGrad, AdaBound, weight decay,
-    ``eta != 1``, other dtypes and the GPU are Chainer's own code."""
-
-    _scratch = None
+    """Chainer's AdamRule, its float32 update done in place by the compiled
+    kernels (the same operations in the same order: the same bits), on all
+    cores for a large parameter.  Where the kernels are not built
+    (``native=None`` asks for them where they are), and for AMSGrad,
+    AdaBound, weight decay, ``eta != 1``, other dtypes and the GPU, it is
+    Chainer's own update."""
 
     def __init__(self, parent_hyperparam=None, native=None, **kwargs):
         super().__init__(parent_hyperparam, **kwargs)
@@ -46,55 +44,25 @@ class FusedAdamRule(adam.AdamRule):
 
     def update_core_cpu(self, param):
         hp = self.hyperparam
-        if (param.grad is None or hp.amsgrad or hp.adabound or
-                hp.weight_decay_rate != 0 or hp.eta != 1 or
-                param.dtype != numpy.float32):
-            return super().update_core_cpu(param)
-        p, g, m, v = arrays = (param.array, param.grad, self.state['m'],
-                               self.state['v'])
-        if not all(a.flags.c_contiguous for a in arrays):
+        arrays = (param.array, param.grad, self.state.get('m'),
+                  self.state.get('v'))
+        if (not self.native or param.grad is None or hp.amsgrad or
+                hp.adabound or hp.weight_decay_rate != 0 or hp.eta != 1 or
+                param.dtype != numpy.float32 or
+                not all(a.flags.c_contiguous for a in arrays)):
             return super().update_core_cpu(param)
         self._check_eps(numpy.float32)
-        size = param.size
-        if self.native:
-            native = kernels.module()  # MINIBATCH_HYBRID_KERNELS applies
+        p, g, m, v = arrays
+        native = kernels.module()  # MINIBATCH_HYBRID_KERNELS applies
 
-            def update(part):
-                native.adam(param=p, grad=g, m=m, v=v, alpha_t=self.alpha_t,
-                            beta1=hp.beta1, beta2=hp.beta2, eps=hp.eps,
-                            eta=hp.eta, start=part.start, stop=part.stop)
-        else:
-            if self._scratch is None or self._scratch[0].size != size:
-                self._scratch = (numpy.empty(size, numpy.float32),
-                                 numpy.empty(size, numpy.float32))
-            flat = [a.reshape(-1) for a in arrays] + list(self._scratch)
-
-            def update(part):
-                for i in range(part.start, part.stop, BLOCK):
-                    block = slice(i, min(i + BLOCK, part.stop))
-                    self._update_block(*(a[block] for a in flat))
+        def update(part):
+            native.adam(param=p, grad=g, m=m, v=v, alpha_t=self.alpha_t,
+                        beta1=hp.beta1, beta2=hp.beta2, eps=hp.eps,
+                        eta=hp.eta, start=part.start, stop=part.stop)
 
         threads.run(update, threads.slices(
-            size, threads.workers() if size >= NATIVE_SPLIT else 1))
-
-    def _update_block(self, param, grad, m, v, a, b):
-        hp = self.hyperparam
-        # Chainer's operations, in its order: m += (1 - beta1) * (grad - m),
-        # v += (1 - beta2) * (grad * grad - v),
-        # param += -eta * ((alpha_t / (sqrt(v) + eps)) * m).
-        numpy.subtract(grad, m, out=a)
-        numpy.multiply(1.0 - hp.beta1, a, out=a)
-        m += a
-        numpy.multiply(grad, grad, out=a)
-        numpy.subtract(a, v, out=a)
-        numpy.multiply(1.0 - hp.beta2, a, out=a)
-        v += a
-        numpy.sqrt(v, out=a)
-        numpy.add(a, hp.eps, out=a)
-        numpy.divide(self.alpha_t, a, out=a)
-        numpy.multiply(a, m, out=b)
-        numpy.multiply(-hp.eta, b, out=b)
-        param += b
+            param.size, threads.workers() if param.size >= NATIVE_SPLIT
+            else 1))
 
 
 class FusedAdam(chainer.optimizers.Adam):

@@ -16,7 +16,8 @@
  * adam: Chainer's Adam update (no AMSGrad, AdaBound or weight decay) of
  * elements start <= i < stop of one parameter, the very float32 operations
  * of chainer.optimizers.Adam in the same order under IEEE semantics, so
- * the same bits.  This is the single-model path's update (FusedAdam).
+ * the same bits: the body's adam_at, which the engines' step uses too.
+ * This is the single-model path's update (FusedAdam).
  *
  * The module is compiled with -ffp-contract=off: no multiply-add is fused
  * unless the code says so.  The GIL is released while a kernel runs, so
@@ -165,65 +166,6 @@ c_store(float *p, cvec a)
 #endif /* MH_X86 */
 
 /* ------------------------------------------------------------------ */
-/* Adam, Chainer's operations in Chainer's order.                      */
-
-typedef struct {
-    float one_minus_beta1, one_minus_beta2, eps, alpha_t, neg_eta;
-} update_hp;
-
-typedef void (*adam_fn)(update_hp, float *, const float *, float *, float *,
-                        idx);
-
-static void
-adam_c(update_hp h, float *p, const float *g, float *m, float *v, idx n)
-{
-    for (idx i = 0; i < n; i++) {
-        float a = g[i] - m[i];
-        a = h.one_minus_beta1 * a;
-        m[i] += a;
-        a = g[i] * g[i];
-        a = a - v[i];
-        a = h.one_minus_beta2 * a;
-        v[i] += a;
-        a = sqrtf(v[i]);
-        a = a + h.eps;
-        a = h.alpha_t / a;
-        a = a * m[i];
-        a = h.neg_eta * a;
-        p[i] += a;
-    }
-}
-
-#ifdef MH_X86
-/* The same operations, 8 elements at a time: the same bits as adam_c. */
-__attribute__((target("avx2"))) static void
-adam_avx2(update_hp h, float *p, const float *g, float *m, float *v, idx n)
-{
-    const __m256 c1 = _mm256_set1_ps(h.one_minus_beta1);
-    const __m256 c2 = _mm256_set1_ps(h.one_minus_beta2);
-    const __m256 eps = _mm256_set1_ps(h.eps);
-    const __m256 alpha = _mm256_set1_ps(h.alpha_t);
-    const __m256 neg_eta = _mm256_set1_ps(h.neg_eta);
-    idx i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 gi = _mm256_loadu_ps(g + i);
-        __m256 mi = _mm256_loadu_ps(m + i);
-        __m256 vi = _mm256_loadu_ps(v + i);
-        mi = _mm256_add_ps(mi, _mm256_mul_ps(c1, _mm256_sub_ps(gi, mi)));
-        vi = _mm256_add_ps(
-            vi, _mm256_mul_ps(c2, _mm256_sub_ps(_mm256_mul_ps(gi, gi), vi)));
-        __m256 a = _mm256_div_ps(
-            alpha, _mm256_add_ps(_mm256_sqrt_ps(vi), eps));
-        a = _mm256_mul_ps(neg_eta, _mm256_mul_ps(a, mi));
-        _mm256_storeu_ps(m + i, mi);
-        _mm256_storeu_ps(v + i, vi);
-        _mm256_storeu_ps(p + i, _mm256_add_ps(_mm256_loadu_ps(p + i), a));
-    }
-    adam_c(h, p + i, g + i, m + i, v + i, n - i);
-}
-#endif
-
-/* ------------------------------------------------------------------ */
 /* Driving a kernel set: lanes of a group, steps of an epoch.          */
 
 typedef void (*step_fn)(int, int, float *, float *, float *, const float *,
@@ -241,17 +183,17 @@ typedef struct {
     step_fn step;
     sq_error_fn sq_error;
     peak_fn fma_peak;
-    adam_fn adam;  /* the single model's update (the python adam) */
+    void (*adam)(const adam_hp *, float, float *, const float *, float *,
+                 float *, idx);  /* a single model's update (python adam) */
 } kernel_set;
 
 enum { SET_C, SET_AVX2, SET_AVX512, SET_COUNT };
 static const kernel_set kernel_sets[SET_COUNT] = {
-    {"c", CL, step_c, sq_error_c, fma_peak_c, adam_c},
+    {"c", CL, step_c, sq_error_c, fma_peak_c, adam_span_c},
 #ifdef MH_X86
-    {"avx2", 8, step_avx2, sq_error_avx2, fma_peak_avx2, adam_avx2},
-    /* There is no AVX-512 Adam: AVX2's (the same bits). */
+    {"avx2", 8, step_avx2, sq_error_avx2, fma_peak_avx2, adam_span_avx2},
     {"avx512", 16, step_avx512, sq_error_avx512, fma_peak_avx512,
-     adam_avx2},
+     adam_span_avx512},
 #else
     {"avx2", 0, NULL, NULL, NULL, NULL},
     {"avx512", 0, NULL, NULL, NULL, NULL},
@@ -1041,9 +983,10 @@ adam(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     /* As NumPy: each Python float meets float32 arrays as a float32. */
-    update_hp h = {(float)(1.0 - a[A_BETA1].real),
-                   (float)(1.0 - a[A_BETA2].real), (float)a[A_EPS].real,
-                   (float)a[A_ALPHA_T].real, (float)(-a[A_ETA].real)};
+    const adam_hp h = {(float)(1.0 - a[A_BETA1].real),
+                       (float)(1.0 - a[A_BETA2].real), (float)a[A_EPS].real,
+                       (float)(-a[A_ETA].real)};
+    const float alpha_t = (float)a[A_ALPHA_T].real;
     const idx start = a[A_START].integer;
     float *p = (float *)a[A_PARAM].view.buf + start;
     float *m = (float *)a[A_M].view.buf + start;
@@ -1052,7 +995,7 @@ adam(PyObject *self, PyObject *args, PyObject *kwargs)
     const idx n = a[A_STOP].integer - start;
     const kernel_set *ks = &kernel_sets[current_set];
     Py_BEGIN_ALLOW_THREADS
-    ks->adam(h, p, g, m, v, n);
+    ks->adam(&h, alpha_t, p, g, m, v, n);
     Py_END_ALLOW_THREADS
     release_args(a, A_COUNT);
     return PyUnicode_FromString(ks->name);

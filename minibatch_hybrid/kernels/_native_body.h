@@ -215,6 +215,29 @@ SUFFIX(step)(int B, int n, float *P, float *M, float *V, const float *x,
 #undef SST
 #undef CLAMP
 
+/* Chainer's Adam update of n contiguous elements (a single model's
+ * parameter, the python adam): adam_at on VL elements at a time, the last
+ * ones through VL-wide copies. */
+TARGET static void
+SUFFIX(adam_span)(const adam_hp *h, float alpha_t, float *p, const float *g,
+                  float *m, float *v, idx n)
+{
+    const vec a = vset1(alpha_t);
+    idx i = 0;
+    for (; i + VL <= n; i += VL)
+        SUFFIX(adam_at)(h, a, p + i, m + i, v + i, 0, vload(g + i));
+    if (i == n)
+        return;
+    float tp[VL], tg[VL], tm[VL], tv[VL];
+    for (int j = 0; j < VL; j++) {
+        int k = i + j < n ? j : 0;  /* lanes past the end repeat one */
+        tp[j] = p[i + k], tg[j] = g[i + k], tm[j] = m[i + k], tv[j] = v[i + k];
+    }
+    SUFFIX(adam_at)(h, a, tp, tm, tv, 0, vload(tg));
+    for (int j = 0; i + j < n; j++)
+        p[i + j] = tp[j], m[i + j] = tm[j], v[i + j] = tv[j];
+}
+
 /* The CPU's peak: `rounds` rounds of PEAK_CHAINS independent chains of
  * fused multiply-adds, in registers (for the benchmark).  Writes a lane of
  * the result, so that the work is not optimised away. */
