@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 
 import chainer
@@ -358,6 +359,31 @@ def test_a_bomb_that_is_no_array_is_refused_unread(snapshot, tmp_path,
     with pytest.raises(snapshots.SnapshotError, match='its member junk '
                        'takes 0.0168 GB'):
         mh.load_npz(path, build(tmp_path / 'out'))
+
+
+@pytest.mark.parametrize('version', [2, 3])
+def test_a_header_bomb_is_refused_unread(snapshot, tmp_path, version):
+    # A deflated header of 200 MB in a file of 0.2 MB: the 3.0 header was
+    # read whole (with copies: 800 MB at its peak), the 2.0 one by NumPy
+    # (which reads, then checks its length).
+    size = 200 << 20
+    member = b'\x93NUMPY' + bytes([version, 0]) + \
+        size.to_bytes(4, 'little') + b' ' * size
+    path = replaced(snapshot, tmp_path, WEIGHT, member, zipfile.ZIP_DEFLATED)
+    assert os.path.getsize(path) < size // 100
+    del member
+    tracemalloc.start()
+    try:
+        with pytest.raises(snapshots.SnapshotError, match=re.escape(
+                '.npy header declares {} bytes, more than NumPy reads '
+                'without pickle ({})'.format(
+                    size, 10000 * (4 if version == 3 else 1)))) as e:
+            mh.load_npz(path, build(tmp_path / 'out'))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert '\n' not in str(e.value)
+    assert peak < 16 << 20, peak
 
 
 @pytest.mark.skipif(not os.path.exists('/proc/self/statm'),

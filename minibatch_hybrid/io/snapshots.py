@@ -23,6 +23,9 @@ _ZIP_STARTS = (b'PK\x03\x04', b'PK\x05\x06')
 #: Zip flag bits zipfile cannot read (encryption, patched data, strong
 #: encryption); NumPy never writes them.
 _UNREADABLE_FLAGS = 0x1 | 0x20 | 0x40
+#: The longest .npy header NumPy reads without pickle (its
+#: ``max_header_size``).
+NPY_HEADER_LIMIT = 10000
 
 
 def read_npy_header(f, version=None):
@@ -42,17 +45,25 @@ def read_npy_header(f, version=None):
             version = numpy.lib.format.read_magic(f)
     except ValueError as e:  # another file, or one too short
         raise FileError(str(e)) from None
-    if version == (3, 0):  # 2.0 but for its header's encoding, UTF-8
+    if version in ((2, 0), (3, 0)):
+        # The header's length is checked before the header is read (NumPy
+        # reads it whole, then checks); 3.0 is 2.0 in UTF-8.
         size = f.read(4)
-        # The member's size, checked by the caller, bounds the read.
-        header = f.read(int.from_bytes(size, 'little'))
-        if len(size) < 4 or len(header) < int.from_bytes(size, 'little'):
+        length = int.from_bytes(size, 'little')
+        limit = NPY_HEADER_LIMIT * (4 if version == (3, 0) else 1)
+        if length > limit:
+            raise FileError('the .npy header declares {} bytes, more than '
+                            'NumPy reads without pickle ({})'.format(
+                                length, limit))
+        header = f.read(length)
+        if len(size) < 4 or len(header) < length:
             raise FileError('the .npy header is cut short')
-        try:
-            header = header.decode('utf-8').encode('latin-1')
-        except UnicodeError:  # field names: no snapshot or chunk has them
-            raise FileError('the .npy header (version 3.0) is not Latin-1 '
-                            'text') from None
+        if version == (3, 0):
+            try:
+                header = header.decode('utf-8').encode('latin-1')
+            except UnicodeError:  # field names: no snapshot or chunk has
+                raise FileError('the .npy header (version 3.0) is not '
+                                'Latin-1 text') from None
         f = io.BytesIO(len(header).to_bytes(4, 'little') + header)
         version = (2, 0)
     readers = {(1, 0): numpy.lib.format.read_array_header_1_0,
