@@ -5,6 +5,7 @@ Not yet run on a GPU, nor chosen by
 """
 import chainer
 
+from minibatch_hybrid.core.adam import HYPERPARAMS
 from minibatch_hybrid.engines.native import PackedEnsemble
 from minibatch_hybrid.errors import Error
 from minibatch_hybrid import kernels
@@ -48,16 +49,18 @@ class CudaEnsemble(PackedEnsemble):
 
     Args:
         models (list of MyChain): The replicas' initial weights (copied).
+        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters
+            (default: :data:`~minibatch_hybrid.core.adam.HYPERPARAMS`).
         device (int): The GPU.
-        adam: Adam's hyperparameters, fields of
-            :data:`~minibatch_hybrid.core.adam.HYPERPARAMS` to replace.
 
     """
 
-    def __init__(self, models, device=0, **adam):
+    def __init__(self, models, alpha=HYPERPARAMS.alpha,
+                 beta1=HYPERPARAMS.beta1, beta2=HYPERPARAMS.beta2,
+                 eps=HYPERPARAMS.eps, eta=HYPERPARAMS.eta, device=0):
         self._xp = _cupy()
         self._device = _gpu(device)
-        super().__init__(list(models), **adam)
+        super().__init__(list(models), alpha, beta1, beta2, eps, eta)
 
     def _to_device(self, packed):
         with chainer.using_device(self._device):

@@ -10,6 +10,7 @@ import numpy
 from minibatch_hybrid import kernels
 from minibatch_hybrid.checks import check_batchsize
 from minibatch_hybrid.core.adam import HYPERPARAMS
+from minibatch_hybrid.core.adam import Hyperparams
 from minibatch_hybrid.core.adam import step_sizes
 from minibatch_hybrid.core.engine import StatefulEngine
 from minibatch_hybrid.core.engine import check_which
@@ -35,12 +36,14 @@ class PackedEnsemble(StatefulEngine):
 
     Args:
         models (list of MyChain): The replicas' initial weights (copied).
-        adam: Adam's hyperparameters, fields of
-            :data:`~minibatch_hybrid.core.adam.HYPERPARAMS` to replace.
+        alpha, beta1, beta2, eps, eta (float): Adam's hyperparameters
+            (default: :data:`~minibatch_hybrid.core.adam.HYPERPARAMS`).
 
     """
 
-    def __init__(self, models, **adam):
+    def __init__(self, models, alpha=HYPERPARAMS.alpha,
+                 beta1=HYPERPARAMS.beta1, beta2=HYPERPARAMS.beta2,
+                 eps=HYPERPARAMS.eps, eta=HYPERPARAMS.eta):
         stacked = stack_models(models)
         self.n_units = stacked['l2/W'].shape[1]
         self.size = len(stacked['l2/W'])
@@ -49,7 +52,7 @@ class PackedEnsemble(StatefulEngine):
         shape = (self.groups, self.n_params, GROUP)
         self.m = self._to_device(numpy.zeros(shape, numpy.float32))
         self.v = self._to_device(numpy.zeros(shape, numpy.float32))
-        self.hyperparams = HYPERPARAMS._replace(**adam)._asdict()
+        self.hyperparams = Hyperparams(alpha, beta1, beta2, eps, eta)._asdict()
         self.t = 0
 
     @classmethod
@@ -159,7 +162,7 @@ class NativeEnsemble(PackedEnsemble):
     units.  Replica ``k``'s numbers do not depend on the other replicas.
     """
 
-    def __init__(self, models, **adam):
+    def __init__(self, models, *adam, **kwadam):
         kernels.check_available()
         models = list(models)
         # Before anything is stacked: 8193 units are 268 MB a replica.
@@ -170,7 +173,7 @@ class NativeEnsemble(PackedEnsemble):
                 'the native engine trains at most {} units a layer, not {}: '
                 '--units must be at most {} (or use --engine numpy)'.format(
                     kernels.MAX_UNITS, units, kernels.MAX_UNITS))
-        super().__init__(models, **adam)
+        super().__init__(models, *adam, **kwadam)
 
     def _to_device(self, packed):
         return packed

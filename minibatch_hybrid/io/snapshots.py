@@ -209,8 +209,10 @@ def open_npz(file):
         SafeNpz: Its arrays, while the block runs.
 
     Raises:
-        SnapshotError: It is no sound ``.npz`` file, or holds an object
-            array (:class:`UnsafeSnapshotError`).
+        SnapshotError: It is no sound ``.npz`` file (empty, a pickle, an
+            ``.npy`` array, damaged, not a regular file), or holds an
+            object array (:class:`UnsafeSnapshotError`).
+        OSError: It cannot be read.
 
     """
     is_path = isinstance(file, (str, bytes, os.PathLike))

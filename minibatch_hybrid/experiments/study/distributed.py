@@ -75,7 +75,8 @@ def parse_address(text):
     elif not match:
         why = 'is not one Dask takes'
     elif not 1 <= port <= 65535:
-        why = 'has port {}: a port is from 1 to 65535'.format(port)
+        why = 'has port {}: a port is from 1 to 65535 (a scheduler ' \
+            'listens on 8786 by default)'.format(port)
     else:
         return ('tcp://{}:{}'.format(rest.rpartition(':')[0], port),
                 match.group(1) or match.group(2), port)
