@@ -53,10 +53,12 @@ test-$(1): $(2)/.installed
 	$(2)/bin/python -m pytest$(if $(5), $(5))
 endef
 
-# Only the first leg keeps pytest's cache (for --lf, --ff).
+# Only the first leg keeps pytest's cache (for --lf, --ff), and runs the
+# tests that wait out the package's Dask time limits (marked waits: about
+# a minute of sleeping, the same on every NumPy and Python).
 $(eval $(call leg,numpy1,$(VENV),PYTHON,numpy1.txt,,,dev))
-$(eval $(call leg,numpy2,$(VENV2),PYTHON,numpy2.txt,-p no:cacheprovider,,test))
-$(eval $(call leg,py312,$(VENV3),PYTHON312,numpy25.txt,-p no:cacheprovider,need-python312,test))
+$(eval $(call leg,numpy2,$(VENV2),PYTHON,numpy2.txt,-p no:cacheprovider -m 'not waits',,test))
+$(eval $(call leg,py312,$(VENV3),PYTHON312,numpy25.txt,-p no:cacheprovider -m 'not waits',need-python312,test))
 
 # Python 3.12 missing: `make test` skips its leg and says so, except in CI
 # (CI=true), where the leg is required; `make test-py312` always needs it.

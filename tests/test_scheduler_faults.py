@@ -242,6 +242,7 @@ def test_a_listener_whose_greeting_dask_cannot_read_is_one_line(
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 @pytest.mark.timeout(BOUND)
 @pytest.mark.parametrize('listener', ['silent_listener', 'http_server'])
 def test_a_listener_that_never_greets_is_one_line_after_the_wait(
@@ -493,6 +494,7 @@ def test_a_scheduler_that_dies_mid_study_is_one_line(how, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 @needs_native
 @pytest.mark.timeout(120)
 def test_a_scheduler_that_stops_answering_mid_study_is_one_line(tmp_path):
@@ -516,6 +518,7 @@ def test_a_scheduler_that_stops_answering_mid_study_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 @needs_native
 @pytest.mark.timeout(120)
 def test_a_cluster_whose_workers_all_died_is_one_line(tmp_path):
