@@ -36,8 +36,11 @@ def read_npy_header(f, version=None):
             ``version`` (the format version) is given.
 
     Returns:
-        tuple: ``(shape, fortran_order, dtype)``; a :class:`FileError`
-        if there is no sound header.
+        tuple: ``(shape, fortran_order, dtype)``.
+
+    Raises:
+        FileError: There is no sound header, or it is longer than NumPy
+            reads without pickle.
 
     """
     try:
