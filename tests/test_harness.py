@@ -36,3 +36,23 @@ def test_every_kernel_set_prints_the_one_checksum(tmp_path):
         line = subprocess.run([binary, kernel_set], check=True,
                               capture_output=True, text=True).stdout
         assert line.split()[0] == CHECKSUM, (kernel_set, line)
+
+
+STEP_TIMING = os.path.join(HERE, os.pardir, 'scripts', 'step_timing.c')
+
+
+@needs_native
+@pytest.mark.skipif(shutil.which('gcc') is None, reason='needs gcc')
+def test_the_step_timing_tool_builds_and_times_every_kernel_set(tmp_path):
+    # docs/performance.md quotes it: it must keep building from the
+    # kernels' sources as they change.
+    binary = str(tmp_path / 'step_timing')
+    subprocess.run(['gcc', '-O3', '-ffp-contract=off', '-fno-math-errno',
+                    '-o', binary, STEP_TIMING, '-lm'], check=True)
+    for kernel_set in kernels.supported_kernels():
+        out = subprocess.run([binary, kernel_set, '2'], check=True,
+                             capture_output=True, text=True).stdout
+        assert out.startswith(kernel_set + ' (') and 'GFLOP/s' in out, out
+    refused = subprocess.run([binary, 'sse9'], capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and 'usage' in refused.stderr
