@@ -55,9 +55,12 @@ endef
 
 # Only the first leg keeps pytest's cache (for --lf, --ff), and runs the
 # tests that wait out the package's Dask time limits (marked waits: about
-# a minute of sleeping, the same on every NumPy and Python).
+# a minute of sleeping, the same on every NumPy and Python). The second
+# leg (Python 3.11, NumPy 2.5) leaves out the slow tests: their Python is
+# the first leg's and their NumPy the third's (2 of its 6 minutes on a
+# 2-core Zen 3).
 $(eval $(call leg,numpy1,$(VENV),PYTHON,numpy1.txt,,,dev))
-$(eval $(call leg,numpy2,$(VENV2),PYTHON,numpy2.txt,-p no:cacheprovider -m 'not waits',,test))
+$(eval $(call leg,numpy2,$(VENV2),PYTHON,numpy2.txt,-p no:cacheprovider -m 'not slow',,test))
 $(eval $(call leg,py312,$(VENV3),PYTHON312,numpy25.txt,-p no:cacheprovider -m 'not waits',need-python312,test))
 
 # Python 3.12 missing: `make test` skips its leg and says so, except in CI
