@@ -15,6 +15,7 @@ from minibatch_hybrid.experiments.study.config import StudyConfig
 from minibatch_hybrid.experiments.study.folder import StudyFolder
 from minibatch_hybrid.experiments.study.folder import StudyFolderError
 from minibatch_hybrid.experiments.study.folder import chunk_path
+from minibatch_hybrid.experiments.study.folder import save_npz
 
 
 def config(**kwargs):
@@ -48,6 +49,19 @@ def test_the_same_results_are_the_same_bytes(done, tmp_path):
         with open(chunk_path(out, index), 'rb') as a, \
                 open(chunk_path(other, index), 'rb') as b:
             assert a.read() == b.read()
+
+
+def test_a_ctrl_c_while_a_chunk_is_assembled_stays_a_ctrl_c(tmp_path,
+                                                          monkeypatch):
+    # A signal's KeyboardInterrupt can come inside zipfile's writestr after
+    # it marked a member open (a SIGTERM did, in CI on 2026-12-07): the
+    # command must still see the KeyboardInterrupt, and nothing is written.
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(zipfile, '_get_compressor', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_npz(str(tmp_path / 'chunk.npz'), {'loss': numpy.zeros(3)})
+    assert os.listdir(str(tmp_path)) == []
 
 
 def test_a_held_folder_is_refused_at_once(done):

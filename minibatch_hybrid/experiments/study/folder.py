@@ -46,14 +46,17 @@ def save_npz(path, arrays, compress=False):
     """Writes arrays as an .npz, atomically, without time stamps."""
     buffer = io.BytesIO()
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with zipfile.ZipFile(buffer, 'w', method) as zf:
-        for name, array in arrays.items():
-            member = io.BytesIO()
-            numpy.lib.format.write_array(member, numpy.asanyarray(array),
-                                         allow_pickle=False)
-            info = zipfile.ZipInfo(name + '.npy', date_time=_EPOCH)
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, member.getvalue())
+    # Not `with`: a Ctrl-C inside writestr can leave the archive unclosable,
+    # and closing it would raise a ValueError over the KeyboardInterrupt.
+    zf = zipfile.ZipFile(buffer, 'w', method)
+    for name, array in arrays.items():
+        member = io.BytesIO()
+        numpy.lib.format.write_array(member, numpy.asanyarray(array),
+                                     allow_pickle=False)
+        info = zipfile.ZipInfo(name + '.npy', date_time=_EPOCH)
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, member.getvalue())
+    zf.close()
     results.atomic_write(path, lambda f: f.write(buffer.getvalue()),
                          binary=True)
 
