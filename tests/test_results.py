@@ -17,6 +17,24 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
 
 
+def test_a_ctrl_c_just_after_the_replace_stays_a_ctrl_c(tmp_path,
+                                                     monkeypatch):
+    # The signal's handler runs between two bytecodes: after os.replace,
+    # the temporary file is the result; the KeyboardInterrupt must not
+    # become a FileNotFoundError of its clean-up.
+    path = tmp_path / 'a.txt'
+    real = os.replace
+
+    def replace_then_interrupted(src, dst):
+        real(src, dst)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, 'replace', replace_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write(str(path), lambda f: f.write('whole'))
+    assert path.read_text() == 'whole'
+    assert os.listdir(tmp_path) == ['a.txt']
+
+
 @pytest.mark.parametrize('error', [RuntimeError, KeyboardInterrupt])
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, error):
     path = tmp_path / 'a.txt'

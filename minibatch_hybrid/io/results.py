@@ -49,7 +49,9 @@ def atomic_write(path, write, binary=False):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        # Gone if a Ctrl-C came just after the replace: the file is whole.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
