@@ -24,17 +24,25 @@ HARNESS = os.path.join(HERE, os.pardir, 'scripts', 'arm_harness.c')
 CHECKSUM = '6e19d30c6ed2535d'
 
 
+def outputs(source, tmp_path, *args):
+    """Builds a C program of ``scripts/`` with the flags setup.py builds
+    the extension with; returns its output for each kernel set the CPU
+    runs, called with the set's name and ``args``, and the binary."""
+    binary = str(tmp_path / 'program')
+    subprocess.run(['gcc', '-O3', '-ffp-contract=off', '-fno-math-errno',
+                    '-o', binary, source, '-lm'], check=True)
+    return {kernel_set: subprocess.run(
+        [binary, kernel_set] + list(args), check=True, capture_output=True,
+        text=True).stdout for kernel_set in kernels.supported_kernels()}, \
+        binary
+
+
 @needs_native
 @pytest.mark.exact
 @pytest.mark.skipif(shutil.which('gcc') is None, reason='needs gcc')
 def test_every_kernel_set_prints_the_one_checksum(tmp_path):
-    binary = str(tmp_path / 'harness')
-    # The flags setup.py builds the extension with.
-    subprocess.run(['gcc', '-O3', '-ffp-contract=off', '-fno-math-errno',
-                    '-o', binary, HARNESS, '-lm'], check=True)
-    for kernel_set in kernels.supported_kernels():
-        line = subprocess.run([binary, kernel_set], check=True,
-                              capture_output=True, text=True).stdout
+    lines, _ = outputs(HARNESS, tmp_path)
+    for kernel_set, line in lines.items():
         assert line.split()[0] == CHECKSUM, (kernel_set, line)
 
 
@@ -46,12 +54,8 @@ STEP_TIMING = os.path.join(HERE, os.pardir, 'scripts', 'step_timing.c')
 def test_the_step_timing_tool_builds_and_times_every_kernel_set(tmp_path):
     # docs/performance.md quotes it: it must keep building from the
     # kernels' sources as they change.
-    binary = str(tmp_path / 'step_timing')
-    subprocess.run(['gcc', '-O3', '-ffp-contract=off', '-fno-math-errno',
-                    '-o', binary, STEP_TIMING, '-lm'], check=True)
-    for kernel_set in kernels.supported_kernels():
-        out = subprocess.run([binary, kernel_set, '2'], check=True,
-                             capture_output=True, text=True).stdout
+    timings, binary = outputs(STEP_TIMING, tmp_path, '2')
+    for kernel_set, out in timings.items():
         assert out.startswith(kernel_set + ' (') and 'GFLOP/s' in out, out
     refused = subprocess.run([binary, 'sse9'], capture_output=True,
                              text=True)
